@@ -1,0 +1,16 @@
+//! Pure business rules of boxoffice: typed ids, money, seat layouts, the film catalogue, venues and
+//! the showtime schedule. Nothing here does I/O or reads the clock: callers pass `now` in and get
+//! decisions back, which keeps every rule testable without a database or a runtime.
+
+pub mod catalog;
+pub mod ids;
+pub mod layout;
+pub mod money;
+pub mod schedule;
+pub mod validation;
+pub mod venue;
+
+pub use ids::{CinemaId, HallId, MovieId, SeatId, ShowtimeId};
+pub use layout::{SeatLayout, SeatSpec, SeatType};
+pub use money::{Currency, Money};
+pub use validation::{FieldError, ValidationErrors};

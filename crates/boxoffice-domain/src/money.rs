@@ -1,0 +1,101 @@
+//! Money as an integer number of minor units with its ISO 4217 currency. Floating point never
+//! touches an amount.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// An ISO 4217 currency code: three ASCII upper-case letters (`EUR`, `GBP`, `USD`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Currency([u8; 3]);
+
+impl Currency {
+    /// ISO 4217's code for "no currency", a placeholder before a real one is chosen.
+    pub const NONE: Currency = Currency(*b"XXX");
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII upper-case letters are ever stored, so this cannot fail.
+        std::str::from_utf8(&self.0).unwrap_or("XXX")
+    }
+}
+
+impl FromStr for Currency {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = s.trim().as_bytes();
+        match bytes {
+            [a, b, c] if bytes.iter().all(u8::is_ascii_alphabetic) => Ok(Self([
+                a.to_ascii_uppercase(),
+                b.to_ascii_uppercase(),
+                c.to_ascii_uppercase(),
+            ])),
+            _ => Err("must be a three-letter ISO 4217 currency code".into()),
+        }
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
+impl From<Currency> for String {
+    fn from(value: Currency) -> Self {
+        value.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An amount in minor units (cents, pence) of a currency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Money {
+    /// Minor units; never negative for prices.
+    pub amount: i64,
+    /// The currency the amount is in.
+    pub currency: Currency,
+}
+
+/// The largest price we accept for one seat, in minor units: a typo guard, not a business rule.
+pub const MAX_SEAT_PRICE: i64 = 10_000_000;
+
+/// Checks that `amount` is a sensible seat price in minor units.
+pub fn parse_price(amount: i64) -> Result<i64, String> {
+    if amount < 0 {
+        Err("must not be negative".into())
+    } else if amount > MAX_SEAT_PRICE {
+        Err(format!("must be at most {MAX_SEAT_PRICE} minor units"))
+    } else {
+        Ok(amount)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn currency_codes_are_normalised_and_checked() {
+        assert_eq!("eur".parse::<Currency>().unwrap().as_str(), "EUR");
+        assert!("EU".parse::<Currency>().is_err());
+        assert!("EURO".parse::<Currency>().is_err());
+        assert!("E1R".parse::<Currency>().is_err());
+        assert!("€UR".parse::<Currency>().is_err());
+    }
+
+    #[test]
+    fn prices_are_bounded() {
+        assert_eq!(parse_price(0), Ok(0));
+        assert!(parse_price(-1).is_err());
+        assert!(parse_price(MAX_SEAT_PRICE + 1).is_err());
+    }
+}

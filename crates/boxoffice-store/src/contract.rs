@@ -1,0 +1,695 @@
+//! The store contract: one suite that every adapter must pass, run against a fresh database per
+//! case. `boxoffice-testkit`'s tests instantiate it for the backend chosen by
+//! `BOXOFFICE_TEST_DATABASE`, and CI runs it on SQLite and on PostgreSQL.
+
+// The suite is test code compiled as a library feature: panicking on an unexpected result is
+// how a case fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use boxoffice_domain::catalog::{Movie, MovieDetails};
+use boxoffice_domain::layout::{SeatLayout, SeatType};
+use boxoffice_domain::schedule::{PriceCard, Showtime, ShowtimeStatus, Slot, local_date};
+use boxoffice_domain::venue::{Cinema, CinemaDetails, Hall, Seat, seats_for};
+use boxoffice_domain::{CinemaId, Currency, HallId, MovieId, SeatId, ShowtimeId};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use crate::{Conflict, MovieFilter, PageRequest, ShowtimeFilter, Store, StoreError};
+
+/// Runs `$case` of this module against a fresh store made by `$make` (an async expression giving
+/// something that derefs to `Arc<dyn Store>` and cleans up when dropped), one test per case.
+#[macro_export]
+macro_rules! store_contract_suite {
+    ($make:expr) => {
+        $crate::store_contract_suite!(@cases $make;
+            ping_answers,
+            movies_round_trip_and_search,
+            movie_pages_neither_skip_nor_repeat,
+            movie_with_running_showtimes_cannot_be_deleted,
+            cinemas_round_trip,
+            cinema_timezone_is_frozen_once_it_has_showtimes,
+            hall_and_seats_are_stored_together,
+            hall_insert_is_all_or_nothing,
+            hall_of_unknown_cinema_is_not_found,
+            hall_update_keeps_seat_ids_of_surviving_seats,
+            overlapping_showtimes_are_refused,
+            concurrent_overlapping_inserts_have_one_winner,
+            moving_a_showtime_respects_overlap_but_not_itself,
+            free_halls_use_each_halls_buffer,
+            showtime_filters_and_pages,
+            upcoming_showtimes_in_hall_ignore_past_and_cancelled,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let db = $make.await;
+                $crate::contract::$case(::std::sync::Arc::clone(&db.store)).await;
+            }
+        )*
+    };
+}
+
+/// 2030-01-01T10:00Z: a fixed "now" far from any real clock, so no case depends on the date.
+pub fn base_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 1, 10, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+/// A cinema in Berlin charging euros.
+pub fn cinema(name: &str) -> Cinema {
+    Cinema {
+        id: CinemaId::generate(),
+        details: CinemaDetails {
+            name: name.to_owned(),
+            city: "Berlin".into(),
+            address: "Alexanderplatz 1".into(),
+            timezone: chrono_tz::Europe::Berlin,
+            currency: "EUR".parse::<Currency>().unwrap_or(Currency::NONE),
+            amenities: vec!["bar".into()],
+        },
+        created_at: base_time(),
+        updated_at: base_time(),
+    }
+}
+
+/// A hall of `cinema` with `layout` and `buffer` minutes, and its seats.
+pub fn hall(cinema: CinemaId, name: &str, layout: &[&str], buffer: u16) -> (Hall, Vec<Seat>) {
+    let parsed = SeatLayout::parse(layout).unwrap_or_else(|e| panic!("fixture layout: {e}"));
+    let id = HallId::generate();
+    let seats = seats_for(id, &parsed);
+    let hall = Hall {
+        id,
+        cinema_id: cinema,
+        name: name.to_owned(),
+        layout: parsed.rows().to_vec(),
+        buffer_minutes: buffer,
+        seat_count: seats.len() as u32,
+        created_at: base_time(),
+        updated_at: base_time(),
+    };
+    (hall, seats)
+}
+
+/// A film of `runtime` minutes.
+pub fn movie(title: &str, runtime: u16) -> Movie {
+    Movie {
+        id: MovieId::generate(),
+        details: MovieDetails {
+            title: title.to_owned(),
+            runtime_minutes: runtime,
+            certificate: "12".into(),
+            genres: vec!["Drama".into()],
+            languages: vec!["en".into()],
+            synopsis: "A test film.".into(),
+            release_date: None,
+        },
+        created_at: base_time(),
+        updated_at: base_time(),
+    }
+}
+
+/// A scheduled showtime of `movie` in `hall` starting at `starts_at`.
+pub fn showtime(movie: &Movie, hall: &Hall, starts_at: DateTime<Utc>) -> Showtime {
+    let slot = Slot::new(
+        starts_at,
+        movie.details.runtime_minutes,
+        hall.buffer_minutes,
+    );
+    Showtime {
+        id: ShowtimeId::generate(),
+        movie_id: movie.id,
+        hall_id: hall.id,
+        starts_at: slot.starts_at,
+        ends_at: slot.ends_at,
+        local_date: local_date(starts_at, chrono_tz::Europe::Berlin),
+        format: "2D".into(),
+        prices: PriceCard(BTreeMap::from([(SeatType::Standard, 1200)])),
+        status: ShowtimeStatus::Scheduled,
+        created_at: base_time(),
+        updated_at: base_time(),
+    }
+}
+
+async fn venue(store: &dyn Store) -> (Cinema, Hall, Movie) {
+    let c = cinema("Kino");
+    store.insert_cinema(&c).await.unwrap();
+    let (h, seats) = hall(c.id, "Hall 1", &["ssss"], 15);
+    store.insert_hall(&h, &seats).await.unwrap();
+    let m = movie("Metropolis", 100);
+    store.insert_movie(&m).await.unwrap();
+    (c, h, m)
+}
+
+fn hours(h: i64) -> Duration {
+    Duration::hours(h)
+}
+
+/// The database answers.
+pub async fn ping_answers(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+    assert!(["sqlite", "postgres"].contains(&store.backend()));
+}
+
+/// Movies are stored field for field, found by a case-insensitive part of the title, updated
+/// and deleted.
+pub async fn movies_round_trip_and_search(store: Arc<dyn Store>) {
+    let mut dune = movie("Dune: Part Two", 166);
+    dune.details.release_date = chrono::NaiveDate::from_ymd_opt(2024, 3, 1);
+    dune.details.languages = vec!["en".into(), "de".into()];
+    store.insert_movie(&dune).await.unwrap();
+    store.insert_movie(&movie("Alien", 117)).await.unwrap();
+    store.insert_movie(&movie("Dunkirk", 106)).await.unwrap();
+
+    assert_eq!(store.movie(dune.id).await.unwrap(), dune);
+
+    let found = store
+        .list_movies(
+            &MovieFilter {
+                title_contains: Some("dun".into()),
+            },
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    let titles: Vec<_> = found
+        .items
+        .iter()
+        .map(|m| m.details.title.as_str())
+        .collect();
+    assert_eq!(titles, ["Dune: Part Two", "Dunkirk"]);
+    assert!(found.next.is_none());
+
+    // Wildcards in the search text are literal.
+    let none = store
+        .list_movies(
+            &MovieFilter {
+                title_contains: Some("%".into()),
+            },
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert!(none.items.is_empty());
+
+    let mut changed = dune.clone();
+    changed.details.runtime_minutes = 170;
+    changed.updated_at = base_time() + hours(1);
+    store.update_movie(&changed).await.unwrap();
+    assert_eq!(store.movie(dune.id).await.unwrap(), changed);
+
+    store.delete_movie(dune.id, base_time()).await.unwrap();
+    assert!(matches!(
+        store.movie(dune.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.update_movie(&changed).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_movie(dune.id, base_time()).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.movie(MovieId::generate()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Keyset pages over movies visit every movie once, in title order, even with equal titles.
+pub async fn movie_pages_neither_skip_nor_repeat(store: Arc<dyn Store>) {
+    let mut expected = Vec::new();
+    for i in 0..7 {
+        // Three movies share a title so the id has to break ties.
+        let title = if i < 3 {
+            "Same".to_owned()
+        } else {
+            format!("Film {i}")
+        };
+        let m = movie(&title, 90);
+        store.insert_movie(&m).await.unwrap();
+        expected.push((title, m.id));
+    }
+    expected.sort();
+
+    let mut seen = Vec::new();
+    let mut page = PageRequest {
+        limit: 3,
+        after: None,
+    };
+    loop {
+        let got = store
+            .list_movies(&MovieFilter::default(), &page)
+            .await
+            .unwrap();
+        assert!(got.items.len() <= 3);
+        seen.extend(got.items.iter().map(|m| (m.details.title.clone(), m.id)));
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+}
+
+/// A movie with a showtime that has not ended cannot be deleted; once it has ended, it can.
+pub async fn movie_with_running_showtimes_cannot_be_deleted(store: Arc<dyn Store>) {
+    let (_, h, m) = venue(store.as_ref()).await;
+    let s = showtime(&m, &h, base_time() + hours(2));
+    store.insert_showtime(&s).await.unwrap();
+
+    let err = store.delete_movie(m.id, base_time()).await.unwrap_err();
+    assert!(err.is_conflict(Conflict::MovieHasShowtimes), "{err:?}");
+    // Still there.
+    store.movie(m.id).await.unwrap();
+    // After the showtime has ended the film may go; its showtime still reads.
+    store.delete_movie(m.id, s.ends_at).await.unwrap();
+    assert_eq!(
+        store.showtime(s.id).await.unwrap().movie_title,
+        "Metropolis"
+    );
+
+    // A cancelled future showtime does not block deletion either.
+    let other = movie("Nosferatu", 94);
+    store.insert_movie(&other).await.unwrap();
+    let later = showtime(&other, &h, base_time() + hours(30));
+    store.insert_showtime(&later).await.unwrap();
+    store.cancel_showtime(later.id, base_time()).await.unwrap();
+    store.delete_movie(other.id, base_time()).await.unwrap();
+}
+
+/// Cinemas are stored field for field, listed and updated.
+pub async fn cinemas_round_trip(store: Arc<dyn Store>) {
+    let a = cinema("Astor");
+    let b = cinema("Babylon");
+    store.insert_cinema(&a).await.unwrap();
+    store.insert_cinema(&b).await.unwrap();
+    assert_eq!(store.cinema(a.id).await.unwrap(), a);
+
+    let first = store
+        .list_cinemas(&PageRequest {
+            limit: 1,
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.items, std::slice::from_ref(&a));
+    let second = store
+        .list_cinemas(&PageRequest {
+            limit: 1,
+            after: first.next,
+        })
+        .await
+        .unwrap();
+    assert_eq!(second.items, [b]);
+    assert!(second.next.is_none());
+
+    let mut changed = a.clone();
+    changed.details.name = "Astor Filmlounge".into();
+    changed.details.timezone = chrono_tz::America::New_York;
+    changed.details.currency = "USD".parse().unwrap();
+    store.update_cinema(&changed).await.unwrap();
+    assert_eq!(store.cinema(a.id).await.unwrap(), changed);
+    assert!(matches!(
+        store.cinema(CinemaId::generate()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Once a cinema has a showtime its timezone cannot change; other fields still can.
+pub async fn cinema_timezone_is_frozen_once_it_has_showtimes(store: Arc<dyn Store>) {
+    let (c, h, m) = venue(store.as_ref()).await;
+    store
+        .insert_showtime(&showtime(&m, &h, base_time() + hours(2)))
+        .await
+        .unwrap();
+    let mut moved = c.clone();
+    moved.details.timezone = chrono_tz::Asia::Tokyo;
+    let err = store.update_cinema(&moved).await.unwrap_err();
+    assert!(err.is_conflict(Conflict::CinemaHasShowtimes), "{err:?}");
+    assert_eq!(store.cinema(c.id).await.unwrap(), c);
+
+    let mut renamed = c.clone();
+    renamed.details.name = "Kino International".into();
+    store.update_cinema(&renamed).await.unwrap();
+    assert_eq!(store.cinema(c.id).await.unwrap(), renamed);
+}
+
+/// A hall is stored with every seat, in map order, and listed under its cinema.
+pub async fn hall_and_seats_are_stored_together(store: Arc<dyn Store>) {
+    let c = cinema("Kino");
+    store.insert_cinema(&c).await.unwrap();
+    let (h, seats) = hall(c.id, "Hall 1", &["ss_ss", "pppp", "wc_xw"], 20);
+    store.insert_hall(&h, &seats).await.unwrap();
+    let (h2, seats2) = hall(c.id, "Hall 2", &["s"], 15);
+    store.insert_hall(&h2, &seats2).await.unwrap();
+
+    assert_eq!(store.hall(h.id).await.unwrap(), h);
+    assert_eq!(store.seats(h.id).await.unwrap(), seats);
+    let listed = store
+        .list_halls(c.id, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items, [h, h2]);
+    assert!(matches!(
+        store.hall(HallId::generate()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// A hall whose seats cannot all be written leaves neither the hall nor any seat behind.
+pub async fn hall_insert_is_all_or_nothing(store: Arc<dyn Store>) {
+    let c = cinema("Kino");
+    store.insert_cinema(&c).await.unwrap();
+    let (h, mut seats) = hall(c.id, "Hall 1", &["ssssssss", "ssssssss"], 15);
+    // The last seat reuses the first seat's id: the primary key fails on the last insert, after
+    // the hall row and fifteen seats were written in the same transaction.
+    let first: SeatId = seats[0].id;
+    if let Some(last) = seats.last_mut() {
+        last.id = first;
+    }
+    assert!(store.insert_hall(&h, &seats).await.is_err());
+    assert!(matches!(store.hall(h.id).await, Err(StoreError::NotFound)));
+    assert!(store.seats(h.id).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_halls(c.id, &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+/// A hall of a cinema that does not exist is refused as not found.
+pub async fn hall_of_unknown_cinema_is_not_found(store: Arc<dyn Store>) {
+    let (h, seats) = hall(CinemaId::generate(), "Hall 1", &["ss"], 15);
+    assert!(matches!(
+        store.insert_hall(&h, &seats).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.seats(h.id).await.unwrap().is_empty());
+}
+
+/// Replacing a hall's seats updates surviving seats in place, removes the rest and adds new ones.
+pub async fn hall_update_keeps_seat_ids_of_surviving_seats(store: Arc<dyn Store>) {
+    let c = cinema("Kino");
+    store.insert_cinema(&c).await.unwrap();
+    let (mut h, seats) = hall(c.id, "Hall 1", &["sss", "sss"], 15);
+    store.insert_hall(&h, &seats).await.unwrap();
+
+    // Row A keeps its ids with a new type, row B loses its last seat, row C is new.
+    let mut next: Vec<Seat> = seats[..5].to_vec();
+    for seat in next.iter_mut().take(3) {
+        seat.spec.seat_type = SeatType::Premium;
+    }
+    let (_, extra) = hall(c.id, "x", &["s", "s", "s"], 15);
+    let mut row_c = extra[2].clone();
+    row_c.hall_id = h.id;
+    next.push(row_c);
+    h.name = "Hall One".into();
+    h.layout = vec!["ppp".into(), "ss_".into(), "s".into()];
+    h.seat_count = next.len() as u32;
+    h.buffer_minutes = 25;
+    h.updated_at = base_time() + hours(1);
+    store.update_hall(&h, Some(&next)).await.unwrap();
+
+    assert_eq!(store.hall(h.id).await.unwrap(), h);
+    assert_eq!(store.seats(h.id).await.unwrap(), next);
+
+    // Without seats only the hall row changes.
+    h.name = "Hall 1".into();
+    store.update_hall(&h, None).await.unwrap();
+    assert_eq!(store.hall(h.id).await.unwrap().name, "Hall 1");
+    assert_eq!(store.seats(h.id).await.unwrap(), next);
+}
+
+/// Overlaps in one hall are refused, buffers included; back-to-back, other halls and cancelled
+/// showtimes are fine.
+pub async fn overlapping_showtimes_are_refused(store: Arc<dyn Store>) {
+    let (c, h, m) = venue(store.as_ref()).await;
+    let (other_hall, seats) = hall(c.id, "Hall 2", &["ss"], 15);
+    store.insert_hall(&other_hall, &seats).await.unwrap();
+
+    // 12:00 + 100 min + 15 min buffer = 13:55.
+    let first = showtime(&m, &h, base_time() + hours(2));
+    store.insert_showtime(&first).await.unwrap();
+
+    let clash = showtime(&m, &h, first.ends_at - Duration::minutes(1));
+    let err = store.insert_showtime(&clash).await.unwrap_err();
+    assert!(err.is_conflict(Conflict::ShowtimeOverlap), "{err:?}");
+    assert!(matches!(
+        store.showtime(clash.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let earlier_clash = showtime(&m, &h, first.starts_at - Duration::minutes(114));
+    let err = store.insert_showtime(&earlier_clash).await.unwrap_err();
+    assert!(err.is_conflict(Conflict::ShowtimeOverlap), "{err:?}");
+
+    store
+        .insert_showtime(&showtime(&m, &h, first.ends_at))
+        .await
+        .unwrap();
+    store
+        .insert_showtime(&showtime(&m, &other_hall, first.starts_at))
+        .await
+        .unwrap();
+
+    // Cancelling frees the slot for a replacement.
+    store.cancel_showtime(first.id, base_time()).await.unwrap();
+    store
+        .insert_showtime(&showtime(&m, &h, first.starts_at))
+        .await
+        .unwrap();
+    let listing = store.showtime(first.id).await.unwrap();
+    assert_eq!(listing.showtime.status, ShowtimeStatus::Cancelled);
+    assert!(matches!(
+        store
+            .cancel_showtime(ShowtimeId::generate(), base_time())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Twenty tasks schedule overlapping showtimes in one hall at once: exactly one wins, the others
+/// see the overlap conflict, and the hall holds exactly the winner.
+pub async fn concurrent_overlapping_inserts_have_one_winner(store: Arc<dyn Store>) {
+    let (_, h, m) = venue(store.as_ref()).await;
+    let candidates: Vec<Showtime> = (0..20)
+        .map(|i| showtime(&m, &h, base_time() + hours(2) + Duration::minutes(i * 3)))
+        .collect();
+    let barrier = Arc::new(tokio::sync::Barrier::new(candidates.len()));
+    let tasks: Vec<_> = candidates
+        .iter()
+        .cloned()
+        .map(|s| {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                (s.id, store.insert_showtime(&s).await)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for outcome in futures::future::join_all(tasks).await {
+        let (id, result) = outcome.unwrap();
+        match result {
+            Ok(()) => winners.push(id),
+            Err(e) => assert!(e.is_conflict(Conflict::ShowtimeOverlap), "{e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one insert must win");
+    let stored = store
+        .list_showtimes(
+            &ShowtimeFilter {
+                hall_id: Some(h.id),
+                ..ShowtimeFilter::default()
+            },
+            &PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<_> = stored.items.iter().map(|l| l.showtime.id).collect();
+    assert_eq!(ids, winners);
+}
+
+/// Moving a showtime may overlap its own old slot but not another showtime.
+pub async fn moving_a_showtime_respects_overlap_but_not_itself(store: Arc<dyn Store>) {
+    let (_, h, m) = venue(store.as_ref()).await;
+    let a = showtime(&m, &h, base_time() + hours(2));
+    let b = showtime(&m, &h, base_time() + hours(6));
+    store.insert_showtime(&a).await.unwrap();
+    store.insert_showtime(&b).await.unwrap();
+
+    let mut moved = a.clone();
+    let slot = Slot::new(a.starts_at + Duration::minutes(30), 100, 15);
+    moved.starts_at = slot.starts_at;
+    moved.ends_at = slot.ends_at;
+    moved.prices = PriceCard(BTreeMap::from([(SeatType::Standard, 1500)]));
+    store.update_showtime(&moved).await.unwrap();
+    assert_eq!(store.showtime(a.id).await.unwrap().showtime, moved);
+
+    let mut onto_b = moved.clone();
+    onto_b.starts_at = b.starts_at - Duration::minutes(10);
+    onto_b.ends_at = b.starts_at + Duration::minutes(105);
+    let err = store.update_showtime(&onto_b).await.unwrap_err();
+    assert!(err.is_conflict(Conflict::ShowtimeOverlap), "{err:?}");
+    assert_eq!(store.showtime(a.id).await.unwrap().showtime, moved);
+}
+
+/// Free halls: a hall is free when the film plus that hall's buffer fits.
+pub async fn free_halls_use_each_halls_buffer(store: Arc<dyn Store>) {
+    let c = cinema("Kino");
+    store.insert_cinema(&c).await.unwrap();
+    let (short, s1) = hall(c.id, "Short buffer", &["ss"], 10);
+    let (long, s2) = hall(c.id, "Long buffer", &["ss"], 40);
+    let (busy, s3) = hall(c.id, "Busy", &["ss"], 10);
+    for (h, s) in [(&short, &s1), (&long, &s2), (&busy, &s3)] {
+        store.insert_hall(h, s).await.unwrap();
+    }
+    let m = movie("Film", 100);
+    store.insert_movie(&m).await.unwrap();
+    let next_start = base_time() + hours(4);
+    // Shows starting at 14:00 in the first two halls; a film at 12:00 of 100 minutes ends at
+    // 13:40 + buffer: 13:50 in "Short buffer" (free), 14:20 in "Long buffer" (not free).
+    for h in [&short, &long] {
+        store
+            .insert_showtime(&showtime(&m, h, next_start))
+            .await
+            .unwrap();
+    }
+    let occupying = showtime(&m, &busy, base_time() + hours(1));
+    store.insert_showtime(&occupying).await.unwrap();
+
+    let free = store
+        .free_halls(c.id, base_time() + hours(2), 100, None)
+        .await
+        .unwrap();
+    let names: Vec<_> = free.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["Short buffer"]);
+
+    // Ignoring the showtime that occupies "Busy" (it is the one being moved) frees that hall.
+    let free = store
+        .free_halls(c.id, base_time() + hours(2), 100, Some(occupying.id))
+        .await
+        .unwrap();
+    let names: HashSet<_> = free.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, HashSet::from(["Short buffer", "Busy"]));
+}
+
+/// Showtime filters combine; pages follow start time; cancelled showtimes are not listed.
+pub async fn showtime_filters_and_pages(store: Arc<dyn Store>) {
+    let (c, h, m) = venue(store.as_ref()).await;
+    let other_cinema = cinema("Elsewhere");
+    store.insert_cinema(&other_cinema).await.unwrap();
+    let (far_hall, seats) = hall(other_cinema.id, "Far", &["s"], 15);
+    store.insert_hall(&far_hall, &seats).await.unwrap();
+    let other_movie = movie("Other", 90);
+    store.insert_movie(&other_movie).await.unwrap();
+
+    // Day one (Berlin): 12:00 and 15:00 UTC; 23:30 UTC is already the next day in Berlin.
+    let s1 = showtime(&m, &h, base_time() + hours(2));
+    let s2 = showtime(&other_movie, &h, base_time() + hours(5));
+    let late = showtime(&m, &h, base_time() + Duration::minutes(13 * 60 + 30));
+    let far = showtime(&m, &far_hall, base_time() + hours(3));
+    let cancelled = showtime(&m, &h, base_time() + hours(8));
+    for s in [&s2, &s1, &late, &far, &cancelled] {
+        store.insert_showtime(s).await.unwrap();
+    }
+    store
+        .cancel_showtime(cancelled.id, base_time())
+        .await
+        .unwrap();
+
+    let ids = |page: crate::Page<crate::ShowtimeListing>| -> Vec<ShowtimeId> {
+        page.items.iter().map(|l| l.showtime.id).collect()
+    };
+    let all = store
+        .list_showtimes(&ShowtimeFilter::default(), &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(ids(all), [s1.id, far.id, s2.id, late.id]);
+
+    let day_one = ShowtimeFilter {
+        cinema_id: Some(c.id),
+        local_date: Some(s1.local_date),
+        ..ShowtimeFilter::default()
+    };
+    let got = store
+        .list_showtimes(&day_one, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(ids(got), [s1.id, s2.id]);
+
+    let by_movie = ShowtimeFilter {
+        movie_id: Some(m.id),
+        ending_after: Some(s1.ends_at),
+        ..ShowtimeFilter::default()
+    };
+    let got = store
+        .list_showtimes(&by_movie, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(ids(got), [far.id, late.id]);
+
+    let first = store
+        .list_showtimes(
+            &ShowtimeFilter::default(),
+            &PageRequest {
+                limit: 2,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let next = first.next.clone();
+    assert_eq!(ids(first), [s1.id, far.id]);
+    let second = store
+        .list_showtimes(
+            &ShowtimeFilter::default(),
+            &PageRequest {
+                limit: 2,
+                after: next,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(second.next.is_none());
+    assert_eq!(ids(second), [s2.id, late.id]);
+
+    let listing = store.showtime(far.id).await.unwrap();
+    assert_eq!(listing.cinema_id, other_cinema.id);
+    assert_eq!(listing.hall_name, "Far");
+    assert_eq!(listing.movie_title, "Metropolis");
+    assert_eq!(listing.currency.as_str(), "EUR");
+    assert_eq!(listing.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(listing.seat_version, 0);
+    assert_eq!(listing.showtime, far);
+}
+
+/// The upcoming showtimes of a hall leave out ended and cancelled ones.
+pub async fn upcoming_showtimes_in_hall_ignore_past_and_cancelled(store: Arc<dyn Store>) {
+    let (_, h, m) = venue(store.as_ref()).await;
+    let past = showtime(&m, &h, base_time() + hours(1));
+    let soon = showtime(&m, &h, base_time() + hours(4));
+    let cancelled = showtime(&m, &h, base_time() + hours(8));
+    for s in [&past, &soon, &cancelled] {
+        store.insert_showtime(s).await.unwrap();
+    }
+    store
+        .cancel_showtime(cancelled.id, base_time())
+        .await
+        .unwrap();
+    let upcoming = store
+        .upcoming_showtimes_in_hall(h.id, past.ends_at)
+        .await
+        .unwrap();
+    assert_eq!(upcoming, [soon]);
+}

@@ -1,0 +1,39 @@
+//! What can go wrong in a store call, in terms a use case can act on.
+
+/// A store call's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row asked for (or one it needs, such as the cinema of a new hall) does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The page cursor was not made by this list.
+    #[error("the cursor does not belong to this list")]
+    BadCursor,
+    /// A business rule enforced by the database refused the change.
+    #[error("conflict: {0}")]
+    Conflict(Conflict),
+    /// Anything else: the database is down, a row could not be decoded. Not the caller's fault.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Rules the database enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// Two scheduled showtimes of one hall would share an instant.
+    #[error("the hall already has a showtime at that time")]
+    ShowtimeOverlap,
+    /// The movie still has a scheduled showtime that has not ended.
+    #[error("the movie has showtimes that have not ended")]
+    MovieHasShowtimes,
+    /// The cinema's timezone cannot change while it has showtimes.
+    #[error("the cinema has showtimes")]
+    CinemaHasShowtimes,
+}
+
+impl StoreError {
+    /// Whether this is the given conflict.
+    pub fn is_conflict(&self, conflict: Conflict) -> bool {
+        matches!(self, StoreError::Conflict(c) if *c == conflict)
+    }
+}
