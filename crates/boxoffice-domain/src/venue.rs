@@ -186,6 +186,27 @@ pub fn seats_for(hall_id: HallId, layout: &SeatLayout) -> Vec<Seat> {
         .collect()
 }
 
+/// The seats of a new layout for a hall that already has `existing` seats: a seat whose label
+/// survives keeps its id (so anything that refers to it stays valid), the rest get new ids.
+pub fn reconcile_seats(hall_id: HallId, existing: &[Seat], layout: &SeatLayout) -> Vec<Seat> {
+    let ids: std::collections::HashMap<&str, SeatId> = existing
+        .iter()
+        .map(|s| (s.spec.label.as_str(), s.id))
+        .collect();
+    layout
+        .seats()
+        .iter()
+        .map(|spec| Seat {
+            id: ids
+                .get(spec.label.as_str())
+                .copied()
+                .unwrap_or_else(SeatId::generate),
+            hall_id,
+            spec: spec.clone(),
+        })
+        .collect()
+}
+
 /// Unvalidated hall fields; `None` means "not given".
 #[derive(Clone, Debug, Default)]
 pub struct HallInput {
@@ -281,6 +302,25 @@ pub fn parse_buffer(minutes: i64) -> Result<u16, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SeatType;
+
+    #[test]
+    fn surviving_labels_keep_their_seat_ids() {
+        let hall = HallId::generate();
+        let before = seats_for(hall, &SeatLayout::parse(&["sss", "ss"]).unwrap());
+        let after = reconcile_seats(hall, &before, &SeatLayout::parse(&["pp", "s_ss"]).unwrap());
+        let by_label = |seats: &[Seat], label: &str| {
+            seats.iter().find(|s| s.spec.label == label).map(|s| s.id)
+        };
+        // A1, A2, B1, B2 survive (A1/A2 become premium); A3 is gone; B3 is new.
+        for label in ["A1", "A2", "B1", "B2"] {
+            assert_eq!(by_label(&after, label), by_label(&before, label), "{label}");
+        }
+        assert_eq!(after[0].spec.seat_type, SeatType::Premium);
+        assert!(by_label(&after, "A3").is_none());
+        let b3 = by_label(&after, "B3").unwrap();
+        assert!(before.iter().all(|s| s.id != b3));
+    }
 
     #[test]
     fn a_cinema_needs_a_real_timezone_and_currency() {

@@ -1,0 +1,58 @@
+//! What a use case can answer instead of a result.
+
+use boxoffice_domain::ValidationErrors;
+use boxoffice_domain::layout::SeatType;
+use boxoffice_domain::venue::Hall;
+use boxoffice_store::{Conflict, StoreError};
+
+/// A use case's failure, in terms the HTTP layer maps one to one onto problem responses.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The resource addressed does not exist (or is not visible to the caller).
+    #[error("not found")]
+    NotFound,
+    /// The input is malformed; every bad field is named.
+    #[error("invalid input: {0}")]
+    Invalid(#[from] ValidationErrors),
+    /// A showtime's price card lacks a price for seat types its hall has.
+    #[error("no price for seat types {seat_types:?}")]
+    MissingPrice {
+        /// The sellable seat types of the hall without a price.
+        seat_types: Vec<SeatType>,
+    },
+    /// The hall is taken at that time; `suggestions` are halls of the same cinema that are free.
+    #[error("the hall already has a showtime at that time")]
+    ShowtimeOverlap {
+        /// Free halls of the same cinema for the same film and start.
+        suggestions: Vec<Hall>,
+    },
+    /// The film has showtimes that have not ended.
+    #[error("the movie has showtimes that have not ended")]
+    MovieHasShowtimes,
+    /// The cinema's timezone cannot change once it has showtimes.
+    #[error("the cinema's timezone cannot change while it has showtimes")]
+    CinemaHasShowtimes,
+    /// The showtime was cancelled and can no longer change.
+    #[error("the showtime is cancelled")]
+    ShowtimeCancelled,
+    /// Something failed that is not the caller's fault; logged, never shown.
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => AppError::NotFound,
+            StoreError::BadCursor => {
+                AppError::Invalid(ValidationErrors::single("cursor", e.to_string()))
+            }
+            StoreError::Conflict(Conflict::ShowtimeOverlap) => AppError::ShowtimeOverlap {
+                suggestions: Vec::new(),
+            },
+            StoreError::Conflict(Conflict::MovieHasShowtimes) => AppError::MovieHasShowtimes,
+            StoreError::Conflict(Conflict::CinemaHasShowtimes) => AppError::CinemaHasShowtimes,
+            StoreError::Other(e) => AppError::Internal(e),
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Problem responses (RFC 9457) and the extractors that turn malformed requests into them.
+//!
+//! Every error leaves as `application/problem+json` with a stable snake_case `code`. A 5xx never
+//! shows its cause: the cause is logged inside the request's span, which carries the request id
+//! that is also in the response's `x-request-id` header.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header::{CONTENT_TYPE, HeaderValue};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use boxoffice_app::AppError;
+use boxoffice_domain::ValidationErrors;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+/// The media type of problem responses.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error response: status, stable code, human detail and optional extra members.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    extra: Map<String, Value>,
+}
+
+/// The body of every error response, for the OpenAPI document.
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type.
+    #[schema(example = "https://boxoffice.dev/problems/not_found")]
+    pub r#type: String,
+    /// A short summary of the problem type.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened, for a person.
+    pub detail: String,
+    /// A stable machine-readable code (`not_found`, `validation_failed`, …).
+    pub code: String,
+    /// With `validation_failed`: every invalid field.
+    #[schema(nullable = false)]
+    pub errors: Option<Vec<FieldProblem>>,
+}
+
+/// One invalid field.
+#[derive(Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// The field, as the client named it (`layout[2]`, `prices.premium`).
+    pub field: String,
+    /// Why it is invalid.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a status, a code and a detail.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Adds a member to the problem body.
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_owned(), value);
+        self
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "The resource does not exist.",
+        )
+    }
+
+    /// 400 `bad_request`.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+
+    /// 422 `validation_failed` naming every bad field.
+    pub fn validation(errors: ValidationErrors) -> Self {
+        let list: Vec<Value> = errors
+            .0
+            .iter()
+            .map(|e| json!({"field": e.field, "message": e.message}))
+            .collect();
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            format!("The request is invalid: {errors}."),
+        )
+        .with("errors", Value::Array(list))
+    }
+
+    /// 500 `internal_error`; the cause is logged here, in the request's span, and not shown.
+    pub fn internal(cause: &anyhow::Error) -> Self {
+        tracing::error!(error = format!("{cause:#}"), "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Something went wrong on our side; the request id identifies it in our logs.",
+        )
+    }
+
+    /// The status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = Map::new();
+        body.insert(
+            "type".into(),
+            json!(format!("https://boxoffice.dev/problems/{}", self.code)),
+        );
+        body.insert(
+            "title".into(),
+            json!(self.status.canonical_reason().unwrap_or("Error")),
+        );
+        body.insert("status".into(), json!(self.status.as_u16()));
+        body.insert("detail".into(), json!(self.detail));
+        body.insert("code".into(), json!(self.code));
+        body.extend(self.extra);
+        let mut response = (self.status, axum::Json(Value::Object(body))).into_response();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::NotFound => ApiError::not_found(),
+            AppError::Invalid(errors) => ApiError::validation(errors),
+            AppError::MissingPrice { seat_types } => {
+                let names: Vec<&str> = seat_types.iter().map(|t| t.as_str()).collect();
+                let errors: Vec<Value> = names
+                    .iter()
+                    .map(|n| json!({"field": format!("prices.{n}"), "message": "the hall has seats of this type, so it needs a price"}))
+                    .collect();
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "missing_price",
+                    format!(
+                        "No price for seat types the hall has: {}.",
+                        names.join(", ")
+                    ),
+                )
+                .with("seat_types", json!(names))
+                .with("errors", Value::Array(errors))
+            }
+            AppError::ShowtimeOverlap { suggestions } => {
+                let suggestions: Vec<Value> = suggestions
+                    .iter()
+                    .map(|h| json!({"hall_id": h.id, "name": h.name}))
+                    .collect();
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "showtime_overlap",
+                    "The hall already has a showtime at that time (buffers included).",
+                )
+                .with("suggestions", Value::Array(suggestions))
+            }
+            AppError::MovieHasShowtimes => ApiError::new(
+                StatusCode::CONFLICT,
+                "movie_has_showtimes",
+                "The movie has showtimes that have not ended; cancel them first.",
+            ),
+            AppError::CinemaHasShowtimes => ApiError::new(
+                StatusCode::CONFLICT,
+                "cinema_has_showtimes",
+                "The cinema's timezone cannot change once it has showtimes.",
+            ),
+            AppError::ShowtimeCancelled => ApiError::new(
+                StatusCode::CONFLICT,
+                "showtime_cancelled",
+                "The showtime is cancelled and cannot change.",
+            ),
+            AppError::Internal(cause) => ApiError::internal(&cause),
+        }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(e: ValidationErrors) -> Self {
+        ApiError::validation(e)
+    }
+}
+
+/// A JSON body whose rejections are problems: malformed JSON is 400 `bad_request`, JSON of the
+/// wrong shape is 422 `validation_failed` naming the field, a missing content type is 415.
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(JsonRejection::JsonDataError(e)) => {
+                let (field, message) = data_error_field(&e.body_text());
+                Err(ApiError::validation(ValidationErrors::single(
+                    field, message,
+                )))
+            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send the body as application/json.",
+            )),
+            Err(e @ JsonRejection::BytesRejection(_))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "The request body is too large.",
+                ))
+            }
+            Err(e) => Err(ApiError::bad_request(format!(
+                "The body is not valid JSON: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+/// Splits serde's "path: message" into the field and the message.
+fn data_error_field(text: &str) -> (String, String) {
+    let text = text
+        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .unwrap_or(text);
+    if let Some((field, _)) = text
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        return (field.to_owned(), "is required".to_owned());
+    }
+    match text.split_once(": ") {
+        Some((path, message)) if !path.contains(' ') => (path.to_owned(), message.to_owned()),
+        _ => ("body".to_owned(), text.to_owned()),
+    }
+}
+
+/// A path parameter; one that does not parse (an id that is not a UUID) names no resource: 404.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::not_found()),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// Query parameters; a bad one is 422 `validation_failed`.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                let text = e.body_text();
+                let text = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text)
+                    .to_owned();
+                let (field, message) = data_error_field(&text);
+                Err(ApiError::validation(ValidationErrors::single(
+                    if field == "body" {
+                        "query".to_owned()
+                    } else {
+                        field
+                    },
+                    message,
+                )))
+            }
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_name_the_field() {
+        assert_eq!(
+            data_error_field(
+                "Failed to deserialize the JSON body into the target type: missing field `title` at line 1 column 2"
+            ),
+            ("title".into(), "is required".into())
+        );
+        assert_eq!(
+            data_error_field(
+                "Failed to deserialize the JSON body into the target type: runtime_minutes: invalid type: string \"x\", expected i64 at line 1 column 5"
+            ),
+            (
+                "runtime_minutes".into(),
+                "invalid type: string \"x\", expected i64 at line 1 column 5".into()
+            )
+        );
+    }
+}
