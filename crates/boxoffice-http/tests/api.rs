@@ -1,0 +1,722 @@
+//! The HTTP API end to end: the real router on a fresh store (backend from
+//! `BOXOFFICE_TEST_DATABASE`), a manual clock, and requests through `tower::ServiceExt::oneshot`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use boxoffice_app::{App, ManualClock};
+use boxoffice_http::AppState;
+use boxoffice_http::auth::{AdminCredentials, Secret};
+use boxoffice_testkit::TestDb;
+use chrono::{DateTime, TimeZone, Utc};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const ADMIN: (&str, &str) = ("admin@example.test", "correct horse battery");
+
+/// Basic credentials of the test admin.
+fn basic(email: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{email}:{password}"))
+    )
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 1, 10, 0, 0).unwrap()
+}
+
+struct Api {
+    router: Router,
+    _db: TestDb,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Api {
+    async fn new() -> Self {
+        let db = TestDb::new().await;
+        let clock = Arc::new(ManualClock::new(t0()));
+        let app = App::new(Arc::clone(&db.store), clock);
+        let admin = AdminCredentials {
+            email: ADMIN.0.into(),
+            password: Secret::new(ADMIN.1),
+        };
+        Self {
+            router: boxoffice_http::router(AppState::new(app, Some(admin))),
+            _db: db,
+        }
+    }
+
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+
+    /// A staff request with a JSON body.
+    async fn staff(&self, method: Method, path: &str, body: Value) -> Reply {
+        self.send(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::AUTHORIZATION, basic(ADMIN.0, ADMIN.1))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn create(&self, path: &str, body: Value) -> Value {
+        let reply = self.staff(Method::POST, path, body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body
+    }
+
+    async fn cinema(&self) -> String {
+        let c = self
+            .create(
+                "/api/v1/cinemas",
+                json!({"name": "Kino", "city": "Berlin", "timezone": "Europe/Berlin", "currency": "EUR"}),
+            )
+            .await;
+        c["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn hall(&self, cinema: &str, name: &str, layout: Value, buffer: i64) -> Value {
+        self.create(
+            &format!("/api/v1/cinemas/{cinema}/halls"),
+            json!({"name": name, "layout": layout, "buffer_minutes": buffer}),
+        )
+        .await
+    }
+
+    async fn movie(&self, runtime: i64) -> String {
+        let m = self
+            .create(
+                "/api/v1/movies",
+                json!({"title": "Metropolis", "runtime_minutes": runtime}),
+            )
+            .await;
+        m["id"].as_str().unwrap().to_owned()
+    }
+}
+
+fn assert_problem(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(
+        reply.headers[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    assert_eq!(reply.body["code"], code, "{}", reply.body);
+    assert_eq!(reply.body["status"], status.as_u16());
+    for member in ["type", "title", "detail"] {
+        assert!(reply.body[member].is_string(), "{member} in {}", reply.body);
+    }
+    assert!(reply.headers.contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn writes_need_staff_credentials() {
+    let api = Api::new().await;
+    let body = json!({"title": "Metropolis", "runtime_minutes": 153}).to_string();
+    let anonymous = api
+        .send(
+            Request::post("/api/v1/movies")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.clone()))
+                .unwrap(),
+        )
+        .await;
+    assert_problem(&anonymous, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(anonymous.headers.contains_key(header::WWW_AUTHENTICATE));
+
+    let wrong = api
+        .send(
+            Request::post("/api/v1/movies")
+                .header(header::AUTHORIZATION, basic(ADMIN.0, "guess"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await;
+    assert_problem(&wrong, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(
+        api.get("/api/v1/movies").await.body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    api.movie(153).await;
+    assert_eq!(
+        api.get("/api/v1/movies").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn malformed_unknown_and_invalid_requests_are_problems() {
+    let api = Api::new().await;
+    let malformed = api
+        .send(
+            Request::post("/api/v1/movies")
+                .header(header::AUTHORIZATION, basic(ADMIN.0, ADMIN.1))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{\"title\": "))
+                .unwrap(),
+        )
+        .await;
+    assert_problem(&malformed, StatusCode::BAD_REQUEST, "bad_request");
+
+    let missing = api
+        .staff(Method::POST, "/api/v1/movies", json!({"title": "x"}))
+        .await;
+    assert_problem(
+        &missing,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_eq!(missing.body["errors"][0]["field"], "runtime_minutes");
+
+    let invalid = api
+        .staff(
+            Method::POST,
+            "/api/v1/movies",
+            json!({"title": " ", "runtime_minutes": 0, "genres": [""]}),
+        )
+        .await;
+    assert_problem(
+        &invalid,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let fields: Vec<&str> = invalid.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["title", "runtime_minutes", "genres"]);
+
+    let unknown = api
+        .get(&format!("/api/v1/movies/{}", uuid::Uuid::now_v7()))
+        .await;
+    assert_problem(&unknown, StatusCode::NOT_FOUND, "not_found");
+    assert_problem(
+        &api.get("/api/v1/movies/not-a-uuid").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_problem(
+        &api.get("/api/v1/nowhere").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_problem(
+        &api.get("/api/v1/movies?limit=0").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_problem(
+        &api.get("/api/v1/movies?cursor=zz").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let wrong_type = api
+        .send(
+            Request::post("/api/v1/movies")
+                .header(header::AUTHORIZATION, basic(ADMIN.0, ADMIN.1))
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_problem(
+        &wrong_type,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+}
+
+#[tokio::test]
+async fn movies_are_searched_paged_patched_and_deleted() {
+    let api = Api::new().await;
+    for title in ["Alien", "Aliens", "Brazil"] {
+        api.create(
+            "/api/v1/movies",
+            json!({"title": title, "runtime_minutes": 120}),
+        )
+        .await;
+    }
+    let found = api.get("/api/v1/movies?q=ALIEN").await.body;
+    assert_eq!(found["items"].as_array().unwrap().len(), 2);
+
+    let first = api.get("/api/v1/movies?limit=2").await.body;
+    assert_eq!(first["items"][0]["title"], "Alien");
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = api
+        .get(&format!("/api/v1/movies?limit=2&cursor={cursor}"))
+        .await
+        .body;
+    assert_eq!(second["items"][0]["title"], "Brazil");
+    assert!(second["next_cursor"].is_null());
+
+    let id = first["items"][0]["id"].as_str().unwrap();
+    let patched = api
+        .staff(
+            Method::PATCH,
+            &format!("/api/v1/movies/{id}"),
+            json!({"runtime_minutes": 117, "certificate": "15"}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK);
+    assert_eq!(patched.body["runtime_minutes"], 117);
+    assert_eq!(patched.body["title"], "Alien");
+
+    let deleted = api
+        .staff(Method::DELETE, &format!("/api/v1/movies/{id}"), json!({}))
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.get(&format!("/api/v1/movies/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_bad_layout_leaves_no_hall_behind() {
+    let api = Api::new().await;
+    let cinema = api.cinema().await;
+    let bad = api
+        .staff(
+            Method::POST,
+            &format!("/api/v1/cinemas/{cinema}/halls"),
+            json!({"name": "Hall 1", "layout": ["ssss", "ss?s"]}),
+        )
+        .await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(bad.body["errors"][0]["field"], "layout[1]");
+    for layout in [json!([]), json!(["ss", ""]), json!(["___"])] {
+        let reply = api
+            .staff(
+                Method::POST,
+                &format!("/api/v1/cinemas/{cinema}/halls"),
+                json!({"name": "Hall 1", "layout": layout}),
+            )
+            .await;
+        assert_problem(
+            &reply,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
+    }
+    let halls = api.get(&format!("/api/v1/cinemas/{cinema}/halls")).await;
+    assert!(halls.body["items"].as_array().unwrap().is_empty());
+
+    let hall = api
+        .hall(
+            &cinema,
+            "Hall 1",
+            json!(["ssss_ssss", "pppp_pppp", "wc_____cw"]),
+            20,
+        )
+        .await;
+    let labels: Vec<&str> = hall["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels.len(), 20);
+    assert_eq!(
+        &labels[..9],
+        ["A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "B1"]
+    );
+    assert_eq!(&labels[16..], ["C1", "C2", "C3", "C4"]);
+    assert_eq!(hall["seats"][17]["type"], "companion");
+    assert_eq!(hall["buffer_minutes"], 20);
+
+    let unknown_cinema = api
+        .staff(
+            Method::POST,
+            &format!("/api/v1/cinemas/{}/halls", uuid::Uuid::now_v7()),
+            json!({"name": "Hall 1", "layout": ["ss"]}),
+        )
+        .await;
+    assert_problem(&unknown_cinema, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn a_showtime_ends_after_runtime_and_buffer_in_the_cinema_offset() {
+    let api = Api::new().await;
+    let cinema = api.cinema().await;
+    let hall = api.hall(&cinema, "Hall 1", json!(["ss"]), 20).await;
+    let movie = api.movie(155).await;
+    let showtime = api
+        .create(
+            "/api/v1/showtimes",
+            json!({"movie_id": movie, "hall_id": hall["id"], "starts_at": "2030-01-02T18:30:00Z",
+                   "prices": {"standard": 1200}}),
+        )
+        .await;
+    // 18:30Z is 19:30 in Berlin in winter; 155 + 20 minutes later is 22:25 local.
+    assert_eq!(showtime["starts_at"], "2030-01-02T19:30:00+01:00");
+    assert_eq!(showtime["ends_at"], "2030-01-02T22:25:00+01:00");
+    assert_eq!(showtime["local_date"], "2030-01-02");
+    assert_eq!(showtime["currency"], "EUR");
+    assert_eq!(showtime["format"], "2D");
+
+    let past = api
+        .staff(
+            Method::POST,
+            "/api/v1/showtimes",
+            json!({"movie_id": movie, "hall_id": hall["id"], "starts_at": "2029-12-31T18:30:00Z",
+                   "prices": {"standard": 1200}}),
+        )
+        .await;
+    assert_problem(&past, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
+    let listed = api.get("/api/v1/showtimes?date=2030-01-02").await.body;
+    assert_eq!(listed["items"][0]["id"], showtime["id"]);
+    let other_day = api.get("/api/v1/showtimes?date=2030-01-03").await.body;
+    assert!(other_day["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_overlap_is_refused_with_the_free_halls_of_the_cinema() {
+    let api = Api::new().await;
+    let cinema = api.cinema().await;
+    let busy = api.hall(&cinema, "Busy", json!(["ss"]), 15).await;
+    let free = api.hall(&cinema, "Free", json!(["ss"]), 15).await;
+    let movie = api.movie(100).await;
+    let show = |start: &str| json!({"movie_id": movie, "hall_id": busy["id"], "starts_at": start, "prices": {"standard": 900}});
+    api.create("/api/v1/showtimes", show("2030-01-02T18:00:00Z"))
+        .await;
+    // 18:00 + 100 + 15 = 19:55: a start at 19:54 overlaps, 19:55 does not.
+    let clash = api
+        .staff(
+            Method::POST,
+            "/api/v1/showtimes",
+            show("2030-01-02T19:54:00Z"),
+        )
+        .await;
+    assert_problem(&clash, StatusCode::CONFLICT, "showtime_overlap");
+    assert_eq!(
+        clash.body["suggestions"],
+        json!([{"hall_id": free["id"], "name": "Free"}])
+    );
+    api.create("/api/v1/showtimes", show("2030-01-02T19:55:00Z"))
+        .await;
+
+    let free_halls = api
+        .get(&format!(
+            "/api/v1/cinemas/{cinema}/free-halls?starts_at=2030-01-02T19:00:00Z&movie_id={movie}"
+        ))
+        .await;
+    assert_eq!(free_halls.status, StatusCode::OK, "{}", free_halls.body);
+    let names: Vec<&str> = free_halls.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Free"]);
+
+    let deleting = api
+        .staff(
+            Method::DELETE,
+            &format!("/api/v1/movies/{movie}"),
+            json!({}),
+        )
+        .await;
+    assert_problem(&deleting, StatusCode::CONFLICT, "movie_has_showtimes");
+}
+
+#[tokio::test]
+async fn concurrent_overlapping_showtimes_through_the_api_have_one_winner() {
+    let api = Arc::new(Api::new().await);
+    let cinema = api.cinema().await;
+    let hall = api.hall(&cinema, "Hall 1", json!(["ss"]), 15).await;
+    let movie = api.movie(100).await;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let api = Arc::clone(&api);
+            let body = json!({"movie_id": movie, "hall_id": hall["id"],
+                "starts_at": format!("2030-01-02T18:{:02}:00Z", i * 2), "prices": {"standard": 900}});
+            tokio::spawn(async move { api.staff(Method::POST, "/api/v1/showtimes", body).await.status })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, refused), (1, 19), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn every_sellable_seat_type_needs_a_price() {
+    let api = Api::new().await;
+    let cinema = api.cinema().await;
+    let hall = api
+        .hall(&cinema, "Hall 1", json!(["ssxx", "pp_wc"]), 15)
+        .await;
+    let movie = api.movie(90).await;
+    let reply = api
+        .staff(
+            Method::POST,
+            "/api/v1/showtimes",
+            json!({"movie_id": movie, "hall_id": hall["id"], "starts_at": "2030-01-02T18:00:00Z",
+                   "prices": {"standard": 1000, "premium": 1400}}),
+        )
+        .await;
+    assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY, "missing_price");
+    assert_eq!(reply.body["seat_types"], json!(["wheelchair", "companion"]));
+
+    let blocked_priced = api
+        .staff(
+            Method::POST,
+            "/api/v1/showtimes",
+            json!({"movie_id": movie, "hall_id": hall["id"], "starts_at": "2030-01-02T18:00:00Z",
+                   "prices": {"standard": 1000, "premium": 1400, "wheelchair": 1000, "companion": 1000, "blocked": 0}}),
+        )
+        .await;
+    assert_problem(
+        &blocked_priced,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+}
+
+#[tokio::test]
+async fn the_seat_map_has_states_prices_and_an_etag() {
+    let api = Api::new().await;
+    let cinema = api.cinema().await;
+    let hall = api.hall(&cinema, "Hall 1", json!(["sx", "p_"]), 15).await;
+    let movie = api.movie(90).await;
+    let showtime = api
+        .create(
+            "/api/v1/showtimes",
+            json!({"movie_id": movie, "hall_id": hall["id"], "starts_at": "2030-01-02T18:00:00Z",
+                   "prices": {"standard": 1000, "premium": 1400}}),
+        )
+        .await;
+    let id = showtime["id"].as_str().unwrap();
+    let path = format!("/api/v1/showtimes/{id}/seats");
+    let map = api.get(&path).await;
+    assert_eq!(map.status, StatusCode::OK);
+    assert_eq!(map.body["version"], 0);
+    let seats: Vec<(String, String, Value)> = map.body["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["label"].as_str().unwrap().to_owned(),
+                s["state"].as_str().unwrap().to_owned(),
+                s["price"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seats,
+        [
+            ("A1".to_owned(), "available".to_owned(), json!(1000)),
+            ("A2".to_owned(), "blocked".to_owned(), Value::Null),
+            ("B1".to_owned(), "available".to_owned(), json!(1400)),
+        ]
+    );
+    let etag = map.headers[header::ETAG].to_str().unwrap().to_owned();
+
+    let cached = api
+        .send(
+            Request::get(&path)
+                .header(header::IF_NONE_MATCH, &etag)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(cached.body, Value::Null);
+    assert_eq!(cached.headers[header::ETAG], etag.as_str());
+
+    let repriced = api
+        .staff(
+            Method::PATCH,
+            &format!("/api/v1/showtimes/{id}"),
+            json!({"prices": {"standard": 1100, "premium": 1400}}),
+        )
+        .await;
+    assert_eq!(repriced.status, StatusCode::OK, "{}", repriced.body);
+    let fresh = api
+        .send(
+            Request::get(&path)
+                .header(header::IF_NONE_MATCH, &etag)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(fresh.status, StatusCode::OK);
+    assert_ne!(fresh.headers[header::ETAG], etag.as_str());
+    assert_eq!(fresh.body["seats"][0]["price"], 1100);
+}
+
+#[tokio::test]
+async fn cancelling_a_showtime_frees_its_slot() {
+    let api = Api::new().await;
+    let cinema = api.cinema().await;
+    let hall = api.hall(&cinema, "Hall 1", json!(["ss"]), 15).await;
+    let movie = api.movie(90).await;
+    let body = json!({"movie_id": movie, "hall_id": hall["id"], "starts_at": "2030-01-02T18:00:00Z",
+                      "prices": {"standard": 1000}});
+    let first = api.create("/api/v1/showtimes", body.clone()).await;
+    let id = first["id"].as_str().unwrap();
+    let cancelled = api
+        .staff(
+            Method::DELETE,
+            &format!("/api/v1/showtimes/{id}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.get(&format!("/api/v1/showtimes/{id}")).await.body["status"],
+        "cancelled"
+    );
+    api.create("/api/v1/showtimes", body).await;
+    let patch = api
+        .staff(
+            Method::PATCH,
+            &format!("/api/v1/showtimes/{id}"),
+            json!({"format": "3D"}),
+        )
+        .await;
+    assert_problem(&patch, StatusCode::CONFLICT, "showtime_cancelled");
+}
+
+#[tokio::test]
+async fn operations_endpoints_answer() {
+    let api = Api::new().await;
+    assert_eq!(api.get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(api.get("/readyz").await.body["status"], "ok");
+    api.get("/api/v1/movies").await;
+    api.get(&format!("/api/v1/movies/{}", uuid::Uuid::now_v7()))
+        .await;
+    let metrics = api.get("/metrics").await;
+    let text = metrics.body.as_str().unwrap();
+    assert!(
+        text.contains(
+            r#"boxoffice_http_requests_total{method="GET",route="/api/v1/movies",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/api/v1/movies/{id}",status="404""#),
+        "{text}"
+    );
+    assert!(text.contains("boxoffice_http_request_duration_seconds_bucket"));
+
+    let doc = api.get("/openapi.json").await;
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    assert!(doc.body["paths"]["/api/v1/showtimes/{id}/seats"]["get"].is_object());
+    let docs = api.get("/docs/").await;
+    assert_eq!(docs.status, StatusCode::OK);
+    assert!(docs.body.as_str().unwrap().contains("swagger"));
+}
+
+/// The OpenAPI document is part of the contract: a change to it must be deliberate. Run with
+/// `UPDATE_SNAPSHOTS=1` to accept a change, then review the diff of the snapshot file.
+#[test]
+fn openapi_document_matches_the_snapshot() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/openapi.json");
+    let current = boxoffice_http::openapi().to_pretty_json().unwrap() + "\n";
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &current).unwrap();
+    }
+    let snapshot = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        snapshot == current,
+        "the OpenAPI document changed; run `UPDATE_SNAPSHOTS=1 cargo test -p boxoffice-http --test api` and review {}",
+        path.display()
+    );
+}
+
+/// Every route of the document is served (no route documented but missing, none served but
+/// undocumented under /api/v1).
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    let api = Api::new().await;
+    let doc = boxoffice_http::openapi();
+    for (path, item) in doc.paths.paths.iter() {
+        let concrete = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
+        let methods = [
+            (item.get.is_some(), Method::GET),
+            (item.post.is_some(), Method::POST),
+            (item.patch.is_some(), Method::PATCH),
+            (item.delete.is_some(), Method::DELETE),
+        ];
+        for (present, method) in methods {
+            if !present {
+                continue;
+            }
+            let reply = api
+                .send(
+                    Request::builder()
+                        .method(method.clone())
+                        .uri(&concrete)
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await;
+            assert_ne!(
+                reply.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is documented but not routed"
+            );
+            if reply.status == StatusCode::NOT_FOUND {
+                // A 404 must be about the resource, not about the route.
+                assert_eq!(
+                    reply.body["detail"], "The resource does not exist.",
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+}
