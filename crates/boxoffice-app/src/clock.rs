@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 /// Where "now" comes from.
 pub trait Clock: Send + Sync + 'static {
@@ -16,9 +16,11 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Truncated to milliseconds, the precision every backend stores, so that a value read back
+    /// equals the value written.
     #[allow(clippy::disallowed_methods)] // The one place that may read the wall clock.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        Utc::now().trunc_subsecs(3)
     }
 }
 

@@ -35,6 +35,9 @@ pub enum AppError {
     /// The showtime was cancelled and can no longer change.
     #[error("the showtime is cancelled")]
     ShowtimeCancelled,
+    /// The showtime has started and can no longer change.
+    #[error("the showtime has started")]
+    ShowtimeStarted,
     /// Something failed that is not the caller's fault; logged, never shown.
     #[error(transparent)]
     Internal(anyhow::Error),

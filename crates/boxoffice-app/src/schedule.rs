@@ -117,7 +117,7 @@ impl App {
     }
 
     /// Changes a showtime's film, hall (within the same cinema), start, format or prices, with
-    /// the same rules as scheduling it. A new price card applies to seats held from now on;
+    /// the same rules as scheduling it; a showtime that has started can no longer change. A new price card applies to seats held from now on;
     /// bookings keep the price they were made at.
     pub async fn update_showtime(
         &self,
@@ -130,6 +130,11 @@ impl App {
         if current.showtime.status == ShowtimeStatus::Cancelled {
             return Err(AppError::ShowtimeCancelled);
         }
+        if current.showtime.starts_at <= now {
+            return Err(AppError::ShowtimeStarted);
+        }
+        let moves =
+            changes.movie_id.is_some() || changes.hall_id.is_some() || changes.starts_at.is_some();
         let mut showtime = current.showtime.clone();
         let movie_id = changes.movie_id.unwrap_or(showtime.movie_id);
         let hall_id = changes.hall_id.unwrap_or(showtime.hall_id);
@@ -142,11 +147,15 @@ impl App {
                 "must be a hall of the same cinema",
             )));
         }
-        showtime.movie_id = movie_id;
-        showtime.hall_id = hall_id;
-        showtime.starts_at = plan.slot.starts_at;
-        showtime.ends_at = plan.slot.ends_at;
-        showtime.local_date = local_date(starts_at, plan.cinema_timezone);
+        // Only a move recomputes the slot: a price or format change keeps the end the showtime
+        // was scheduled with, even if the film's runtime or the hall's buffer changed since.
+        if moves {
+            showtime.movie_id = movie_id;
+            showtime.hall_id = hall_id;
+            showtime.starts_at = plan.slot.starts_at;
+            showtime.ends_at = plan.slot.ends_at;
+            showtime.local_date = local_date(starts_at, plan.cinema_timezone);
+        }
         showtime.prices = prices;
         if let Some(format) = changes.format {
             showtime.format = format;

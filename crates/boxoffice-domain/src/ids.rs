@@ -15,7 +15,8 @@ macro_rules! typed_id {
         pub struct $name(pub Uuid);
 
         impl $name {
-            /// A new time-ordered (v7) id.
+            /// A new time-ordered (v7) id. Its time prefix comes from the system clock; it orders
+            /// ids and decides nothing else, so no rule depends on it.
             pub fn generate() -> Self {
                 Self(Uuid::now_v7())
             }

@@ -191,6 +191,11 @@ impl From<AppError> for ApiError {
                 "showtime_cancelled",
                 "The showtime is cancelled and cannot change.",
             ),
+            AppError::ShowtimeStarted => ApiError::new(
+                StatusCode::CONFLICT,
+                "showtime_started",
+                "The showtime has started and cannot change.",
+            ),
             AppError::Internal(cause) => ApiError::internal(&cause),
         }
     }

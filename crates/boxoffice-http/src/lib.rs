@@ -130,10 +130,6 @@ pub fn router(state: AppState) -> Router {
     routes
         .merge(docs)
         .fallback(|| async { ApiError::not_found() })
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state.metrics),
-            metrics::track,
-        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
@@ -142,6 +138,11 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal(&anyhow::anyhow!("a handler panicked")).into_response()
         }))
+        // Outside the layers above, so that timeouts, oversize bodies and panics are counted.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.metrics),
+            metrics::track,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {

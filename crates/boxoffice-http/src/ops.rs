@@ -54,7 +54,7 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, Api
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+    responses((status = 200, description = "OpenMetrics text format", content_type = "application/openmetrics-text")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(

@@ -1,6 +1,9 @@
 //! The HTTP API end to end: the real router on a fresh store (backend from
 //! `BOXOFFICE_TEST_DATABASE`), a manual clock, and requests through `tower::ServiceExt::oneshot`.
 
+// Test helpers fail the test by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -32,6 +35,7 @@ fn t0() -> DateTime<Utc> {
 
 struct Api {
     router: Router,
+    clock: Arc<ManualClock>,
     _db: TestDb,
 }
 
@@ -45,13 +49,14 @@ impl Api {
     async fn new() -> Self {
         let db = TestDb::new().await;
         let clock = Arc::new(ManualClock::new(t0()));
-        let app = App::new(Arc::clone(&db.store), clock);
+        let app = App::new(Arc::clone(&db.store), Arc::clone(&clock) as _);
         let admin = AdminCredentials {
             email: ADMIN.0.into(),
             password: Secret::new(ADMIN.1),
         };
         Self {
             router: boxoffice_http::router(AppState::new(app, Some(admin))),
+            clock,
             _db: db,
         }
     }
@@ -405,10 +410,49 @@ async fn a_showtime_ends_after_runtime_and_buffer_in_the_cinema_offset() {
         .await;
     assert_problem(&past, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 
+    // A price change keeps the end it was scheduled with, even after the film got longer.
+    let id = showtime["id"].as_str().unwrap();
+    api.staff(
+        Method::PATCH,
+        &format!("/api/v1/movies/{movie}"),
+        json!({"runtime_minutes": 170}),
+    )
+    .await;
+    let repriced = api
+        .staff(
+            Method::PATCH,
+            &format!("/api/v1/showtimes/{id}"),
+            json!({"prices": {"standard": 1300}}),
+        )
+        .await;
+    assert_eq!(repriced.status, StatusCode::OK, "{}", repriced.body);
+    assert_eq!(repriced.body["ends_at"], "2030-01-02T22:25:00+01:00");
+    // Moving it recomputes the end with the film's runtime now.
+    let moved = api
+        .staff(
+            Method::PATCH,
+            &format!("/api/v1/showtimes/{id}"),
+            json!({"starts_at": "2030-01-02T19:30:00+01:00"}),
+        )
+        .await;
+    assert_eq!(moved.body["ends_at"], "2030-01-02T22:40:00+01:00");
+
     let listed = api.get("/api/v1/showtimes?date=2030-01-02").await.body;
     assert_eq!(listed["items"][0]["id"], showtime["id"]);
     let other_day = api.get("/api/v1/showtimes?date=2030-01-03").await.body;
     assert!(other_day["items"].as_array().unwrap().is_empty());
+
+    // Once it has started it can no longer change.
+    api.clock
+        .set(Utc.with_ymd_and_hms(2030, 1, 2, 18, 31, 0).unwrap());
+    let late = api
+        .staff(
+            Method::PATCH,
+            &format!("/api/v1/showtimes/{id}"),
+            json!({"format": "3D"}),
+        )
+        .await;
+    assert_problem(&late, StatusCode::CONFLICT, "showtime_started");
 }
 
 #[tokio::test]

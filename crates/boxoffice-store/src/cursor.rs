@@ -55,7 +55,7 @@ impl Cursor {
     pub fn decode(text: &str) -> Result<Self, CursorError> {
         let raw = hex_decode(text).ok_or(CursorError)?;
         let raw = String::from_utf8(raw).map_err(|_| CursorError)?;
-        let (key, id) = match raw.split_once('|') {
+        let (key, id) = match raw.rsplit_once('|') {
             Some((key, id)) => (Some(key.to_owned()), id),
             None => (None, raw.as_str()),
         };
@@ -79,7 +79,8 @@ impl fmt::Display for Cursor {
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.len() > 1024 {
+    // A title is at most 200 characters (800 bytes of UTF-8), hex doubles that, plus the id.
+    if !text.len().is_multiple_of(2) || text.len() > 4096 {
         return None;
     }
     (0..text.len())
@@ -104,6 +105,12 @@ mod tests {
         ] {
             assert_eq!(Cursor::decode(&c.to_string()).unwrap(), c);
         }
+        // Keys may contain the separator (a title "A|B"); the id never does.
+        let titled = Cursor {
+            key: Some("A|B \u{3042}".repeat(200)),
+            id,
+        };
+        assert_eq!(Cursor::decode(&titled.to_string()).unwrap(), titled);
         assert!(Cursor::decode("zz").is_err());
         assert!(Cursor::decode("abc").is_err());
         assert!(Cursor::decode("6869").is_err());

@@ -1,0 +1,143 @@
+//! The real program on a real port: `serve --demo` seeds once, serves the API and its docs,
+//! accepts the demo staff credentials, and stops cleanly on SIGTERM.
+
+// Test helpers fail the test by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use boxoffice_testkit::TestDb;
+use serde_json::Value;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(database_url: &str) -> Self {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
+            .args(["serve", "--demo"])
+            .env("BOXOFFICE_DATABASE_URL", database_url)
+            .env("BOXOFFICE_LISTEN", format!("127.0.0.1:{port}"))
+            .env_remove("BOXOFFICE_ADMIN_EMAIL")
+            .env_remove("BOXOFFICE_ADMIN_PASSWORD")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        server.wait_until_healthy().await;
+        server
+    }
+
+    /// Polls /healthz until it answers, with a deadline (the program migrates and seeds first).
+    async fn wait_until_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let health = reqwest::get(format!("{}/healthz", self.base)).await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not become healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        reqwest::get(format!("{}{path}", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "exit status {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn count(list: &Value) -> usize {
+    list["items"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn demo_serves_seeds_once_and_stops_cleanly() {
+    let db = TestDb::new().await;
+    let server = Server::start(&db.url).await;
+
+    let movies = server.json("/api/v1/movies").await;
+    assert_eq!(count(&movies), 7);
+    let cinemas = server.json("/api/v1/cinemas").await;
+    assert_eq!(count(&cinemas), 2);
+    let showtimes = server.json("/api/v1/showtimes?limit=200").await;
+    assert!(count(&showtimes) > 20, "a week of showtimes");
+
+    let docs = reqwest::get(format!("{}/docs/", server.base))
+        .await
+        .unwrap();
+    assert!(docs.status().is_success());
+    let ready = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap();
+    assert!(ready.status().is_success());
+
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{}/api/v1/movies", server.base))
+        .basic_auth("admin@boxoffice.demo", Some("boxoffice-demo"))
+        .json(&serde_json::json!({"title": "Added by staff", "runtime_minutes": 95}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    assert!(created.headers().contains_key("x-request-id"));
+    server.stop();
+
+    // A second start on the same database seeds nothing again.
+    let again = Server::start(&db.url).await;
+    assert_eq!(count(&again.json("/api/v1/movies").await), 8);
+    assert_eq!(count(&again.json("/api/v1/cinemas").await), 2);
+    again.stop();
+}
