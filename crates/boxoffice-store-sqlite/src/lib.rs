@@ -187,14 +187,10 @@ impl CatalogStore for SqliteStore {
         .fetch_all(&self.read)
         .await
         .map_err(db)?;
-        let movies = rows
-            .into_iter()
-            .map(Movie::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(movies, page.limit, |m| Cursor {
+        Page::from_rows(rows, page.limit, |m: &Movie| Cursor {
             key: Some(m.details.title.clone()),
             id: m.id.0,
-        }))
+        })
     }
 
     async fn update_movie(&self, movie: &Movie) -> Result<(), StoreError> {
@@ -293,13 +289,7 @@ impl VenueStore for SqliteStore {
         .fetch_all(&self.read)
         .await
         .map_err(db)?;
-        let cinemas = rows
-            .into_iter()
-            .map(Cinema::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(cinemas, page.limit, |c| {
-            Cursor::after_id(c.id.0)
-        }))
+        Page::from_rows(rows, page.limit, |c: &Cinema| Cursor::after_id(c.id.0))
     }
 
     async fn update_cinema(&self, cinema: &Cinema) -> Result<(), StoreError> {
@@ -412,13 +402,7 @@ impl VenueStore for SqliteStore {
         .fetch_all(&self.read)
         .await
         .map_err(db)?;
-        let halls = rows
-            .into_iter()
-            .map(Hall::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(halls, page.limit, |h| {
-            Cursor::after_id(h.id.0)
-        }))
+        Page::from_rows(rows, page.limit, |h: &Hall| Cursor::after_id(h.id.0))
     }
 
     async fn update_hall(&self, hall: &Hall, seats: Option<&[Seat]>) -> Result<(), StoreError> {
@@ -581,13 +565,9 @@ impl ScheduleStore for SqliteStore {
         .fetch_all(&self.read)
         .await
         .map_err(db)?;
-        let listings = rows
-            .into_iter()
-            .map(ShowtimeListing::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(listings, page.limit, |l| {
+        Page::from_rows(rows, page.limit, |l: &ShowtimeListing| {
             Cursor::after_time(l.showtime.starts_at, l.showtime.id.0)
-        }))
+        })
     }
 
     async fn update_showtime(&self, showtime: &Showtime) -> Result<(), StoreError> {

@@ -54,6 +54,23 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// Converts up to `limit + 1` fetched rows into domain values and builds the page from them
+    /// as [`Page::from_overfetch`] does.
+    pub fn from_rows<R>(
+        rows: Vec<R>,
+        limit: u32,
+        cursor_of: impl Fn(&T) -> Cursor,
+    ) -> Result<Self, StoreError>
+    where
+        T: TryFrom<R, Error = StoreError>,
+    {
+        let items = rows
+            .into_iter()
+            .map(T::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_overfetch(items, limit, cursor_of))
+    }
+
     /// Builds a page from up to `limit + 1` fetched rows: the extra row only proves that there is
     /// a next page, whose cursor is taken from the last row kept.
     pub fn from_overfetch(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> Self {
