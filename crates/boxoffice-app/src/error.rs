@@ -38,6 +38,21 @@ pub enum AppError {
     /// The showtime has started and can no longer change.
     #[error("the showtime has started")]
     ShowtimeStarted,
+    /// Another account has this email.
+    #[error("the email belongs to another account")]
+    EmailTaken,
+    /// Wrong email or password (deliberately not saying which).
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    /// Too many failed sign-ins; try again after this many seconds.
+    #[error("too many failed attempts")]
+    TooManyAttempts {
+        /// Seconds until an attempt is accepted again.
+        retry_after_secs: u64,
+    },
+    /// No valid session: a missing, malformed, expired or revoked token, or an erased account.
+    #[error("not signed in")]
+    Unauthenticated,
     /// Something failed that is not the caller's fault; logged, never shown.
     #[error(transparent)]
     Internal(anyhow::Error),
@@ -55,6 +70,7 @@ impl From<StoreError> for AppError {
             },
             StoreError::Conflict(Conflict::MovieHasShowtimes) => AppError::MovieHasShowtimes,
             StoreError::Conflict(Conflict::CinemaHasShowtimes) => AppError::CinemaHasShowtimes,
+            StoreError::Conflict(Conflict::EmailTaken) => AppError::EmailTaken,
             StoreError::Other(e) => AppError::Internal(e),
         }
     }

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod demo;
 mod error;
+pub mod identity;
 mod schedule;
 mod venues;
 
@@ -16,6 +17,7 @@ use boxoffice_store::{MovieFilter, Page, PageRequest, Store};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::AppError;
+pub use identity::{Principal, Session, TokenKeys};
 pub use schedule::{SeatMap, SeatMapEntry, SeatState};
 
 /// The application: the store and the clock every use case needs. Cheap to clone.
@@ -23,12 +25,18 @@ pub use schedule::{SeatMap, SeatMapEntry, SeatState};
 pub struct App {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    tokens: Arc<TokenKeys>,
 }
 
 impl App {
-    /// An application on `store`, reading time from `clock`.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+    /// An application on `store`, reading time from `clock` and signing access tokens with
+    /// `tokens`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, tokens: TokenKeys) -> Self {
+        Self {
+            store,
+            clock,
+            tokens: Arc::new(tokens),
+        }
     }
 
     /// The store, for health checks.

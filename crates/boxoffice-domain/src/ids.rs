@@ -69,6 +69,11 @@ typed_id!(
     ShowtimeId
 );
 
+typed_id!(
+    /// Identifies an account.
+    UserId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! decisions back, which keeps every rule testable without a database or a runtime.
 
 pub mod catalog;
+pub mod identity;
 pub mod ids;
 pub mod layout;
 pub mod money;
@@ -10,7 +11,7 @@ pub mod schedule;
 pub mod validation;
 pub mod venue;
 
-pub use ids::{CinemaId, HallId, MovieId, SeatId, ShowtimeId};
+pub use ids::{CinemaId, HallId, MovieId, SeatId, ShowtimeId, UserId};
 pub use layout::{SeatLayout, SeatSpec, SeatType};
 pub use money::{Currency, Money};
 pub use validation::{FieldError, ValidationErrors};

@@ -1,18 +1,19 @@
-//! Who may write. Until accounts exist, staff writes need HTTP Basic credentials of the bootstrap
-//! admin (`BOXOFFICE_ADMIN_EMAIL` / `BOXOFFICE_ADMIN_PASSWORD`); with none configured, every
-//! write is refused. The identity work replaces this extractor with bearer tokens and roles; the
-//! handlers keep asking for [`Staff`] and do not change.
+//! Who is calling. Extractors check the bearer access token and the caller's role, so handlers
+//! state their rule in their signature (`SignedIn`, `Staff`, `Admin`) instead of in code:
+//! missing or invalid token → 401, valid token without the role → 403.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::StatusCode;
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use subtle::ConstantTimeEq;
+use boxoffice_app::Principal;
+use boxoffice_domain::identity::Role;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -39,82 +40,148 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The bootstrap admin's credentials.
-#[derive(Clone, Debug)]
-pub struct AdminCredentials {
-    /// The admin's email, compared case-insensitively.
-    pub email: String,
-    /// The admin's password.
-    pub password: Secret,
-}
-
-impl AdminCredentials {
-    fn matches(&self, email: &str, password: &str) -> bool {
-        let email_ok = self
-            .email
-            .trim()
-            .to_lowercase()
-            .as_bytes()
-            .ct_eq(email.trim().to_lowercase().as_bytes());
-        let password_ok = self.password.expose().as_bytes().ct_eq(password.as_bytes());
-        bool::from(email_ok & password_ok)
-    }
-}
-
-/// Proof that the request comes from staff.
+/// Why a request was refused before reaching its handler.
 #[derive(Debug)]
-pub struct Staff {
-    /// Who it is.
-    pub email: String,
+pub enum AuthRejection {
+    /// No valid access token: 401 with a `Bearer` challenge.
+    Unauthenticated,
+    /// A valid token whose role is not enough: 403.
+    Forbidden,
 }
 
-/// 401 with a challenge, so browsers and curl know which scheme to use.
-pub struct Unauthorized;
-
-impl IntoResponse for Unauthorized {
+impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        let mut response = ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Sign in as staff to do this.",
-        )
-        .into_response();
-        response.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("Basic realm=\"boxoffice\""),
-        );
-        response
+        match self {
+            AuthRejection::Unauthenticated => {
+                let mut response = ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "Sign in: send `Authorization: Bearer <access_token>`.",
+                )
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            AuthRejection::Forbidden => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Your role does not allow this.",
+            )
+            .into_response(),
+        }
     }
 }
 
-impl FromRequestParts<AppState> for Staff {
-    type Rejection = Unauthorized;
+fn principal(parts: &Parts, state: &AppState, required: Role) -> Result<Principal, AuthRejection> {
+    let token = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .ok_or(AuthRejection::Unauthenticated)?;
+    let who = state
+        .app
+        .authenticate(token.trim())
+        .map_err(|_| AuthRejection::Unauthenticated)?;
+    if who.role.includes(required) {
+        Ok(who)
+    } else {
+        Err(AuthRejection::Forbidden)
+    }
+}
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let admin = state.admin.as_ref().ok_or(Unauthorized)?;
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(Unauthorized)?;
-        let encoded = header
-            .strip_prefix("Basic ")
-            .or_else(|| header.strip_prefix("basic "))
-            .ok_or(Unauthorized)?;
-        let decoded = STANDARD.decode(encoded.trim()).map_err(|_| Unauthorized)?;
-        let decoded = String::from_utf8(decoded).map_err(|_| Unauthorized)?;
-        let (email, password) = decoded.split_once(':').ok_or(Unauthorized)?;
-        if admin.matches(email, password) {
-            Ok(Staff {
-                email: email.to_owned(),
-            })
-        } else {
-            tracing::warn!("staff credentials rejected");
-            Err(Unauthorized)
+macro_rules! role_extractor {
+    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name(pub Principal);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = AuthRejection;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, Self::Rejection> {
+                principal(parts, state, $role).map($name)
+            }
         }
+    };
+}
+
+role_extractor!(
+    /// Any signed-in account.
+    SignedIn,
+    Role::Customer
+);
+role_extractor!(
+    /// Staff or admin.
+    Staff,
+    Role::Staff
+);
+role_extractor!(
+    /// Admin only.
+    Admin,
+    Role::Admin
+);
+
+/// The client's address (the TCP peer), for per-client limits; `unknown` when the server was
+/// not started with connection info (in-process tests).
+#[derive(Clone, Debug)]
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip().to_string())
+                .unwrap_or_else(|| "unknown".to_owned()),
+        ))
+    }
+}
+
+/// A per-client request budget for the whole API: `50/s`, `3000/m`, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per window (also the burst).
+    pub requests: u32,
+    /// The window.
+    pub per: Duration,
+}
+
+impl RateLimit {
+    /// Parses the setting; `off` is `None`.
+    pub fn parse(text: &str) -> Result<Option<Self>, String> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let err = || format!("{text:?}: expected `<requests>/s`, `<requests>/m` or `off`");
+        let (n, unit) = text.split_once('/').ok_or_else(err)?;
+        let requests = u32::from_str(n.trim()).map_err(|_| err())?;
+        let per = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            _ => return Err(err()),
+        };
+        if requests == 0 {
+            return Err(err());
+        }
+        Ok(Some(Self { requests, per }))
+    }
+
+    /// The time one request of budget takes to come back.
+    pub fn refill_interval(&self) -> Duration {
+        (self.per / self.requests).max(Duration::from_nanos(1))
     }
 }
 
@@ -124,12 +191,26 @@ mod tests {
 
     #[test]
     fn secrets_do_not_debug_print() {
-        let creds = AdminCredentials {
-            email: "a@b.c".into(),
-            password: Secret::new("hunter2hunter2"),
-        };
-        assert!(!format!("{creds:?}").contains("hunter2"));
-        assert!(creds.matches(" A@B.C ", "hunter2hunter2"));
-        assert!(!creds.matches("a@b.c", "hunter2"));
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2hunter2")),
+            "Secret(***)"
+        );
+    }
+
+    #[test]
+    fn rate_limits_parse() {
+        assert_eq!(RateLimit::parse("off"), Ok(None));
+        let limit = RateLimit::parse("50/s").unwrap().unwrap();
+        assert_eq!(limit.refill_interval(), Duration::from_millis(20));
+        assert_eq!(
+            RateLimit::parse("3000/m")
+                .unwrap()
+                .unwrap()
+                .refill_interval(),
+            Duration::from_millis(20)
+        );
+        for bad in ["", "50", "0/s", "x/s", "5/h"] {
+            assert!(RateLimit::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -137,7 +137,7 @@ async fn list_movies(
 }
 
 /// Adds a film.
-#[utoipa::path(post, path = "/movies", tag = "catalog", security(("staff" = [])),
+#[utoipa::path(post, path = "/movies", tag = "catalog", security(("bearer" = ["staff"])),
     request_body = NewMovie,
     responses((status = 201, body = MovieResponse), (status = 401, body = Problem),
         (status = 422, body = Problem)))]
@@ -162,7 +162,7 @@ async fn get_movie(
 }
 
 /// Changes a film.
-#[utoipa::path(patch, path = "/movies/{id}", tag = "catalog", security(("staff" = [])),
+#[utoipa::path(patch, path = "/movies/{id}", tag = "catalog", security(("bearer" = ["staff"])),
     params(("id" = uuid::Uuid, Path)), request_body = MoviePatch,
     responses((status = 200, body = MovieResponse), (status = 401, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
@@ -179,7 +179,7 @@ async fn update_movie(
 
 /// Removes a film from the catalogue; refused with 409 `movie_has_showtimes` while it has
 /// showtimes that have not ended.
-#[utoipa::path(delete, path = "/movies/{id}", tag = "catalog", security(("staff" = [])),
+#[utoipa::path(delete, path = "/movies/{id}", tag = "catalog", security(("bearer" = ["staff"])),
     params(("id" = uuid::Uuid, Path)),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]

@@ -27,6 +27,7 @@ pub struct ApiError {
     code: &'static str,
     detail: String,
     extra: Map<String, Value>,
+    retry_after_secs: Option<u64>,
 }
 
 /// The body of every error response, for the OpenAPI document.
@@ -65,7 +66,15 @@ impl ApiError {
             code,
             detail: detail.into(),
             extra: Map::new(),
+            retry_after_secs: None,
         }
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn too_many_requests(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", detail);
+        e.retry_after_secs = Some(retry_after_secs.max(1));
+        e
     }
 
     /// Adds a member to the problem body.
@@ -138,6 +147,11 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
@@ -195,6 +209,29 @@ impl From<AppError> for ApiError {
                 StatusCode::CONFLICT,
                 "showtime_started",
                 "The showtime has started and cannot change.",
+            ),
+            AppError::EmailTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "An account with this email exists; sign in instead.",
+            ),
+            AppError::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "Wrong email or password.",
+            ),
+            AppError::TooManyAttempts { retry_after_secs } => {
+                let mut e = ApiError::too_many_requests(
+                    "Too many failed sign-ins; wait before trying again.",
+                    retry_after_secs,
+                );
+                e.code = "too_many_attempts";
+                e
+            }
+            AppError::Unauthenticated => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "The session is not valid; sign in again.",
             ),
             AppError::Internal(cause) => ApiError::internal(&cause),
         }

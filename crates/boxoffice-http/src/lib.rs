@@ -5,6 +5,7 @@
 pub mod auth;
 mod catalog;
 pub mod error;
+mod identity;
 pub mod metrics;
 mod ops;
 mod pagination;
@@ -28,7 +29,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::auth::AdminCredentials;
+use crate::auth::RateLimit;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -46,22 +47,22 @@ pub struct AppState {
     pub app: App,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
-    /// Who may write, until accounts exist; `None` refuses every write.
-    pub admin: Option<Arc<AdminCredentials>>,
+    /// The per-client request budget; `None` for no limit.
+    pub rate_limit: Option<RateLimit>,
     /// The OpenAPI document, serialised once.
     openapi_json: Arc<String>,
 }
 
 impl AppState {
-    /// State for `app`, with `admin` allowed to write.
-    pub fn new(app: App, admin: Option<AdminCredentials>) -> Self {
+    /// State for `app`, with an optional per-client request budget.
+    pub fn new(app: App, rate_limit: Option<RateLimit>) -> Self {
         let json = openapi()
             .to_pretty_json()
             .unwrap_or_else(|_| "{}".to_owned());
         Self {
             app,
             metrics: Arc::new(Metrics::new()),
-            admin: admin.map(Arc::new),
+            rate_limit,
             openapi_json: Arc::new(json),
         }
     }
@@ -74,8 +75,9 @@ impl AppState {
         description = "Cinema ticketing: catalogue, venues, schedule and live seat maps.",
         license(name = "Apache-2.0")
     ),
-    modifiers(&StaffSecurity),
+    modifiers(&BearerSecurity),
     tags(
+        (name = "identity", description = "Accounts, sessions and roles"),
         (name = "catalog", description = "Films"),
         (name = "venues", description = "Cinemas, halls and seat maps"),
         (name = "schedule", description = "Showtimes and live seat state"),
@@ -84,20 +86,22 @@ impl AppState {
 )]
 struct ApiDoc;
 
-/// Declares how staff authenticate in the document.
-struct StaffSecurity;
+/// Declares the bearer scheme. An operation's required role is the scope it lists: none for any
+/// signed-in account, `staff` or `admin`.
+struct BearerSecurity;
 
-impl Modify for StaffSecurity {
+impl Modify for BearerSecurity {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "staff",
+            "bearer",
             SecurityScheme::Http(
                 Http::builder()
-                    .scheme(HttpAuthScheme::Basic)
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
                     .description(Some(
-                        "The bootstrap admin's email and password (BOXOFFICE_ADMIN_EMAIL, \
-                         BOXOFFICE_ADMIN_PASSWORD), until accounts with bearer tokens exist.",
+                        "An access token from /api/v1/auth/login, /register or /refresh. The \
+                         scopes an operation lists are the role it needs.",
                     ))
                     .build(),
             ),
@@ -109,7 +113,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(
             "/api/v1",
-            catalog::router()
+            identity::router()
+                .merge(catalog::router())
                 .merge(venues::router())
                 .merge(schedule::router()),
         )
@@ -127,6 +132,10 @@ pub fn router(state: AppState) -> Router {
     let (routes, _) = api();
     let request_id = HeaderName::from_static(REQUEST_ID);
     let docs = SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json"));
+    let routes = match state.rate_limit {
+        Some(limit) => routes.layer(rate_limit_layer(limit)),
+        None => routes,
+    };
     routes
         .merge(docs)
         .fallback(|| async { ApiError::not_found() })
@@ -163,4 +172,34 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The per-client budget, keyed by the TCP peer's address. It is kept in this process: with
+/// several instances each grants the budget, which suits its purpose (keeping one client from
+/// starving the others), unlike the login limiter, which counts in the database.
+fn rate_limit_layer(
+    limit: RateLimit,
+) -> tower_governor::GovernorLayer<
+    tower_governor::key_extractor::PeerIpKeyExtractor,
+    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+    axum::body::Body,
+> {
+    let mut builder = tower_governor::governor::GovernorConfigBuilder::default();
+    builder
+        .period(limit.refill_interval())
+        .burst_size(limit.requests);
+    let config = builder.finish().map(Arc::new);
+    let layer = match config {
+        Some(config) => tower_governor::GovernorLayer::new(config),
+        // `finish` refuses only a zero period or burst, which RateLimit::parse rules out.
+        None => tower_governor::GovernorLayer::new(Arc::new(
+            tower_governor::governor::GovernorConfig::default(),
+        )),
+    };
+    layer.error_handler(|error| match error {
+        tower_governor::GovernorError::TooManyRequests { wait_time, .. } => {
+            ApiError::too_many_requests("Too many requests; slow down.", wait_time).into_response()
+        }
+        other => ApiError::internal(&anyhow::anyhow!("rate limiter: {other}")).into_response(),
+    })
 }

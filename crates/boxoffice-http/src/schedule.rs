@@ -161,7 +161,7 @@ async fn list_showtimes(
 
 /// Schedules a showtime. An overlap in the hall (buffers included) answers 409
 /// `showtime_overlap` with `suggestions`: free halls of the same cinema.
-#[utoipa::path(post, path = "/showtimes", tag = "schedule", security(("staff" = [])),
+#[utoipa::path(post, path = "/showtimes", tag = "schedule", security(("bearer" = ["staff"])),
     request_body = NewShowtime,
     responses((status = 201, body = ShowtimeResponse), (status = 401, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -193,7 +193,7 @@ async fn get_showtime(
 }
 
 /// Changes a showtime.
-#[utoipa::path(patch, path = "/showtimes/{id}", tag = "schedule", security(("staff" = [])),
+#[utoipa::path(patch, path = "/showtimes/{id}", tag = "schedule", security(("bearer" = ["staff"])),
     params(("id" = uuid::Uuid, Path)), request_body = ShowtimePatch,
     responses((status = 200, body = ShowtimeResponse), (status = 401, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem),
@@ -217,7 +217,7 @@ async fn update_showtime(
 }
 
 /// Cancels a showtime, freeing its slot in the hall.
-#[utoipa::path(delete, path = "/showtimes/{id}", tag = "schedule", security(("staff" = [])),
+#[utoipa::path(delete, path = "/showtimes/{id}", tag = "schedule", security(("bearer" = ["staff"])),
     params(("id" = uuid::Uuid, Path)),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
 async fn cancel_showtime(

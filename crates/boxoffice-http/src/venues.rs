@@ -221,7 +221,7 @@ async fn list_cinemas(
 }
 
 /// Opens a cinema.
-#[utoipa::path(post, path = "/cinemas", tag = "venues", security(("staff" = [])),
+#[utoipa::path(post, path = "/cinemas", tag = "venues", security(("bearer" = ["staff"])),
     request_body = NewCinema,
     responses((status = 201, body = CinemaResponse), (status = 401, body = Problem),
         (status = 422, body = Problem)))]
@@ -245,7 +245,7 @@ async fn get_cinema(
 }
 
 /// Changes a cinema; its timezone is fixed once it has showtimes (409 `cinema_has_showtimes`).
-#[utoipa::path(patch, path = "/cinemas/{id}", tag = "venues", security(("staff" = [])),
+#[utoipa::path(patch, path = "/cinemas/{id}", tag = "venues", security(("bearer" = ["staff"])),
     params(("id" = uuid::Uuid, Path)), request_body = CinemaPatch,
     responses((status = 200, body = CinemaResponse), (status = 401, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem),
@@ -275,7 +275,7 @@ async fn list_halls(
 }
 
 /// Adds a hall with its seats, generated from the layout in the same transaction.
-#[utoipa::path(post, path = "/cinemas/{id}/halls", tag = "venues", security(("staff" = [])),
+#[utoipa::path(post, path = "/cinemas/{id}/halls", tag = "venues", security(("bearer" = ["staff"])),
     params(("id" = uuid::Uuid, Path)), request_body = NewHall,
     responses((status = 201, body = HallResponse), (status = 401, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
@@ -309,7 +309,7 @@ async fn get_hall(
 }
 
 /// Changes a hall's name, buffer or layout.
-#[utoipa::path(patch, path = "/halls/{id}", tag = "venues", security(("staff" = [])),
+#[utoipa::path(patch, path = "/halls/{id}", tag = "venues", security(("bearer" = ["staff"])),
     params(("id" = uuid::Uuid, Path)), request_body = HallPatch,
     responses((status = 200, body = HallResponse), (status = 401, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)))]

@@ -1,177 +1,43 @@
-//! The HTTP API end to end: the real router on a fresh store (backend from
-//! `BOXOFFICE_TEST_DATABASE`), a manual clock, and requests through `tower::ServiceExt::oneshot`.
+//! The HTTP API end to end: catalogue, venues and schedule.
 
 // Test helpers fail the test by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use boxoffice_app::{App, ManualClock};
-use boxoffice_http::AppState;
-use boxoffice_http::auth::{AdminCredentials, Secret};
-use boxoffice_testkit::TestDb;
-use chrono::{DateTime, TimeZone, Utc};
-use http_body_util::BodyExt;
+use axum::http::{Method, Request, StatusCode, header};
+use boxoffice_domain::identity::Role;
+use chrono::{TimeZone, Utc};
+use common::{Api, assert_problem};
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-const ADMIN: (&str, &str) = ("admin@example.test", "correct horse battery");
-
-/// Basic credentials of the test admin.
-fn basic(email: &str, password: &str) -> String {
-    use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{email}:{password}"))
-    )
-}
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2030, 1, 1, 10, 0, 0).unwrap()
-}
-
-struct Api {
-    router: Router,
-    clock: Arc<ManualClock>,
-    _db: TestDb,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Api {
-    async fn new() -> Self {
-        let db = TestDb::new().await;
-        let clock = Arc::new(ManualClock::new(t0()));
-        let app = App::new(Arc::clone(&db.store), Arc::clone(&clock) as _);
-        let admin = AdminCredentials {
-            email: ADMIN.0.into(),
-            password: Secret::new(ADMIN.1),
-        };
-        Self {
-            router: boxoffice_http::router(AppState::new(app, Some(admin))),
-            clock,
-            _db: db,
-        }
-    }
-
-    async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        self.send(Request::get(path).body(Body::empty()).unwrap())
-            .await
-    }
-
-    /// A staff request with a JSON body.
-    async fn staff(&self, method: Method, path: &str, body: Value) -> Reply {
-        self.send(
-            Request::builder()
-                .method(method)
-                .uri(path)
-                .header(header::AUTHORIZATION, basic(ADMIN.0, ADMIN.1))
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn create(&self, path: &str, body: Value) -> Value {
-        let reply = self.staff(Method::POST, path, body).await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-        reply.body
-    }
-
-    async fn cinema(&self) -> String {
-        let c = self
-            .create(
-                "/api/v1/cinemas",
-                json!({"name": "Kino", "city": "Berlin", "timezone": "Europe/Berlin", "currency": "EUR"}),
-            )
-            .await;
-        c["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn hall(&self, cinema: &str, name: &str, layout: Value, buffer: i64) -> Value {
-        self.create(
-            &format!("/api/v1/cinemas/{cinema}/halls"),
-            json!({"name": name, "layout": layout, "buffer_minutes": buffer}),
-        )
-        .await
-    }
-
-    async fn movie(&self, runtime: i64) -> String {
-        let m = self
-            .create(
-                "/api/v1/movies",
-                json!({"title": "Metropolis", "runtime_minutes": runtime}),
-            )
-            .await;
-        m["id"].as_str().unwrap().to_owned()
-    }
-}
-
-fn assert_problem(reply: &Reply, status: StatusCode, code: &str) {
-    assert_eq!(reply.status, status, "{}", reply.body);
-    assert_eq!(
-        reply.headers[header::CONTENT_TYPE],
-        "application/problem+json"
-    );
-    assert_eq!(reply.body["code"], code, "{}", reply.body);
-    assert_eq!(reply.body["status"], status.as_u16());
-    for member in ["type", "title", "detail"] {
-        assert!(reply.body[member].is_string(), "{member} in {}", reply.body);
-    }
-    assert!(reply.headers.contains_key("x-request-id"));
-}
 
 #[tokio::test]
-async fn writes_need_staff_credentials() {
+async fn writes_need_a_staff_token() {
     let api = Api::new().await;
-    let body = json!({"title": "Metropolis", "runtime_minutes": 153}).to_string();
+    let body = json!({"title": "Metropolis", "runtime_minutes": 153});
     let anonymous = api
         .send(
             Request::post("/api/v1/movies")
                 .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.clone()))
+                .body(Body::from(body.to_string()))
                 .unwrap(),
         )
         .await;
     assert_problem(&anonymous, StatusCode::UNAUTHORIZED, "unauthorized");
     assert!(anonymous.headers.contains_key(header::WWW_AUTHENTICATE));
 
-    let wrong = api
-        .send(
-            Request::post("/api/v1/movies")
-                .header(header::AUTHORIZATION, basic(ADMIN.0, "guess"))
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body))
-                .unwrap(),
-        )
+    let forged = api
+        .as_bearer("not.a.token", Method::POST, "/api/v1/movies", body.clone())
         .await;
-    assert_problem(&wrong, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_problem(&forged, StatusCode::UNAUTHORIZED, "unauthorized");
+    let customer = api.token_for("ann@example.test", Role::Customer).await;
+    let refused = api
+        .as_bearer(&customer, Method::POST, "/api/v1/movies", body)
+        .await;
+    assert_problem(&refused, StatusCode::FORBIDDEN, "forbidden");
     assert!(
         api.get("/api/v1/movies").await.body["items"]
             .as_array()
@@ -195,7 +61,7 @@ async fn malformed_unknown_and_invalid_requests_are_problems() {
     let malformed = api
         .send(
             Request::post("/api/v1/movies")
-                .header(header::AUTHORIZATION, basic(ADMIN.0, ADMIN.1))
+                .header(header::AUTHORIZATION, format!("Bearer {}", api.staff_token))
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Body::from("{\"title\": "))
                 .unwrap(),
@@ -260,7 +126,7 @@ async fn malformed_unknown_and_invalid_requests_are_problems() {
     let wrong_type = api
         .send(
             Request::post("/api/v1/movies")
-                .header(header::AUTHORIZATION, basic(ADMIN.0, ADMIN.1))
+                .header(header::AUTHORIZATION, format!("Bearer {}", api.staff_token))
                 .body(Body::from("{}"))
                 .unwrap(),
         )
@@ -445,8 +311,11 @@ async fn a_showtime_ends_after_runtime_and_buffer_in_the_cinema_offset() {
     // Once it has started it can no longer change.
     api.clock
         .set(Utc.with_ymd_and_hms(2030, 1, 2, 18, 31, 0).unwrap());
+    // The harness's token expired a day ago; sign in again.
+    let staff = api.token_for("staff@example.test", Role::Staff).await;
     let late = api
-        .staff(
+        .as_bearer(
+            &staff,
             Method::PATCH,
             &format!("/api/v1/showtimes/{id}"),
             json!({"format": "3D"}),

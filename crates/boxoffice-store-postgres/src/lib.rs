@@ -4,6 +4,7 @@
 //! overlap rule is an exclusion constraint, and checks that precede a write lock the row they
 //! depend on (`FOR UPDATE`) so a concurrent transaction cannot invalidate them.
 
+mod identity;
 mod rows;
 
 use std::time::Duration;
@@ -65,7 +66,7 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         self.pool.begin().await.map_err(db)
     }
 }
@@ -74,7 +75,7 @@ impl PgStore {
 const EXCLUSION_VIOLATION: &str = "23P01";
 
 /// Translates a driver error into the store's terms.
-fn db(e: sqlx::Error) -> StoreError {
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         // The only exclusion constraint is the showtime overlap rule.
@@ -88,7 +89,7 @@ fn db(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn found(rows_affected: u64) -> Result<(), StoreError> {
+pub(crate) fn found(rows_affected: u64) -> Result<(), StoreError> {
     if rows_affected == 0 {
         Err(StoreError::NotFound)
     } else {

@@ -2,6 +2,7 @@
 
 use anyhow::anyhow;
 use boxoffice_domain::catalog::{Movie, MovieDetails};
+use boxoffice_domain::identity::User;
 use boxoffice_domain::schedule::Showtime;
 use boxoffice_domain::venue::{Cinema, CinemaDetails, Hall, Seat};
 use boxoffice_store::codec;
@@ -194,6 +195,28 @@ impl TryFrom<ListingRow> for ShowtimeListing {
             movie_title: r.movie_title,
             hall_name: r.hall_name,
             seat_version: r.seat_version,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct UserRow {
+    id: Uuid,
+    role: String,
+    created_at: DateTime<Utc>,
+    email: Option<String>,
+    name: Option<String>,
+    phone: Option<String>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self, StoreError> {
+        Ok(User {
+            id: r.id.into(),
+            role: codec::role(&r.role)?,
+            profile: codec::profile(r.email, r.name, r.phone)?,
+            created_at: r.created_at,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! Reads use a separate pool of read-only connections that WAL lets run beside the writer.
 //! Times are stored as epoch milliseconds (see the migrations).
 
+mod identity;
 mod rows;
 
 use std::str::FromStr;
@@ -84,13 +85,13 @@ impl SqliteStore {
         self.read.close().await;
     }
 
-    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
 }
 
 /// Translates a driver error into the store's terms.
-fn db(e: sqlx::Error) -> StoreError {
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         // Raised by the overlap triggers of the migrations.
@@ -104,7 +105,7 @@ fn db(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn found(rows_affected: u64) -> Result<(), StoreError> {
+pub(crate) fn found(rows_affected: u64) -> Result<(), StoreError> {
     if rows_affected == 0 {
         Err(StoreError::NotFound)
     } else {

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, anyhow};
 use boxoffice_domain::catalog::{Movie, MovieDetails};
+use boxoffice_domain::identity::User;
 use boxoffice_domain::schedule::Showtime;
 use boxoffice_domain::venue::{Cinema, CinemaDetails, Hall, Seat};
 use boxoffice_store::codec;
@@ -14,7 +15,7 @@ pub fn ms(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
-fn time(millis: i64) -> anyhow::Result<DateTime<Utc>> {
+pub fn time(millis: i64) -> anyhow::Result<DateTime<Utc>> {
     DateTime::from_timestamp_millis(millis)
         .ok_or_else(|| anyhow!("stored time {millis} is out of range"))
 }
@@ -209,6 +210,28 @@ impl TryFrom<ListingRow> for ShowtimeListing {
             movie_title: r.movie_title,
             hall_name: r.hall_name,
             seat_version: r.seat_version,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct UserRow {
+    id: Uuid,
+    role: String,
+    created_at: i64,
+    email: Option<String>,
+    name: Option<String>,
+    phone: Option<String>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self, StoreError> {
+        Ok(User {
+            id: r.id.into(),
+            role: codec::role(&r.role)?,
+            profile: codec::profile(r.email, r.name, r.phone)?,
+            created_at: time(r.created_at)?,
         })
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, anyhow};
 use boxoffice_domain::Currency;
+use boxoffice_domain::identity::{Email, Profile, Role};
 use boxoffice_domain::layout::{SeatSpec, SeatType};
 use boxoffice_domain::schedule::{PriceCard, ShowtimeStatus};
 use chrono_tz::Tz;
@@ -69,6 +70,28 @@ pub fn seat_spec(
         column: u16::try_from(column).context("seat column")?,
         seat_type: seat_type.parse::<SeatType>().map_err(|e| anyhow!(e))?,
     })
+}
+
+/// Reads a stored role.
+pub fn role(text: &str) -> anyhow::Result<Role> {
+    text.parse::<Role>()
+        .map_err(|_| anyhow!("stored role {text:?} is unknown"))
+}
+
+/// Rebuilds a profile from its nullable columns (all null once the account is erased).
+pub fn profile(
+    email: Option<String>,
+    name: Option<String>,
+    phone: Option<String>,
+) -> anyhow::Result<Option<Profile>> {
+    match (email, name) {
+        (Some(email), Some(name)) => Ok(Some(Profile {
+            email: Email::parse(&email).map_err(|e| anyhow!("stored email: {e}"))?,
+            name,
+            phone,
+        })),
+        _ => Ok(None),
+    }
 }
 
 /// The case-folded form of a title that title search matches against.

@@ -16,7 +16,13 @@ use boxoffice_domain::venue::{Cinema, CinemaDetails, Hall, Seat, seats_for};
 use boxoffice_domain::{CinemaId, Currency, HallId, MovieId, SeatId, ShowtimeId};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use crate::{Conflict, MovieFilter, PageRequest, ShowtimeFilter, Store, StoreError};
+use boxoffice_domain::UserId;
+use boxoffice_domain::identity::{Email, Profile, Role, User};
+use uuid::Uuid;
+
+use crate::{
+    Conflict, MovieFilter, PageRequest, RefreshToken, Rotation, ShowtimeFilter, Store, StoreError,
+};
 
 /// Runs `$case` of this module against a fresh store made by `$make` (an async expression giving
 /// something that derefs to `Arc<dyn Store>` and cleans up when dropped), one test per case.
@@ -40,6 +46,12 @@ macro_rules! store_contract_suite {
             free_halls_use_each_halls_buffer,
             showtime_filters_and_pages,
             upcoming_showtimes_in_hall_ignore_past_and_cancelled,
+            users_round_trip_and_emails_are_unique,
+            erasure_removes_personal_data_and_sessions,
+            refresh_tokens_rotate_and_reuse_revokes_the_family,
+            one_refresh_token_used_concurrently_rotates_once,
+            settings_are_shared_by_whoever_stores_first,
+            login_failures_are_counted_in_a_window,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -692,4 +704,293 @@ pub async fn upcoming_showtimes_in_hall_ignore_past_and_cancelled(store: Arc<dyn
         .await
         .unwrap();
     assert_eq!(upcoming, [soon]);
+}
+
+/// An account with a profile.
+pub fn user(email: &str, role: Role) -> User {
+    User {
+        id: UserId::generate(),
+        role,
+        profile: Some(Profile {
+            email: Email::parse(email).unwrap(),
+            name: "Ann Example".into(),
+            phone: None,
+        }),
+        created_at: base_time(),
+    }
+}
+
+/// A refresh token of `user` in `family`, stored under `hash`, valid for a day.
+pub fn refresh(user: UserId, family: Uuid, hash: &str) -> RefreshToken {
+    RefreshToken {
+        id: Uuid::now_v7(),
+        user_id: user,
+        family_id: family,
+        token_hash: hash.to_owned(),
+        created_at: base_time(),
+        expires_at: base_time() + hours(24),
+    }
+}
+
+/// Accounts are stored with their profile; a second account with the same email is refused.
+pub async fn users_round_trip_and_emails_are_unique(store: Arc<dyn Store>) {
+    let ann = user("ann@example.com", Role::Customer);
+    store.insert_user(&ann, "$argon2id$hash").await.unwrap();
+    assert_eq!(store.user(ann.id).await.unwrap(), ann);
+    let (found, hash) = store
+        .credentials(&Email::parse("ANN@example.com").unwrap())
+        .await
+        .unwrap();
+    assert_eq!((found, hash.as_str()), (ann.clone(), "$argon2id$hash"));
+
+    let twin = user("ann@example.com", Role::Customer);
+    let err = store.insert_user(&twin, "x").await.unwrap_err();
+    assert!(err.is_conflict(Conflict::EmailTaken), "{err:?}");
+    assert!(matches!(
+        store.user(twin.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let mut profile = ann.profile.clone().unwrap();
+    profile.name = "Ann B. Example".into();
+    profile.phone = Some("+49 30 1234567".into());
+    store
+        .update_profile(ann.id, &profile, base_time())
+        .await
+        .unwrap();
+    store
+        .set_role(ann.id, Role::Staff, base_time())
+        .await
+        .unwrap();
+    let changed = store.user(ann.id).await.unwrap();
+    assert_eq!(changed.profile, Some(profile));
+    assert_eq!(changed.role, Role::Staff);
+    assert!(matches!(
+        store
+            .credentials(&Email::parse("nobody@example.com").unwrap())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .set_role(UserId::generate(), Role::Admin, base_time())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// Erasure deletes the profile and the password, revokes every refresh token, keeps the account
+/// row, and frees the email.
+pub async fn erasure_removes_personal_data_and_sessions(store: Arc<dyn Store>) {
+    let ann = user("ann@example.com", Role::Customer);
+    store.insert_user(&ann, "hash").await.unwrap();
+    store
+        .insert_refresh_token(&refresh(ann.id, Uuid::now_v7(), "t1"))
+        .await
+        .unwrap();
+    store.erase_user(ann.id, base_time()).await.unwrap();
+
+    let erased = store.user(ann.id).await.unwrap();
+    assert_eq!(erased.profile, None);
+    assert_eq!(erased.role, Role::Customer);
+    let email = Email::parse("ann@example.com").unwrap();
+    assert!(matches!(
+        store.credentials(&email).await,
+        Err(StoreError::NotFound)
+    ));
+    let next = refresh(ann.id, Uuid::now_v7(), "t2");
+    assert_eq!(
+        store
+            .rotate_refresh_token("t1", &next, base_time())
+            .await
+            .unwrap(),
+        Rotation::Reused
+    );
+    store
+        .insert_user(&user("ann@example.com", Role::Customer), "hash")
+        .await
+        .unwrap();
+}
+
+/// A live token rotates once; presenting it again revokes the whole family, successor included.
+pub async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Arc<dyn Store>) {
+    let ann = user("ann@example.com", Role::Customer);
+    store.insert_user(&ann, "hash").await.unwrap();
+    let family = Uuid::now_v7();
+    store
+        .insert_refresh_token(&refresh(ann.id, family, "first"))
+        .await
+        .unwrap();
+
+    let second = refresh(ann.id, Uuid::now_v7(), "second");
+    let rotated = store
+        .rotate_refresh_token("first", &second, base_time())
+        .await
+        .unwrap();
+    assert_eq!(rotated, Rotation::Rotated(ann.clone()));
+
+    // The stolen first token comes back: the family dies, so "second" stops working too.
+    let third = refresh(ann.id, Uuid::now_v7(), "third");
+    assert_eq!(
+        store
+            .rotate_refresh_token("first", &third, base_time())
+            .await
+            .unwrap(),
+        Rotation::Reused
+    );
+    let fourth = refresh(ann.id, Uuid::now_v7(), "fourth");
+    assert_eq!(
+        store
+            .rotate_refresh_token("second", &fourth, base_time())
+            .await
+            .unwrap(),
+        Rotation::Reused
+    );
+    // Neither successor was stored.
+    assert_eq!(
+        store
+            .rotate_refresh_token("third", &fourth, base_time())
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+
+    // Unknown and expired tokens are invalid; revocation by its owner ends a token.
+    let other = Uuid::now_v7();
+    store
+        .insert_refresh_token(&refresh(ann.id, other, "fresh"))
+        .await
+        .unwrap();
+    let next = refresh(ann.id, Uuid::now_v7(), "next");
+    assert_eq!(
+        store
+            .rotate_refresh_token("fresh", &next, base_time() + hours(25))
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    assert_eq!(
+        store
+            .rotate_refresh_token("nope", &next, base_time())
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    store
+        .revoke_refresh_token("fresh", UserId::generate(), base_time())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh_token("fresh", &next, base_time())
+            .await
+            .unwrap(),
+        Rotation::Rotated(ann.clone()),
+        "someone else's revocation has no effect"
+    );
+    store
+        .revoke_refresh_token("next", ann.id, base_time())
+        .await
+        .unwrap();
+    let last = refresh(ann.id, Uuid::now_v7(), "last");
+    assert_eq!(
+        store
+            .rotate_refresh_token("next", &last, base_time())
+            .await
+            .unwrap(),
+        Rotation::Reused
+    );
+}
+
+/// Ten requests present the same live token at once: exactly one rotates it, and the others are
+/// treated as reuse.
+pub async fn one_refresh_token_used_concurrently_rotates_once(store: Arc<dyn Store>) {
+    let ann = user("ann@example.com", Role::Customer);
+    store.insert_user(&ann, "hash").await.unwrap();
+    store
+        .insert_refresh_token(&refresh(ann.id, Uuid::now_v7(), "shared"))
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(10));
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            let next = refresh(ann.id, Uuid::now_v7(), &format!("next-{i}"));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .rotate_refresh_token("shared", &next, base_time())
+                    .await
+            })
+        })
+        .collect();
+    let mut rotated = 0;
+    for outcome in futures::future::join_all(tasks).await {
+        match outcome.unwrap().unwrap() {
+            Rotation::Rotated(_) => rotated += 1,
+            Rotation::Reused => {}
+            Rotation::Invalid => panic!("a live token was reported invalid"),
+        }
+    }
+    assert_eq!(rotated, 1);
+}
+
+/// Ten processes starting at once each propose a value; all end up with the same one.
+pub async fn settings_are_shared_by_whoever_stores_first(store: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.setting_or_insert("key", &format!("v{i}")).await })
+        })
+        .collect();
+    let values: HashSet<String> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    assert_eq!(values.len(), 1);
+    let stored = values.into_iter().next().unwrap();
+    assert_eq!(
+        store.setting_or_insert("key", "later").await.unwrap(),
+        stored
+    );
+}
+
+/// Failures count per email and per client inside the window; older ones and cleared ones do not.
+pub async fn login_failures_are_counted_in_a_window(store: Arc<dyn Store>) {
+    let t = base_time();
+    store
+        .record_login_failure("ann", "10.0.0.1", t)
+        .await
+        .unwrap();
+    store
+        .record_login_failure("ann", "10.0.0.2", t + Duration::minutes(5))
+        .await
+        .unwrap();
+    store
+        .record_login_failure("bob", "10.0.0.1", t + Duration::minutes(6))
+        .await
+        .unwrap();
+    let seen = store
+        .login_failures("ann", "10.0.0.1", t - Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!((seen.by_email, seen.by_client), (2, 2));
+    assert_eq!(seen.oldest_by_email, Some(t));
+    assert_eq!(seen.oldest_by_client, Some(t));
+
+    let later = store
+        .login_failures("ann", "10.0.0.1", t + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!((later.by_email, later.by_client), (1, 1));
+    assert_eq!(later.oldest_by_email, Some(t + Duration::minutes(5)));
+
+    store.clear_login_failures("ann").await.unwrap();
+    let cleared = store
+        .login_failures("ann", "10.0.0.1", t - Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!((cleared.by_email, cleared.by_client), (0, 1));
 }

@@ -29,6 +29,9 @@ pub enum Conflict {
     /// The cinema's timezone cannot change while it has showtimes.
     #[error("the cinema has showtimes")]
     CinemaHasShowtimes,
+    /// Another account has this email.
+    #[error("the email belongs to another account")]
+    EmailTaken,
 }
 
 impl StoreError {

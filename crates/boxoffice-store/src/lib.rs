@@ -5,6 +5,7 @@
 pub mod codec;
 mod cursor;
 mod error;
+mod identity;
 mod listing;
 
 #[cfg(feature = "contract")]
@@ -19,6 +20,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
+pub use identity::{IdentityStore, LoginFailures, RefreshToken, Rotation};
 pub use listing::ShowtimeListing;
 
 /// The default and largest page sizes of every list.
@@ -197,7 +199,9 @@ pub trait ScheduleStore: Send + Sync {
 
 /// Everything boxoffice stores.
 #[async_trait]
-pub trait Store: CatalogStore + VenueStore + ScheduleStore + Send + Sync + 'static {
+pub trait Store:
+    CatalogStore + VenueStore + ScheduleStore + IdentityStore + Send + Sync + 'static
+{
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
     /// `sqlite` or `postgres`, for logs and metrics.

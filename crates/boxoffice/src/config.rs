@@ -35,6 +35,37 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// Administration tasks.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `boxoffice admin …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an account with a role. The password is read from standard input with
+    /// `--password-stdin`, otherwise generated and printed once.
+    CreateUser(CreateUserArgs),
+}
+
+/// Settings of `admin create-user`.
+#[derive(Debug, Args)]
+pub struct CreateUserArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The account's email.
+    #[arg(long)]
+    pub email: String,
+    /// `customer`, `staff` or `admin`.
+    #[arg(long, default_value = "staff")]
+    pub role: String,
+    /// The display name (default: the email's local part).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 /// Where the data lives.
@@ -72,7 +103,15 @@ pub struct ServeArgs {
     /// The bootstrap admin's password (prefer the variable: flags show up in `ps`).
     #[arg(long, env = "BOXOFFICE_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
-    /// Seed a demo chain into an empty database, and use demo staff credentials when none are set.
+    /// Key that signs access tokens; the same on every instance. Unset: generated on first start
+    /// and stored in the database.
+    #[arg(long, env = "BOXOFFICE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Per-client request budget for the API: `100/s`, `3000/m` or `off` (default `100/s`, and
+    /// `off` with `--demo`). Failed sign-ins are limited separately and always.
+    #[arg(long, env = "BOXOFFICE_RATE_LIMIT")]
+    pub rate_limit: Option<String>,
+    /// Seed a demo chain into an empty database, and create a demo admin when none is set.
     #[arg(long)]
     pub demo: bool,
 }
@@ -126,6 +165,8 @@ mod tests {
             "a@b.c",
             "--admin-password",
             "hunter2hunter2",
+            "--jwt-secret",
+            "k3yk3yk3y",
         ]);
         let shown = format!("{cli:?}");
         assert!(

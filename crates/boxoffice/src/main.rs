@@ -1,26 +1,31 @@
-//! The boxoffice program: `serve` (HTTP API), `migrate`, `openapi`.
+//! The boxoffice program: `serve` (HTTP API), `migrate`, `openapi`, `admin create-user`.
 
 mod config;
 mod telemetry;
 
+use std::io::BufRead;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use boxoffice_app::{App, SystemClock, demo};
+use boxoffice_app::{App, SystemClock, TokenKeys, demo};
+use boxoffice_domain::identity::Role;
 use boxoffice_http::AppState;
-use boxoffice_http::auth::{AdminCredentials, Secret};
+use boxoffice_http::auth::{RateLimit, Secret};
 use boxoffice_store::Store;
 use boxoffice_store_postgres::PgStore;
 use boxoffice_store_sqlite::SqliteStore;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-use config::{Cli, Command, DatabaseArgs, ServeArgs};
+use config::{AdminCommand, Cli, Command, CreateUserArgs, DatabaseArgs, ServeArgs};
 
 /// The demo's admin, used by `serve --demo` when no admin is configured. The demo listens on
 /// loopback by default; never use these credentials on a reachable address.
 const DEMO_ADMIN_EMAIL: &str = "admin@boxoffice.demo";
 const DEMO_ADMIN_PASSWORD: &str = "boxoffice-demo";
+/// The per-client request budget when none is configured (outside `--demo`).
+const DEFAULT_RATE_LIMIT: &str = "100/s";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -33,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(backend = store.backend(), "migrations applied");
             Ok(())
         }
+        Command::Admin(AdminCommand::CreateUser(args)) => create_user(args).await,
         Command::Openapi => {
             let json = boxoffice_http::openapi()
                 .to_pretty_json()
@@ -68,13 +74,13 @@ async fn open(args: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = open(&args.database).await?;
-    let app = App::new(Arc::clone(&store), Arc::new(SystemClock));
+    let tokens = TokenKeys::load(store.as_ref(), args.jwt_secret.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the token signing key: {e}"))?;
+    let app = App::new(Arc::clone(&store), Arc::new(SystemClock), tokens);
 
     let mut admin = match (args.admin_email, args.admin_password) {
-        (Some(email), Some(password)) => Some(AdminCredentials {
-            email,
-            password: Secret::new(password),
-        }),
+        (Some(email), Some(password)) => Some((email, Secret::new(password))),
         (None, None) => None,
         _ => {
             anyhow::bail!("set both BOXOFFICE_ADMIN_EMAIL and BOXOFFICE_ADMIN_PASSWORD, or neither")
@@ -92,38 +98,114 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 showtimes,
             } => tracing::info!(cinemas, halls, movies, showtimes, "demo: chain seeded"),
         }
-        let creds = admin.get_or_insert_with(|| AdminCredentials {
-            email: DEMO_ADMIN_EMAIL.to_owned(),
-            password: Secret::new(DEMO_ADMIN_PASSWORD),
+        admin.get_or_insert_with(|| {
+            (
+                DEMO_ADMIN_EMAIL.to_owned(),
+                Secret::new(DEMO_ADMIN_PASSWORD),
+            )
         });
+    }
+    if let Some((email, password)) = &admin {
+        let (user, created) = app
+            .ensure_user(email, password.expose(), "Administrator", Role::Admin)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the bootstrap admin {email}: {e}"))?;
+        if created {
+            tracing::info!(user_id = %user.id, "bootstrap admin created");
+        }
+    }
+    if args.demo {
         #[allow(clippy::print_stdout)] // The demo prints its credentials by design.
-        {
+        if let Some((email, password)) = &admin {
             println!(
                 "\nboxoffice demo on http://{listen}\n  API reference: http://{listen}/docs\n  \
-                 staff login (HTTP Basic): {email} / {password}\n",
+                 admin: {email} / {password} (POST /api/v1/auth/login for a bearer token)\n",
                 listen = args.listen,
-                email = creds.email,
-                password = creds.password.expose(),
+                password = password.expose(),
             );
         }
     }
-    if admin.is_none() {
-        tracing::warn!(
-            "no BOXOFFICE_ADMIN_EMAIL/BOXOFFICE_ADMIN_PASSWORD: every staff write will be refused"
-        );
-    }
+    let rate_limit = RateLimit::parse(args.rate_limit.as_deref().unwrap_or(if args.demo {
+        "off"
+    } else {
+        DEFAULT_RATE_LIMIT
+    }))
+    .map_err(|e| anyhow::anyhow!("BOXOFFICE_RATE_LIMIT {e}"))?;
 
-    let router = boxoffice_http::router(AppState::new(app, admin));
+    let router = boxoffice_http::router(AppState::new(app, rate_limit));
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(address = %args.listen, backend = store.backend(), "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    tracing::info!(address = %args.listen, backend = store.backend(), ?rate_limit, "listening");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")?;
     tracing::info!("stopped: in-flight requests finished");
     Ok(())
+}
+
+/// `boxoffice admin create-user`.
+async fn create_user(args: CreateUserArgs) -> anyhow::Result<()> {
+    let role = args
+        .role
+        .parse::<Role>()
+        .map_err(|e| anyhow::anyhow!("--role {e}"))?;
+    let store = open(&args.database).await?;
+    let tokens = TokenKeys::load(store.as_ref(), None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app = App::new(store, Arc::new(SystemClock), tokens);
+    let (password, generated) = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+    } else {
+        (generate_password()?, true)
+    };
+    let name = args
+        .name
+        .unwrap_or_else(|| args.email.split('@').next().unwrap_or("staff").to_owned());
+    let (user, created) = app
+        .ensure_user(&args.email, &password, &name, role)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    anyhow::ensure!(created, "an account with {} already exists", args.email);
+    #[allow(clippy::print_stdout)] // The command's output.
+    {
+        println!("created {role} {} ({})", args.email, user.id);
+        if generated {
+            println!("password: {password}");
+        }
+    }
+    Ok(())
+}
+
+/// 24 random characters from an alphabet without look-alikes, drawn without modulo bias.
+fn generate_password() -> anyhow::Result<String> {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    // The largest multiple of the alphabet's size that fits in a byte: bytes at or above it are
+    // dropped so that every character is equally likely.
+    let limit = (256 / ALPHABET.len() * ALPHABET.len()) as u8;
+    let mut password = String::with_capacity(24);
+    while password.len() < 24 {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        password.extend(
+            bytes
+                .iter()
+                .filter(|b| **b < limit)
+                .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+                .take(24 - password.len()),
+        );
+    }
+    Ok(password)
 }
 
 /// Resolves on SIGINT or SIGTERM; axum then stops accepting and lets in-flight requests finish.

@@ -1,0 +1,173 @@
+//! The harness shared by the API test binaries: the real router on a fresh store (backend from
+//! `BOXOFFICE_TEST_DATABASE`), a manual clock, and requests through `tower::ServiceExt::oneshot`.
+
+// Test helpers fail the test by panicking; not every binary uses every helper.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use boxoffice_app::{App, ManualClock, TokenKeys};
+use boxoffice_domain::identity::Role;
+use boxoffice_http::AppState;
+use boxoffice_http::auth::RateLimit;
+use boxoffice_testkit::TestDb;
+use chrono::{DateTime, TimeZone, Utc};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// The password of every account the harness makes.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The harness's "now": 2030-01-01T10:00Z.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 1, 10, 0, 0).unwrap()
+}
+
+/// The router on a fresh store with a manual clock, and a signed-in staff member.
+pub struct Api {
+    pub router: Router,
+    pub app: App,
+    pub clock: Arc<ManualClock>,
+    pub staff_token: String,
+    _db: TestDb,
+}
+
+/// A response, its body parsed as JSON (or kept as a JSON string when it is not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Api {
+    pub async fn new() -> Self {
+        Self::with_rate_limit(None).await
+    }
+
+    pub async fn with_rate_limit(rate_limit: Option<RateLimit>) -> Self {
+        let db = TestDb::new().await;
+        let clock = Arc::new(ManualClock::new(t0()));
+        let app = App::new(
+            Arc::clone(&db.store),
+            Arc::clone(&clock) as _,
+            TokenKeys::from_secret(b"test signing key"),
+        );
+        let mut api = Self {
+            router: boxoffice_http::router(AppState::new(app.clone(), rate_limit)),
+            app,
+            clock,
+            staff_token: String::new(),
+            _db: db,
+        };
+        api.staff_token = api.token_for("staff@example.test", Role::Staff).await;
+        api
+    }
+
+    /// An access token of a (new, if need be) account with `role`.
+    pub async fn token_for(&self, email: &str, role: Role) -> String {
+        self.app
+            .ensure_user(email, PASSWORD, "Test Account", role)
+            .await
+            .unwrap();
+        self.app
+            .login(email, PASSWORD, "harness")
+            .await
+            .unwrap()
+            .access_token
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+
+    /// A staff request with a JSON body.
+    pub async fn staff(&self, method: Method, path: &str, body: Value) -> Reply {
+        self.as_bearer(&self.staff_token.clone(), method, path, body)
+            .await
+    }
+
+    /// A request with `token` and a JSON body.
+    pub async fn as_bearer(&self, token: &str, method: Method, path: &str, body: Value) -> Reply {
+        self.send(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn create(&self, path: &str, body: Value) -> Value {
+        let reply = self.staff(Method::POST, path, body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body
+    }
+
+    pub async fn cinema(&self) -> String {
+        let c = self
+            .create(
+                "/api/v1/cinemas",
+                json!({"name": "Kino", "city": "Berlin", "timezone": "Europe/Berlin", "currency": "EUR"}),
+            )
+            .await;
+        c["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn hall(&self, cinema: &str, name: &str, layout: Value, buffer: i64) -> Value {
+        self.create(
+            &format!("/api/v1/cinemas/{cinema}/halls"),
+            json!({"name": name, "layout": layout, "buffer_minutes": buffer}),
+        )
+        .await
+    }
+
+    pub async fn movie(&self, runtime: i64) -> String {
+        let m = self
+            .create(
+                "/api/v1/movies",
+                json!({"title": "Metropolis", "runtime_minutes": runtime}),
+            )
+            .await;
+        m["id"].as_str().unwrap().to_owned()
+    }
+}
+
+pub fn assert_problem(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(
+        reply.headers[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    assert_eq!(reply.body["code"], code, "{}", reply.body);
+    assert_eq!(reply.body["status"], status.as_u16());
+    for member in ["type", "title", "detail"] {
+        assert!(reply.body[member].is_string(), "{member} in {}", reply.body);
+    }
+    assert!(reply.headers.contains_key("x-request-id"));
+}

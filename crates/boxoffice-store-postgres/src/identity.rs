@@ -1,0 +1,330 @@
+//! The identity part of the PostgreSQL store.
+
+use async_trait::async_trait;
+use boxoffice_domain::UserId;
+use boxoffice_domain::identity::{Email, Profile, Role, User};
+use boxoffice_store::{Conflict, IdentityStore, LoginFailures, RefreshToken, Rotation, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::error::ErrorKind;
+use uuid::Uuid;
+
+use crate::rows::UserRow;
+use crate::{PgStore, db, found};
+
+macro_rules! user_columns {
+    () => {
+        "SELECT u.id, u.role, u.created_at, p.email, p.name, p.phone \
+         FROM users u LEFT JOIN profiles p ON p.user_id = u.id "
+    };
+}
+
+#[async_trait]
+impl IdentityStore for PgStore {
+    async fn insert_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO users (id, role, created_at, updated_at) VALUES ($1, $2, $3, $3)")
+            .bind(user.id.0)
+            .bind(user.role.as_str())
+            .bind(user.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if let Some(p) = &user.profile {
+            sqlx::query(
+                "INSERT INTO profiles (user_id, email, name, phone) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(user.id.0)
+            .bind(p.email.as_str())
+            .bind(&p.name)
+            .bind(p.phone.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.kind() == ErrorKind::UniqueViolation => {
+                    StoreError::Conflict(Conflict::EmailTaken)
+                }
+                _ => db(e),
+            })?;
+        }
+        sqlx::query("INSERT INTO credentials (user_id, password_hash) VALUES ($1, $2)")
+            .bind(user.id.0)
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn user(&self, id: UserId) -> Result<User, StoreError> {
+        sqlx::query_as::<_, UserRow>(concat!(user_columns!(), "WHERE u.id = $1"))
+            .bind(id.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?
+            .try_into()
+    }
+
+    async fn credentials(&self, email: &Email) -> Result<(User, String), StoreError> {
+        let (id, hash): (Uuid, String) = sqlx::query_as(
+            "SELECT p.user_id, c.password_hash FROM profiles p \
+             JOIN credentials c ON c.user_id = p.user_id WHERE p.email = $1",
+        )
+        .bind(email.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok((self.user(UserId(id)).await?, hash))
+    }
+
+    async fn update_profile(
+        &self,
+        id: UserId,
+        profile: &Profile,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE profiles SET name = $2, phone = $3 WHERE user_id = $1")
+            .bind(id.0)
+            .bind(&profile.name)
+            .bind(profile.phone.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        found(done.rows_affected())?;
+        sqlx::query("UPDATE users SET updated_at = $2 WHERE id = $1")
+            .bind(id.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn set_role(&self, id: UserId, role: Role, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
+            .bind(id.0)
+            .bind(role.as_str())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        found(done.rows_affected())
+    }
+
+    async fn erase_user(&self, id: UserId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE users SET erased_at = $2, updated_at = $2 WHERE id = $1")
+            .bind(id.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        found(done.rows_affected())?;
+        for sql in [
+            "DELETE FROM profiles WHERE user_id = $1",
+            "DELETE FROM credentials WHERE user_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id.0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token.id)
+        .bind(token.user_id.0)
+        .bind(token.family_id)
+        .bind(&token.token_hash)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+        next: &RefreshToken,
+        now: DateTime<Utc>,
+    ) -> Result<Rotation, StoreError> {
+        let mut tx = self.begin().await?;
+        let row: Option<(
+            Uuid,
+            Uuid,
+            Uuid,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        )> = sqlx::query_as(
+            "SELECT id, user_id, family_id, expires_at, used_at, revoked_at \
+             FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        )
+        .bind(presented)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some((id, user_id, family_id, expires_at, used_at, revoked_at)) = row else {
+            return Ok(Rotation::Invalid);
+        };
+        if used_at.is_some() || revoked_at.is_some() {
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $2 \
+                 WHERE family_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(family_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            return Ok(Rotation::Reused);
+        }
+        if expires_at <= now {
+            return Ok(Rotation::Invalid);
+        }
+        sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(next.id)
+        .bind(user_id)
+        .bind(family_id)
+        .bind(&next.token_hash)
+        .bind(next.created_at)
+        .bind(next.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let user: User = sqlx::query_as::<_, UserRow>(concat!(user_columns!(), "WHERE u.id = $1"))
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?
+            .try_into()?;
+        tx.commit().await.map_err(db)?;
+        Ok(Rotation::Rotated(user))
+    }
+
+    async fn revoke_refresh_token(
+        &self,
+        presented: &str,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $3 \
+             WHERE token_hash = $1 AND user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(presented)
+        .bind(user.0)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn setting_or_insert(&self, key: &str, initial: &str) -> Result<String, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(initial)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let value: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(value)
+    }
+
+    async fn record_login_failure(
+        &self,
+        email_key: &str,
+        client_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO login_failures (email_key, client_key, failed_at) VALUES ($1, $2, $3)",
+        )
+        .bind(email_key)
+        .bind(client_key)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn login_failures(
+        &self,
+        email_key: &str,
+        client_key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<LoginFailures, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM login_failures WHERE failed_at <= $1")
+            .bind(since)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let (by_email, oldest_by_email): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(failed_at) FROM login_failures WHERE email_key = $1",
+        )
+        .bind(email_key)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let (by_client, oldest_by_client): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(failed_at) FROM login_failures WHERE client_key = $1",
+        )
+        .bind(client_key)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(LoginFailures {
+            by_email: u32::try_from(by_email).unwrap_or(u32::MAX),
+            oldest_by_email,
+            by_client: u32::try_from(by_client).unwrap_or(u32::MAX),
+            oldest_by_client,
+        })
+    }
+
+    async fn clear_login_failures(&self, email_key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_failures WHERE email_key = $1")
+            .bind(email_key)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}

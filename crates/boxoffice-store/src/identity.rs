@@ -1,0 +1,112 @@
+//! The identity part of the store: accounts, their personal data, refresh tokens, failed logins
+//! and instance-wide settings.
+
+use async_trait::async_trait;
+use boxoffice_domain::UserId;
+use boxoffice_domain::identity::{Email, Profile, Role, User};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// A refresh token as stored: only its SHA-256, never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// Row id.
+    pub id: Uuid,
+    /// Whose it is.
+    pub user_id: UserId,
+    /// The chain of rotations it belongs to; reuse of any used token revokes the whole chain.
+    pub family_id: Uuid,
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was live: it is now used, and its successor (same family) is stored.
+    Rotated(User),
+    /// The token had already been used or revoked: a sign that it was stolen. Its whole family
+    /// is now revoked.
+    Reused,
+    /// Unknown or expired.
+    Invalid,
+}
+
+/// Failed logins in a window, by email and by client address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoginFailures {
+    /// Failures for the email.
+    pub by_email: u32,
+    /// The oldest of those.
+    pub oldest_by_email: Option<DateTime<Utc>>,
+    /// Failures from the client address.
+    pub by_client: u32,
+    /// The oldest of those.
+    pub oldest_by_client: Option<DateTime<Utc>>,
+}
+
+/// Accounts and sessions.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// Adds an account with its profile and password hash. [`crate::Conflict::EmailTaken`] when
+    /// the email belongs to another account.
+    async fn insert_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError>;
+    /// One account (its profile is `None` once erased).
+    async fn user(&self, id: UserId) -> Result<User, StoreError>;
+    /// The account and password hash of an email; not found when no live account has it.
+    async fn credentials(&self, email: &Email) -> Result<(User, String), StoreError>;
+    /// Replaces an account's name and phone.
+    async fn update_profile(
+        &self,
+        id: UserId,
+        profile: &Profile,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Changes an account's role.
+    async fn set_role(&self, id: UserId, role: Role, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Erases an account's personal data and password and revokes its refresh tokens, in one
+    /// transaction. The account row stays, so that what refers to it stays intact.
+    async fn erase_user(&self, id: UserId, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Stores a new refresh token (a new family at sign-in).
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
+    /// Uses the token whose hash is `presented`: if live, marks it used and stores `next` (whose
+    /// user and family are taken from the used token) in the same transaction.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+        next: &RefreshToken,
+        now: DateTime<Utc>,
+    ) -> Result<Rotation, StoreError>;
+    /// Revokes one of `user`'s refresh tokens; no effect when it is not theirs.
+    async fn revoke_refresh_token(
+        &self,
+        presented: &str,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The setting `key`, storing `initial` first when it has none. Every instance that asks
+    /// gets the same value, whichever stored it.
+    async fn setting_or_insert(&self, key: &str, initial: &str) -> Result<String, StoreError>;
+    /// Records a failed login for `email_key` from `client_key`.
+    async fn record_login_failure(
+        &self,
+        email_key: &str,
+        client_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Failed logins since `since`, and forgets older ones.
+    async fn login_failures(
+        &self,
+        email_key: &str,
+        client_key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<LoginFailures, StoreError>;
+    /// Forgets the failed logins of an email (after a successful login).
+    async fn clear_login_failures(&self, email_key: &str) -> Result<(), StoreError>;
+}
