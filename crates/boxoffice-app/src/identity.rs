@@ -15,7 +15,7 @@ use boxoffice_domain::identity::{
     Email, Profile, Registration, Role, User, check_password, parse_name, parse_phone,
 };
 use boxoffice_domain::validation::Validator;
-use boxoffice_store::{Conflict, RefreshToken, Rotation, Store, StoreError};
+use boxoffice_store::{Conflict, RefreshGrant, RefreshToken, Rotation, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -137,9 +137,11 @@ impl App {
         client: &str,
     ) -> Result<Session, AppError> {
         let now = self.clock.now();
-        let email_key = Email::parse(email)
+        let parsed = Email::parse(email).ok();
+        let email_key = parsed
+            .as_ref()
             .map(|e| e.as_str().to_owned())
-            .unwrap_or_else(|_| email.trim().to_lowercase());
+            .unwrap_or_else(|| email.trim().to_lowercase());
         let failures = self
             .store
             .login_failures(&email_key, client, now - LOGIN_WINDOW)
@@ -164,13 +166,13 @@ impl App {
                 retry_after_secs: retry_after(until, now),
             });
         }
-        let found = match Email::parse(email) {
-            Ok(email) => match self.store.credentials(&email).await {
+        let found = match &parsed {
+            Some(email) => match self.store.credentials(email).await {
                 Ok(found) => Some(found),
                 Err(StoreError::NotFound) => None,
                 Err(e) => return Err(e.into()),
             },
-            Err(_) => None,
+            None => None,
         };
         let verified = match &found {
             Some((_, hash)) => verify_password(password, hash).await?,
@@ -200,10 +202,10 @@ impl App {
     /// again later revokes every token descended from the same sign-in.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session, AppError> {
         let now = self.clock.now();
-        let (token, next) = self.new_refresh_token(None, Uuid::nil(), now)?;
+        let (token, successor) = new_refresh_token(now)?;
         match self
             .store
-            .rotate_refresh_token(&token_hash(refresh_token), &next, now)
+            .rotate_refresh_token(&token_hash(refresh_token), &successor, now)
             .await?
         {
             Rotation::Rotated(user) if user.profile.is_some() => Ok(Session {
@@ -349,34 +351,20 @@ impl App {
 
     async fn start_session(&self, user: User) -> Result<Session, AppError> {
         let now = self.clock.now();
-        let (token, record) = self.new_refresh_token(Some(user.id), Uuid::now_v7(), now)?;
-        self.store.insert_refresh_token(&record).await?;
+        let (token, grant) = new_refresh_token(now)?;
+        self.store
+            .insert_refresh_token(&RefreshToken {
+                user_id: user.id,
+                family_id: Uuid::now_v7(),
+                grant,
+            })
+            .await?;
         Ok(Session {
             access_token: self.access_token(&user, now)?,
             refresh_token: token,
             expires_in: ACCESS_TOKEN_TTL.num_seconds(),
             user,
         })
-    }
-
-    /// A new refresh token and its record. For a rotation the store fills in user and family
-    /// from the token being used, so `user` may be `None`.
-    fn new_refresh_token(
-        &self,
-        user: Option<UserId>,
-        family: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<(String, RefreshToken), AppError> {
-        let token = format!("rt_{}", random_hex(32)?);
-        let record = RefreshToken {
-            id: Uuid::now_v7(),
-            user_id: user.unwrap_or(UserId(Uuid::nil())),
-            family_id: family,
-            token_hash: token_hash(&token),
-            created_at: now,
-            expires_at: now + REFRESH_TOKEN_TTL,
-        };
-        Ok((token, record))
     }
 
     fn access_token(&self, user: &User, now: DateTime<Utc>) -> Result<String, AppError> {
@@ -393,6 +381,18 @@ impl App {
         )
         .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("signing a token")))
     }
+}
+
+/// A new refresh token (returned once, to the client) and what is stored of it.
+fn new_refresh_token(now: DateTime<Utc>) -> Result<(String, RefreshGrant), AppError> {
+    let token = format!("rt_{}", random_hex(32)?);
+    let grant = RefreshGrant {
+        id: Uuid::now_v7(),
+        token_hash: token_hash(&token),
+        created_at: now,
+        expires_at: now + REFRESH_TOKEN_TTL,
+    };
+    Ok((token, grant))
 }
 
 /// Seconds from `now` until `until`, at least one.

@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use boxoffice_domain::UserId;
 use boxoffice_domain::identity::{Email, Profile, Role, User};
-use boxoffice_store::{Conflict, IdentityStore, LoginFailures, RefreshToken, Rotation, StoreError};
+use boxoffice_store::{
+    Conflict, IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation, StoreError,
+};
 use chrono::{DateTime, Utc};
 use sqlx::error::ErrorKind;
 use uuid::Uuid;
@@ -142,26 +144,13 @@ impl IdentityStore for PgStore {
     }
 
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(token.id)
-        .bind(token.user_id.0)
-        .bind(token.family_id)
-        .bind(&token.token_hash)
-        .bind(token.created_at)
-        .bind(token.expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        insert_grant(&self.pool, token.user_id.0, token.family_id, &token.grant).await
     }
 
     async fn rotate_refresh_token(
         &self,
         presented: &str,
-        next: &RefreshToken,
+        successor: &RefreshGrant,
         now: DateTime<Utc>,
     ) -> Result<Rotation, StoreError> {
         let mut tx = self.begin().await?;
@@ -205,19 +194,7 @@ impl IdentityStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(next.id)
-        .bind(user_id)
-        .bind(family_id)
-        .bind(&next.token_hash)
-        .bind(next.created_at)
-        .bind(next.expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        insert_grant(&mut *tx, user_id, family_id, successor).await?;
         let user: User = sqlx::query_as::<_, UserRow>(concat!(user_columns!(), "WHERE u.id = $1"))
             .bind(user_id)
             .fetch_one(&mut *tx)
@@ -327,4 +304,27 @@ impl IdentityStore for PgStore {
             .map_err(db)?;
         Ok(())
     }
+}
+
+/// Stores a refresh token of `user` in `family`.
+async fn insert_grant<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    user: Uuid,
+    family: Uuid,
+    grant: &RefreshGrant,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(grant.id)
+    .bind(user)
+    .bind(family)
+    .bind(&grant.token_hash)
+    .bind(grant.created_at)
+    .bind(grant.expires_at)
+    .execute(executor)
+    .await
+    .map_err(db)?;
+    Ok(())
 }

@@ -21,7 +21,8 @@ use boxoffice_domain::identity::{Email, Profile, Role, User};
 use uuid::Uuid;
 
 use crate::{
-    Conflict, MovieFilter, PageRequest, RefreshToken, Rotation, ShowtimeFilter, Store, StoreError,
+    Conflict, MovieFilter, PageRequest, RefreshGrant, RefreshToken, Rotation, ShowtimeFilter,
+    Store, StoreError,
 };
 
 /// Runs `$case` of this module against a fresh store made by `$make` (an async expression giving
@@ -720,15 +721,22 @@ pub fn user(email: &str, role: Role) -> User {
     }
 }
 
-/// A refresh token of `user` in `family`, stored under `hash`, valid for a day.
-pub fn refresh(user: UserId, family: Uuid, hash: &str) -> RefreshToken {
-    RefreshToken {
+/// A refresh token stored under `hash`, valid for a day.
+pub fn grant(hash: &str) -> RefreshGrant {
+    RefreshGrant {
         id: Uuid::now_v7(),
-        user_id: user,
-        family_id: family,
         token_hash: hash.to_owned(),
         created_at: base_time(),
         expires_at: base_time() + hours(24),
+    }
+}
+
+/// A refresh token of `user` in `family`, stored under `hash`, valid for a day.
+pub fn refresh(user: UserId, family: Uuid, hash: &str) -> RefreshToken {
+    RefreshToken {
+        user_id: user,
+        family_id: family,
+        grant: grant(hash),
     }
 }
 
@@ -798,7 +806,7 @@ pub async fn erasure_removes_personal_data_and_sessions(store: Arc<dyn Store>) {
         store.credentials(&email).await,
         Err(StoreError::NotFound)
     ));
-    let next = refresh(ann.id, Uuid::now_v7(), "t2");
+    let next = grant("t2");
     assert_eq!(
         store
             .rotate_refresh_token("t1", &next, base_time())
@@ -822,7 +830,7 @@ pub async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Arc<dyn S
         .await
         .unwrap();
 
-    let second = refresh(ann.id, Uuid::now_v7(), "second");
+    let second = grant("second");
     let rotated = store
         .rotate_refresh_token("first", &second, base_time())
         .await
@@ -830,7 +838,7 @@ pub async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Arc<dyn S
     assert_eq!(rotated, Rotation::Rotated(ann.clone()));
 
     // The stolen first token comes back: the family dies, so "second" stops working too.
-    let third = refresh(ann.id, Uuid::now_v7(), "third");
+    let third = grant("third");
     assert_eq!(
         store
             .rotate_refresh_token("first", &third, base_time())
@@ -838,7 +846,7 @@ pub async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Arc<dyn S
             .unwrap(),
         Rotation::Reused
     );
-    let fourth = refresh(ann.id, Uuid::now_v7(), "fourth");
+    let fourth = grant("fourth");
     assert_eq!(
         store
             .rotate_refresh_token("second", &fourth, base_time())
@@ -861,7 +869,7 @@ pub async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Arc<dyn S
         .insert_refresh_token(&refresh(ann.id, other, "fresh"))
         .await
         .unwrap();
-    let next = refresh(ann.id, Uuid::now_v7(), "next");
+    let next = grant("next");
     assert_eq!(
         store
             .rotate_refresh_token("fresh", &next, base_time() + hours(25))
@@ -892,7 +900,7 @@ pub async fn refresh_tokens_rotate_and_reuse_revokes_the_family(store: Arc<dyn S
         .revoke_refresh_token("next", ann.id, base_time())
         .await
         .unwrap();
-    let last = refresh(ann.id, Uuid::now_v7(), "last");
+    let last = grant("last");
     assert_eq!(
         store
             .rotate_refresh_token("next", &last, base_time())
@@ -916,7 +924,7 @@ pub async fn one_refresh_token_used_concurrently_rotates_once(store: Arc<dyn Sto
         .map(|i| {
             let store = Arc::clone(&store);
             let barrier = Arc::clone(&barrier);
-            let next = refresh(ann.id, Uuid::now_v7(), &format!("next-{i}"));
+            let next = grant(&format!("next-{i}"));
             tokio::spawn(async move {
                 barrier.wait().await;
                 store

@@ -9,21 +9,28 @@ use uuid::Uuid;
 
 use crate::StoreError;
 
-/// A refresh token as stored: only its SHA-256, never the token itself.
+/// A newly issued refresh token as stored: only its SHA-256, never the token itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RefreshToken {
+pub struct RefreshGrant {
     /// Row id.
     pub id: Uuid,
-    /// Whose it is.
-    pub user_id: UserId,
-    /// The chain of rotations it belongs to; reuse of any used token revokes the whole chain.
-    pub family_id: Uuid,
     /// Hex SHA-256 of the token.
     pub token_hash: String,
     /// When it was issued.
     pub created_at: DateTime<Utc>,
     /// When it stops working.
     pub expires_at: DateTime<Utc>,
+}
+
+/// A refresh token and the session it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// Whose it is.
+    pub user_id: UserId,
+    /// The chain of rotations it belongs to; reuse of any used token revokes the whole chain.
+    pub family_id: Uuid,
+    /// The token.
+    pub grant: RefreshGrant,
 }
 
 /// What presenting a refresh token led to.
@@ -75,12 +82,12 @@ pub trait IdentityStore: Send + Sync {
     async fn erase_user(&self, id: UserId, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Stores a new refresh token (a new family at sign-in).
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
-    /// Uses the token whose hash is `presented`: if live, marks it used and stores `next` (whose
-    /// user and family are taken from the used token) in the same transaction.
+    /// Uses the token whose hash is `presented`: if live, marks it used and stores `successor`
+    /// in the same session (user and family of the used token), in one transaction.
     async fn rotate_refresh_token(
         &self,
         presented: &str,
-        next: &RefreshToken,
+        successor: &RefreshGrant,
         now: DateTime<Utc>,
     ) -> Result<Rotation, StoreError>;
     /// Revokes one of `user`'s refresh tokens; no effect when it is not theirs.

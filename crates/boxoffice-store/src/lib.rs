@@ -20,7 +20,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
-pub use identity::{IdentityStore, LoginFailures, RefreshToken, Rotation};
+pub use identity::{IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation};
 pub use listing::ShowtimeListing;
 
 /// The default and largest page sizes of every list.
