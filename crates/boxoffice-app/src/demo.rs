@@ -210,6 +210,7 @@ pub async fn seed(app: &App) -> Result<Seeded, AppError> {
                 timezone: Some(demo.timezone.to_owned()),
                 currency: Some(demo.currency.to_owned()),
                 amenities: Some(demo.amenities.iter().map(|a| (*a).to_owned()).collect()),
+                ticket_discounts: None,
             })
             .await?;
         let tz = cinema.details.timezone;

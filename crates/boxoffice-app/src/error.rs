@@ -53,6 +53,21 @@ pub enum AppError {
     /// No valid session: a missing, malformed, expired or revoked token, or an erased account.
     #[error("not signed in")]
     Unauthenticated,
+    /// Seats were not held; the rejection says why.
+    #[error(transparent)]
+    Hold(boxoffice_domain::booking::HoldRejection),
+    /// The idempotency key was already used with another request.
+    #[error("the idempotency key was used with another request")]
+    IdempotencyKeyReused,
+    /// Only a live hold can be cancelled this way.
+    #[error("a {status} booking cannot be cancelled")]
+    BookingNotCancellable {
+        /// The booking's status now.
+        status: boxoffice_domain::booking::BookingStatus,
+    },
+    /// The hall's seat map cannot change while showtimes that have not ended have seats taken.
+    #[error("the hall has showtimes with seats held or sold")]
+    HallHasBookings,
     /// Something failed that is not the caller's fault; logged, never shown.
     #[error(transparent)]
     Internal(anyhow::Error),
@@ -71,6 +86,10 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(Conflict::MovieHasShowtimes) => AppError::MovieHasShowtimes,
             StoreError::Conflict(Conflict::CinemaHasShowtimes) => AppError::CinemaHasShowtimes,
             StoreError::Conflict(Conflict::EmailTaken) => AppError::EmailTaken,
+            StoreError::Conflict(Conflict::HallHasBookings) => AppError::HallHasBookings,
+            StoreError::Conflict(Conflict::BookingNotCancellable) => {
+                AppError::Internal(anyhow::anyhow!("booking not cancellable, status unknown"))
+            }
             StoreError::Other(e) => AppError::Internal(e),
         }
     }

@@ -2,23 +2,32 @@
 //! parses its input into domain values, applies the domain's rules with the time read once from
 //! the [`Clock`], and makes one store call shaped like the use case.
 
+mod booking;
 pub mod clock;
 pub mod demo;
 mod error;
 pub mod identity;
+pub mod live;
 mod schedule;
 mod venues;
+pub mod workers;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use boxoffice_domain::catalog::{Movie, MovieDetails, MovieInput};
-use boxoffice_domain::{MovieId, ValidationErrors};
+use boxoffice_domain::venue::Seat;
+use boxoffice_domain::{HallId, MovieId, SeatId, ValidationErrors};
 use boxoffice_store::{MovieFilter, Page, PageRequest, Store};
+use chrono::{DateTime, Utc};
 
+pub use booking::{BookingPolicy, HoldInput, Outcome};
+pub use boxoffice_domain::booking::SeatState;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::AppError;
 pub use identity::{Principal, Session, TokenKeys};
-pub use schedule::{SeatMap, SeatMapEntry, SeatState};
+pub use live::{FeedEvent, SeatFeed};
+pub use schedule::{SeatMap, SeatMapEntry};
 
 /// The application: the store and the clock every use case needs. Cheap to clone.
 #[derive(Clone)]
@@ -26,7 +35,14 @@ pub struct App {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     tokens: Arc<TokenKeys>,
+    booking: BookingPolicy,
+    live: Arc<SeatFeed>,
+    /// Each hall's seats by id, with the hall's `updated_at` they were read at.
+    seat_cache: Arc<Mutex<HashMap<HallId, HallSeats>>>,
+    last_purge: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
+
+type HallSeats = (DateTime<Utc>, Arc<HashMap<SeatId, Seat>>);
 
 impl App {
     /// An application on `store`, reading time from `clock` and signing access tokens with
@@ -36,6 +52,38 @@ impl App {
             store,
             clock,
             tokens: Arc::new(tokens),
+            booking: BookingPolicy::default(),
+            live: Arc::new(SeatFeed::default()),
+            seat_cache: Arc::default(),
+            last_purge: Arc::default(),
+        }
+    }
+
+    /// The same application with other hold rules.
+    pub fn with_booking_policy(mut self, policy: BookingPolicy) -> Self {
+        self.booking = policy;
+        self
+    }
+
+    /// The hold rules in force.
+    pub fn booking_policy(&self) -> BookingPolicy {
+        self.booking
+    }
+
+    /// The live seat-map feed.
+    pub fn live(&self) -> &Arc<SeatFeed> {
+        &self.live
+    }
+
+    /// On a database several processes share, starts the task that feeds live seat maps with
+    /// every process's changes; returns whether one was started. Call once at start-up.
+    pub async fn start_seat_listener(&self) -> Result<bool, AppError> {
+        match self.store.listen_seat_changes().await? {
+            Some(listener) => {
+                tokio::spawn(Arc::clone(&self.live).run_listener(listener));
+                Ok(true)
+            }
+            None => Ok(false),
         }
     }
 

@@ -7,34 +7,12 @@ use boxoffice_domain::schedule::{
 use boxoffice_domain::venue::{Hall, Seat};
 use boxoffice_domain::{CinemaId, MovieId, ShowtimeId, ValidationErrors};
 use boxoffice_store::{Page, PageRequest, ShowtimeFilter, ShowtimeListing, StoreError};
+use std::collections::HashMap;
+
+use boxoffice_domain::booking::SeatState;
 use chrono::{DateTime, Utc};
 
 use crate::{App, AppError};
-
-/// What a seat of a showtime is doing right now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SeatState {
-    /// Can be held.
-    Available,
-    /// Held by a booking that has not been paid yet.
-    Held,
-    /// Paid for.
-    Sold,
-    /// Never sold.
-    Blocked,
-}
-
-impl SeatState {
-    /// The name used in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SeatState::Available => "available",
-            SeatState::Held => "held",
-            SeatState::Sold => "sold",
-            SeatState::Blocked => "blocked",
-        }
-    }
-}
 
 /// One seat of a seat map.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,11 +181,14 @@ impl App {
             .await?)
     }
 
-    /// A showtime's seats with state and price. Until bookings exist every seat that is not
-    /// blocked is available.
+    /// A showtime's seats with their state now and price. The version is the one the states
+    /// were read at, so a watcher of the live feed knows which changes it already has.
     pub async fn seat_map(&self, id: ShowtimeId) -> Result<SeatMap, AppError> {
-        let listing = self.store.showtime(id).await?;
+        let mut listing = self.store.showtime(id).await?;
         let seats = self.store.seats(listing.showtime.hall_id).await?;
+        let states = self.store.seat_states(id, self.clock.now()).await?;
+        listing.seat_version = states.version;
+        let taken: HashMap<_, _> = states.taken.into_iter().collect();
         let seats = seats
             .into_iter()
             .map(|seat| {
@@ -216,7 +197,7 @@ impl App {
                     state: if seat_type == SeatType::Blocked {
                         SeatState::Blocked
                     } else {
-                        SeatState::Available
+                        taken.get(&seat.id).copied().unwrap_or(SeatState::Available)
                     },
                     price: listing.showtime.prices.price(seat_type),
                     seat,

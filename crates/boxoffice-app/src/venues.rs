@@ -129,7 +129,9 @@ impl App {
             None => None,
         };
         hall.updated_at = now;
-        self.store.update_hall(&hall, new_seats.as_deref()).await?;
+        self.store
+            .update_hall(&hall, new_seats.as_deref(), now)
+            .await?;
         Ok((hall, new_seats.unwrap_or(existing)))
     }
 }

@@ -73,6 +73,10 @@ typed_id!(
     /// Identifies an account.
     UserId
 );
+typed_id!(
+    /// Identifies a booking (an order of seats for one showtime).
+    BookingId
+);
 
 #[cfg(test)]
 mod tests {

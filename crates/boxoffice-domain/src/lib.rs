@@ -1,7 +1,8 @@
 //! Pure business rules of boxoffice: typed ids, money, seat layouts, the film catalogue, venues and
-//! the showtime schedule. Nothing here does I/O or reads the clock: callers pass `now` in and get
+//! the showtime schedule, bookings and seat holds. Nothing here does I/O or reads the clock: callers pass `now` in and get
 //! decisions back, which keeps every rule testable without a database or a runtime.
 
+pub mod booking;
 pub mod catalog;
 pub mod identity;
 pub mod ids;
@@ -11,7 +12,7 @@ pub mod schedule;
 pub mod validation;
 pub mod venue;
 
-pub use ids::{CinemaId, HallId, MovieId, SeatId, ShowtimeId, UserId};
+pub use ids::{BookingId, CinemaId, HallId, MovieId, SeatId, ShowtimeId, UserId};
 pub use layout::{SeatLayout, SeatSpec, SeatType};
 pub use money::{Currency, Money};
 pub use validation::{FieldError, ValidationErrors};

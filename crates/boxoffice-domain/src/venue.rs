@@ -1,7 +1,11 @@
 //! Cinemas and their halls.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+
+use crate::booking::TicketDiscounts;
 
 use crate::catalog::parse_tags;
 use crate::layout::SeatLayout;
@@ -41,6 +45,8 @@ pub struct CinemaDetails {
     pub currency: Currency,
     /// Amenities (`parking`, `bar`, `step-free access`).
     pub amenities: Vec<String>,
+    /// Discounts by ticket type, applied to every showtime's seat prices.
+    pub ticket_discounts: TicketDiscounts,
 }
 
 /// Unvalidated cinema fields; `None` means "not given".
@@ -58,6 +64,8 @@ pub struct CinemaInput {
     pub currency: Option<String>,
     /// See [`CinemaDetails::amenities`].
     pub amenities: Option<Vec<String>>,
+    /// See [`CinemaDetails::ticket_discounts`]: ticket type name to percent off.
+    pub ticket_discounts: Option<BTreeMap<String, i64>>,
 }
 
 impl CinemaDetails {
@@ -81,6 +89,7 @@ impl CinemaDetails {
             timezone: Tz::UTC,
             currency: Currency::NONE,
             amenities: Vec::new(),
+            ticket_discounts: TicketDiscounts::default(),
         };
         let patched = blank.apply(input, &mut v);
         v.finish().map(|()| patched)
@@ -129,6 +138,16 @@ impl CinemaDetails {
             .and_then(|a| v.check("amenities", parse_tags(a)))
         {
             self.amenities = amenities;
+        }
+        if let Some(raw) = input.ticket_discounts {
+            match TicketDiscounts::parse(&raw) {
+                Ok(discounts) => self.ticket_discounts = discounts,
+                Err(errors) => {
+                    for e in errors.0 {
+                        v.error(e.field, e.message);
+                    }
+                }
+            }
         }
         self
     }

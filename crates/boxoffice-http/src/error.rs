@@ -12,6 +12,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use boxoffice_app::AppError;
 use boxoffice_domain::ValidationErrors;
+use boxoffice_domain::booking::HoldRejection;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -233,6 +234,24 @@ impl From<AppError> for ApiError {
                 "unauthorized",
                 "The session is not valid; sign in again.",
             ),
+            AppError::Hold(rejection) => hold_rejected(rejection),
+            AppError::IdempotencyKeyReused => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "This Idempotency-Key was used with a different request; use a new key.",
+            ),
+            AppError::BookingNotCancellable { status } => ApiError::new(
+                StatusCode::CONFLICT,
+                "booking_not_cancellable",
+                format!("The booking is {status}; only a held booking can be cancelled."),
+            )
+            .with("booking_status", json!(status.as_str())),
+            AppError::HallHasBookings => ApiError::new(
+                StatusCode::CONFLICT,
+                "hall_has_bookings",
+                "The seat map cannot change while showtimes that have not ended have seats held \
+                 or sold.",
+            ),
             AppError::Internal(cause) => ApiError::internal(&cause),
         }
     }
@@ -341,6 +360,49 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
             }
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
+    }
+}
+
+/// A hold's refusal: 409 when the state of the showtime or its seats is in the way, 422 when the
+/// request itself is wrong. Codes are the rejection's serde tags.
+fn hold_rejected(rejection: HoldRejection) -> ApiError {
+    let detail = rejection.to_string();
+    match rejection {
+        HoldRejection::ValidationFailed { field, message } => {
+            ApiError::validation(ValidationErrors::single(field, message))
+        }
+        HoldRejection::TooManySeats { limit } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "too_many_seats", detail)
+                .with("limit", json!(limit))
+        }
+        HoldRejection::DuplicateSeats { seat_ids } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "duplicate_seats", detail)
+                .with("seat_ids", json!(seat_ids))
+        }
+        HoldRejection::UnknownSeats { seat_ids } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_seats", detail)
+                .with("seat_ids", json!(seat_ids))
+        }
+        HoldRejection::SeatsBlocked { seat_ids } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "seats_blocked", detail)
+                .with("seat_ids", json!(seat_ids))
+        }
+        HoldRejection::ShowtimeCancelled => ApiError::new(
+            StatusCode::CONFLICT,
+            "showtime_cancelled",
+            "The showtime is cancelled; nothing can be booked.",
+        ),
+        HoldRejection::ShowtimeStarted => ApiError::new(
+            StatusCode::CONFLICT,
+            "showtime_started",
+            "The showtime has started; sales are closed.",
+        ),
+        HoldRejection::SeatsUnavailable { seat_ids } => ApiError::new(
+            StatusCode::CONFLICT,
+            "seats_unavailable",
+            "Some seats are held or sold by someone else; nothing was held.",
+        )
+        .with("seat_ids", json!(seat_ids)),
     }
 }
 

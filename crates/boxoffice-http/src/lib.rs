@@ -3,9 +3,11 @@
 //! every request. Handlers are thin: parse, call one use case on [`boxoffice_app::App`], map.
 
 pub mod auth;
+mod bookings;
 mod catalog;
 pub mod error;
 mod identity;
+mod live;
 pub mod metrics;
 mod ops;
 mod pagination;
@@ -72,7 +74,7 @@ impl AppState {
 #[openapi(
     info(
         title = "boxoffice",
-        description = "Cinema ticketing: catalogue, venues, schedule and live seat maps.",
+        description = "Cinema ticketing: catalogue, venues, schedule, live seat maps and bookings.",
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerSecurity),
@@ -81,6 +83,7 @@ impl AppState {
         (name = "catalog", description = "Films"),
         (name = "venues", description = "Cinemas, halls and seat maps"),
         (name = "schedule", description = "Showtimes and live seat state"),
+        (name = "bookings", description = "Seat holds and bookings"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -116,7 +119,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             identity::router()
                 .merge(catalog::router())
                 .merge(venues::router())
-                .merge(schedule::router()),
+                .merge(schedule::router())
+                .merge(live::router())
+                .merge(bookings::router()),
         )
         .merge(ops::router())
         .split_for_parts()

@@ -1,6 +1,8 @@
 //! `/api/v1/cinemas` and `/api/v1/halls`: sites, their halls and seat maps. Reads are public;
 //! writes need staff.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use boxoffice_domain::venue::{Cinema, CinemaInput, Hall, HallInput, Seat};
@@ -40,6 +42,10 @@ pub struct CinemaResponse {
     #[schema(example = "EUR")]
     currency: String,
     amenities: Vec<String>,
+    /// Percent off the seat price by ticket type (`child`, `senior`, `student`); adults and
+    /// types not listed pay the seat price.
+    #[schema(example = json!({"child": 25, "senior": 20, "student": 15}))]
+    ticket_discounts: BTreeMap<String, i64>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -55,6 +61,7 @@ impl From<Cinema> for CinemaResponse {
             timezone: d.timezone.name().to_owned(),
             currency: d.currency.to_string(),
             amenities: d.amenities,
+            ticket_discounts: d.ticket_discounts.to_map(),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -72,6 +79,9 @@ pub struct NewCinema {
     #[schema(example = "EUR")]
     currency: String,
     amenities: Option<Vec<String>>,
+    /// Percent off by ticket type; default child 25, senior 20, student 15.
+    #[schema(example = json!({"child": 25, "senior": 20, "student": 15}))]
+    ticket_discounts: Option<BTreeMap<String, i64>>,
 }
 
 /// A change to a cinema: only the fields given change.
@@ -83,6 +93,8 @@ pub struct CinemaPatch {
     timezone: Option<String>,
     currency: Option<String>,
     amenities: Option<Vec<String>>,
+    /// Replaces the discounts by ticket type.
+    ticket_discounts: Option<BTreeMap<String, i64>>,
 }
 
 impl From<NewCinema> for CinemaInput {
@@ -94,6 +106,7 @@ impl From<NewCinema> for CinemaInput {
             timezone: Some(c.timezone),
             currency: Some(c.currency),
             amenities: c.amenities,
+            ticket_discounts: c.ticket_discounts,
         }
     }
 }
@@ -107,6 +120,7 @@ impl From<CinemaPatch> for CinemaInput {
             timezone: c.timezone,
             currency: c.currency,
             amenities: c.amenities,
+            ticket_discounts: c.ticket_discounts,
         }
     }
 }

@@ -4,8 +4,11 @@
 //! overlap rule is an exclusion constraint, and checks that precede a write lock the row they
 //! depend on (`FOR UPDATE`) so a concurrent transaction cannot invalidate them.
 
+mod booking;
 mod identity;
 mod rows;
+
+pub use booking::SEAT_CHANNEL;
 
 use std::time::Duration;
 
@@ -15,7 +18,7 @@ use boxoffice_domain::catalog::Movie;
 use boxoffice_domain::schedule::{Showtime, ShowtimeStatus};
 use boxoffice_domain::venue::{Cinema, Hall, Seat};
 use boxoffice_domain::{CinemaId, HallId, MovieId, SeatId, ShowtimeId};
-use boxoffice_store::codec::{prices_to_json, search_key, strings_to_json};
+use boxoffice_store::codec::{discounts_to_json, prices_to_json, search_key, strings_to_json};
 use boxoffice_store::{
     CatalogStore, Conflict, Cursor, MovieFilter, Page, PageRequest, ScheduleStore, ShowtimeFilter,
     ShowtimeListing, Store, StoreError, VenueStore,
@@ -235,7 +238,8 @@ impl VenueStore for PgStore {
         let d = &cinema.details;
         sqlx::query(
             "INSERT INTO cinemas (id, name, city, address, timezone, currency, amenities, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)",
+             created_at, updated_at, ticket_discounts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10::jsonb)",
         )
         .bind(cinema.id.0)
         .bind(&d.name)
@@ -246,6 +250,7 @@ impl VenueStore for PgStore {
         .bind(strings_to_json(&d.amenities))
         .bind(cinema.created_at)
         .bind(cinema.updated_at)
+        .bind(discounts_to_json(&d.ticket_discounts))
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -254,7 +259,8 @@ impl VenueStore for PgStore {
 
     async fn cinema(&self, id: CinemaId) -> Result<Cinema, StoreError> {
         sqlx::query_as::<_, CinemaRow>(
-            "SELECT id, name, city, address, timezone, currency, amenities::text, created_at, updated_at \
+            "SELECT id, name, city, address, timezone, currency, amenities::text, ticket_discounts::text, \
+             created_at, updated_at \
              FROM cinemas WHERE id = $1",
         )
         .bind(id.0)
@@ -266,7 +272,8 @@ impl VenueStore for PgStore {
 
     async fn list_cinemas(&self, page: &PageRequest) -> Result<Page<Cinema>, StoreError> {
         let rows = sqlx::query_as::<_, CinemaRow>(
-            "SELECT id, name, city, address, timezone, currency, amenities::text, created_at, updated_at \
+            "SELECT id, name, city, address, timezone, currency, amenities::text, ticket_discounts::text, \
+             created_at, updated_at \
              FROM cinemas WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2",
         )
         .bind(page.after.as_ref().map(|c| c.id))
@@ -301,7 +308,7 @@ impl VenueStore for PgStore {
         }
         sqlx::query(
             "UPDATE cinemas SET name = $2, city = $3, address = $4, timezone = $5, currency = $6, \
-             amenities = $7::jsonb, updated_at = $8 WHERE id = $1",
+             amenities = $7::jsonb, updated_at = $8, ticket_discounts = $9::jsonb WHERE id = $1",
         )
         .bind(cinema.id.0)
         .bind(&d.name)
@@ -311,6 +318,7 @@ impl VenueStore for PgStore {
         .bind(d.currency.as_str())
         .bind(strings_to_json(&d.amenities))
         .bind(cinema.updated_at)
+        .bind(discounts_to_json(&d.ticket_discounts))
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -391,8 +399,29 @@ impl VenueStore for PgStore {
         Page::from_rows(rows, page.limit, |h: &Hall| Cursor::after_id(h.id.0))
     }
 
-    async fn update_hall(&self, hall: &Hall, seats: Option<&[Seat]>) -> Result<(), StoreError> {
+    async fn update_hall(
+        &self,
+        hall: &Hall,
+        seats: Option<&[Seat]>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
+        if seats.is_some() {
+            let taken: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM seat_claims c \
+                 JOIN showtimes s ON s.id = c.showtime_id \
+                 WHERE s.hall_id = $1 AND s.ends_at > $2 \
+                 AND (c.state = 'sold' OR c.expires_at > $2))",
+            )
+            .bind(hall.id.0)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            if taken {
+                return Err(StoreError::Conflict(Conflict::HallHasBookings));
+            }
+        }
         let done = sqlx::query(
             "UPDATE halls SET name = $2, layout = $3::jsonb, buffer_minutes = $4, seat_count = $5, \
              updated_at = $6 WHERE id = $1",
@@ -480,7 +509,8 @@ macro_rules! listing_select {
     () => {
         "SELECT s.id, s.movie_id, s.hall_id, s.starts_at, s.ends_at, s.local_date, s.format, \
          s.prices::text, s.status, s.created_at, s.updated_at, s.seat_version, h.cinema_id, \
-         c.timezone, c.currency, m.title AS movie_title, h.name AS hall_name \
+         c.timezone, c.currency, c.ticket_discounts::text, m.title AS movie_title, \
+         h.name AS hall_name, h.updated_at AS hall_updated_at \
          FROM showtimes s JOIN halls h ON h.id = s.hall_id JOIN cinemas c ON c.id = h.cinema_id \
          JOIN movies m ON m.id = s.movie_id "
     };
@@ -650,5 +680,13 @@ impl Store for PgStore {
 
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn listen_seat_changes(
+        &self,
+    ) -> Result<Option<Box<dyn boxoffice_store::SeatListener>>, StoreError> {
+        Ok(Some(Box::new(
+            booking::Listener::connect(&self.pool).await?,
+        )))
     }
 }

@@ -57,6 +57,7 @@ pub struct CinemaRow {
     timezone: String,
     currency: String,
     amenities: String,
+    ticket_discounts: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -73,6 +74,7 @@ impl TryFrom<CinemaRow> for Cinema {
                 timezone: codec::timezone(&r.timezone)?,
                 currency: codec::currency(&r.currency)?,
                 amenities: codec::strings_from_json(&r.amenities)?,
+                ticket_discounts: codec::discounts_from_json(&r.ticket_discounts)?,
             },
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -177,6 +179,8 @@ pub struct ListingRow {
     #[sqlx(flatten)]
     showtime: ShowtimeRow,
     seat_version: i64,
+    ticket_discounts: String,
+    hall_updated_at: DateTime<Utc>,
     cinema_id: Uuid,
     timezone: String,
     currency: String,
@@ -194,7 +198,9 @@ impl TryFrom<ListingRow> for ShowtimeListing {
             currency: codec::currency(&r.currency)?,
             movie_title: r.movie_title,
             hall_name: r.hall_name,
+            hall_updated_at: r.hall_updated_at,
             seat_version: r.seat_version,
+            ticket_discounts: codec::discounts_from_json(&r.ticket_discounts)?,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! Reads use a separate pool of read-only connections that WAL lets run beside the writer.
 //! Times are stored as epoch milliseconds (see the migrations).
 
+mod booking;
 mod identity;
 mod rows;
 
@@ -18,7 +19,7 @@ use boxoffice_domain::catalog::Movie;
 use boxoffice_domain::schedule::{Showtime, ShowtimeStatus};
 use boxoffice_domain::venue::{Cinema, Hall, Seat};
 use boxoffice_domain::{CinemaId, HallId, MovieId, SeatId, ShowtimeId};
-use boxoffice_store::codec::{prices_to_json, search_key, strings_to_json};
+use boxoffice_store::codec::{discounts_to_json, prices_to_json, search_key, strings_to_json};
 use boxoffice_store::{
     CatalogStore, Conflict, Cursor, MovieFilter, Page, PageRequest, ScheduleStore, ShowtimeFilter,
     ShowtimeListing, Store, StoreError, VenueStore,
@@ -251,7 +252,8 @@ impl VenueStore for SqliteStore {
         let d = &cinema.details;
         sqlx::query(
             "INSERT INTO cinemas (id, name, city, address, timezone, currency, amenities, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             created_at, updated_at, ticket_discounts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(cinema.id.0)
         .bind(&d.name)
@@ -262,6 +264,7 @@ impl VenueStore for SqliteStore {
         .bind(strings_to_json(&d.amenities))
         .bind(ms(cinema.created_at))
         .bind(ms(cinema.updated_at))
+        .bind(discounts_to_json(&d.ticket_discounts))
         .execute(&self.write)
         .await
         .map_err(db)?;
@@ -270,7 +273,8 @@ impl VenueStore for SqliteStore {
 
     async fn cinema(&self, id: CinemaId) -> Result<Cinema, StoreError> {
         sqlx::query_as::<_, CinemaRow>(
-            "SELECT id, name, city, address, timezone, currency, amenities, created_at, updated_at \
+            "SELECT id, name, city, address, timezone, currency, amenities, ticket_discounts, \
+             created_at, updated_at \
              FROM cinemas WHERE id = $1",
         )
         .bind(id.0)
@@ -282,7 +286,8 @@ impl VenueStore for SqliteStore {
 
     async fn list_cinemas(&self, page: &PageRequest) -> Result<Page<Cinema>, StoreError> {
         let rows = sqlx::query_as::<_, CinemaRow>(
-            "SELECT id, name, city, address, timezone, currency, amenities, created_at, updated_at \
+            "SELECT id, name, city, address, timezone, currency, amenities, ticket_discounts, \
+             created_at, updated_at \
              FROM cinemas WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2",
         )
         .bind(page.after.as_ref().map(|c| c.id))
@@ -316,7 +321,7 @@ impl VenueStore for SqliteStore {
         }
         sqlx::query(
             "UPDATE cinemas SET name = $2, city = $3, address = $4, timezone = $5, currency = $6, \
-             amenities = $7, updated_at = $8 WHERE id = $1",
+             amenities = $7, updated_at = $8, ticket_discounts = $9 WHERE id = $1",
         )
         .bind(cinema.id.0)
         .bind(&d.name)
@@ -326,6 +331,7 @@ impl VenueStore for SqliteStore {
         .bind(d.currency.as_str())
         .bind(strings_to_json(&d.amenities))
         .bind(ms(cinema.updated_at))
+        .bind(discounts_to_json(&d.ticket_discounts))
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -406,8 +412,29 @@ impl VenueStore for SqliteStore {
         Page::from_rows(rows, page.limit, |h: &Hall| Cursor::after_id(h.id.0))
     }
 
-    async fn update_hall(&self, hall: &Hall, seats: Option<&[Seat]>) -> Result<(), StoreError> {
+    async fn update_hall(
+        &self,
+        hall: &Hall,
+        seats: Option<&[Seat]>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
+        if seats.is_some() {
+            let taken: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM seat_claims c \
+                 JOIN showtimes s ON s.id = c.showtime_id \
+                 WHERE s.hall_id = $1 AND s.ends_at > $2 \
+                 AND (c.state = 'sold' OR c.expires_at > $2))",
+            )
+            .bind(hall.id.0)
+            .bind(ms(now))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            if taken {
+                return Err(StoreError::Conflict(Conflict::HallHasBookings));
+            }
+        }
         let done = sqlx::query(
             "UPDATE halls SET name = $2, layout = $3, buffer_minutes = $4, seat_count = $5, \
              updated_at = $6 WHERE id = $1",
@@ -495,7 +522,8 @@ macro_rules! listing_select {
     () => {
         "SELECT s.id, s.movie_id, s.hall_id, s.starts_at, s.ends_at, s.local_date, s.format, \
          s.prices, s.status, s.created_at, s.updated_at, s.seat_version, h.cinema_id, \
-         c.timezone, c.currency, m.title AS movie_title, h.name AS hall_name \
+         c.timezone, c.currency, c.ticket_discounts, m.title AS movie_title, \
+         h.name AS hall_name, h.updated_at AS hall_updated_at \
          FROM showtimes s JOIN halls h ON h.id = s.hall_id JOIN cinemas c ON c.id = h.cinema_id \
          JOIN movies m ON m.id = s.movie_id "
     };
@@ -665,5 +693,11 @@ impl Store for SqliteStore {
 
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn listen_seat_changes(
+        &self,
+    ) -> Result<Option<Box<dyn boxoffice_store::SeatListener>>, StoreError> {
+        Ok(None)
     }
 }

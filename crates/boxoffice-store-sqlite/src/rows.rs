@@ -72,6 +72,7 @@ pub struct CinemaRow {
     timezone: String,
     currency: String,
     amenities: String,
+    ticket_discounts: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -88,6 +89,7 @@ impl TryFrom<CinemaRow> for Cinema {
                 timezone: codec::timezone(&r.timezone)?,
                 currency: codec::currency(&r.currency)?,
                 amenities: codec::strings_from_json(&r.amenities)?,
+                ticket_discounts: codec::discounts_from_json(&r.ticket_discounts)?,
             },
             created_at: time(r.created_at)?,
             updated_at: time(r.updated_at)?,
@@ -192,6 +194,8 @@ pub struct ListingRow {
     #[sqlx(flatten)]
     showtime: ShowtimeRow,
     seat_version: i64,
+    ticket_discounts: String,
+    hall_updated_at: i64,
     cinema_id: Uuid,
     timezone: String,
     currency: String,
@@ -209,7 +213,9 @@ impl TryFrom<ListingRow> for ShowtimeListing {
             currency: codec::currency(&r.currency)?,
             movie_title: r.movie_title,
             hall_name: r.hall_name,
+            hall_updated_at: time(r.hall_updated_at)?,
             seat_version: r.seat_version,
+            ticket_discounts: codec::discounts_from_json(&r.ticket_discounts)?,
         })
     }
 }

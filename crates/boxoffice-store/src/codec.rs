@@ -4,10 +4,13 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, anyhow};
-use boxoffice_domain::Currency;
+use boxoffice_domain::booking::{
+    BookingItem, BookingStatus, SeatState, TicketDiscounts, TicketType,
+};
 use boxoffice_domain::identity::{Email, Profile, Role};
 use boxoffice_domain::layout::{SeatSpec, SeatType};
 use boxoffice_domain::schedule::{PriceCard, ShowtimeStatus};
+use boxoffice_domain::{Currency, SeatId};
 use chrono_tz::Tz;
 
 /// A price card as a JSON object `{"standard": 1200}`.
@@ -25,6 +28,46 @@ pub fn prices_from_json(text: &str) -> anyhow::Result<PriceCard> {
         card.insert(seat_type, amount);
     }
     Ok(PriceCard(card))
+}
+
+/// A cinema's ticket discounts as a JSON object `{"child": 25}`.
+pub fn discounts_to_json(discounts: &TicketDiscounts) -> String {
+    serde_json::to_string(&discounts.to_map()).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Reads discounts stored by [`discounts_to_json`].
+pub fn discounts_from_json(text: &str) -> anyhow::Result<TicketDiscounts> {
+    let raw: BTreeMap<String, i64> = serde_json::from_str(text).context("ticket discounts")?;
+    TicketDiscounts::parse(&raw).map_err(|e| anyhow!("stored ticket discounts: {e}"))
+}
+
+/// Reads a stored booking status.
+pub fn booking_status(text: &str) -> anyhow::Result<BookingStatus> {
+    BookingStatus::parse(text).ok_or_else(|| anyhow!("stored booking status {text:?} is unknown"))
+}
+
+/// Rebuilds a booking item from its stored columns.
+pub fn booking_item(
+    seat_id: uuid::Uuid,
+    label: String,
+    seat_type: &str,
+    ticket_type: &str,
+    price: i64,
+) -> anyhow::Result<BookingItem> {
+    Ok(BookingItem {
+        seat_id: SeatId(seat_id),
+        label,
+        seat_type: seat_type.parse::<SeatType>().map_err(|e| anyhow!(e))?,
+        ticket_type: TicketType::parse(ticket_type)
+            .ok_or_else(|| anyhow!("stored ticket type {ticket_type:?} is unknown"))?,
+        price,
+    })
+}
+
+/// The JSON text of the seats of a [`boxoffice_domain::booking::SeatChange`]: `[["<seat id>",
+/// "held"], …]`.
+pub fn seat_changes_to_json(seats: &[(SeatId, SeatState)]) -> String {
+    serde_json::to_string(seats).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// A list of strings (tags, layout rows) as a JSON array.

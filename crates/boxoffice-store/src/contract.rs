@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use boxoffice_domain::booking::TicketDiscounts;
 use boxoffice_domain::catalog::{Movie, MovieDetails};
 use boxoffice_domain::layout::{SeatLayout, SeatType};
 use boxoffice_domain::schedule::{PriceCard, Showtime, ShowtimeStatus, Slot, local_date};
@@ -53,6 +54,15 @@ macro_rules! store_contract_suite {
             one_refresh_token_used_concurrently_rotates_once,
             settings_are_shared_by_whoever_stores_first,
             login_failures_are_counted_in_a_window,
+            a_hold_takes_all_seats_or_none,
+            racing_holds_never_share_a_seat,
+            a_lapsed_hold_frees_its_seats_at_once,
+            racing_sweepers_expire_each_hold_once,
+            cancelling_a_hold_releases_its_seats,
+            holds_need_a_showtime_on_sale,
+            bookings_keep_their_frozen_prices_and_list_newest_first,
+            idempotency_records_are_written_with_the_hold,
+            hall_seats_cannot_change_while_seats_are_taken,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -84,6 +94,7 @@ pub fn cinema(name: &str) -> Cinema {
             timezone: chrono_tz::Europe::Berlin,
             currency: "EUR".parse::<Currency>().unwrap_or(Currency::NONE),
             amenities: vec!["bar".into()],
+            ticket_discounts: TicketDiscounts::default(),
         },
         created_at: base_time(),
         updated_at: base_time(),
@@ -147,6 +158,9 @@ pub fn showtime(movie: &Movie, hall: &Hall, starts_at: DateTime<Utc>) -> Showtim
         updated_at: base_time(),
     }
 }
+
+mod booking;
+pub use booking::*;
 
 async fn venue(store: &dyn Store) -> (Cinema, Hall, Movie) {
     let c = cinema("Kino");
@@ -326,6 +340,8 @@ pub async fn cinemas_round_trip(store: Arc<dyn Store>) {
     changed.details.name = "Astor Filmlounge".into();
     changed.details.timezone = chrono_tz::America::New_York;
     changed.details.currency = "USD".parse().unwrap();
+    changed.details.ticket_discounts =
+        TicketDiscounts::parse(&BTreeMap::from([("student".to_owned(), 40)])).unwrap();
     store.update_cinema(&changed).await.unwrap();
     assert_eq!(store.cinema(a.id).await.unwrap(), changed);
     assert!(matches!(
@@ -430,14 +446,17 @@ pub async fn hall_update_keeps_seat_ids_of_surviving_seats(store: Arc<dyn Store>
     h.seat_count = next.len() as u32;
     h.buffer_minutes = 25;
     h.updated_at = base_time() + hours(1);
-    store.update_hall(&h, Some(&next)).await.unwrap();
+    store
+        .update_hall(&h, Some(&next), base_time())
+        .await
+        .unwrap();
 
     assert_eq!(store.hall(h.id).await.unwrap(), h);
     assert_eq!(store.seats(h.id).await.unwrap(), next);
 
     // Without seats only the hall row changes.
     h.name = "Hall 1".into();
-    store.update_hall(&h, None).await.unwrap();
+    store.update_hall(&h, None, base_time()).await.unwrap();
     assert_eq!(store.hall(h.id).await.unwrap().name, "Hall 1");
     assert_eq!(store.seats(h.id).await.unwrap(), next);
 }

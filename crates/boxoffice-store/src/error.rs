@@ -32,6 +32,12 @@ pub enum Conflict {
     /// Another account has this email.
     #[error("the email belongs to another account")]
     EmailTaken,
+    /// The hall's seats cannot change while a showtime that has not ended has seats held or sold.
+    #[error("the hall has showtimes with seats held or sold")]
+    HallHasBookings,
+    /// The booking is not a live hold (paid, lapsed, cancelled).
+    #[error("the booking cannot be cancelled in its state")]
+    BookingNotCancellable,
 }
 
 impl StoreError {

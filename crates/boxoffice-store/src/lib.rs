@@ -2,6 +2,7 @@
 //! PostgreSQL adapters implement it, and the `contract` module (feature `contract`) is the one
 //! suite both must pass. Every method is one transaction shaped like a use case.
 
+mod booking;
 pub mod codec;
 mod cursor;
 mod error;
@@ -18,6 +19,9 @@ use boxoffice_domain::venue::{Cinema, Hall, Seat};
 use boxoffice_domain::{CinemaId, HallId, MovieId, ShowtimeId};
 use chrono::{DateTime, NaiveDate, Utc};
 
+pub use booking::{
+    BookingStore, HoldError, IdempotencyRecord, ListenEvent, SeatListener, SeatStates,
+};
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
 pub use identity::{IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation};
@@ -157,7 +161,14 @@ pub trait VenueStore: Send + Sync {
     ) -> Result<Page<Hall>, StoreError>;
     /// Replaces a hall's name, buffer and layout; with `seats`, the hall's seats become exactly
     /// these (seats whose id already exists are updated in place, the rest removed or added).
-    async fn update_hall(&self, hall: &Hall, seats: Option<&[Seat]>) -> Result<(), StoreError>;
+    /// Changing the seats fails with [`Conflict::HallHasBookings`] while a showtime of the hall
+    /// that has not ended at `now` has a seat held or sold.
+    async fn update_hall(
+        &self,
+        hall: &Hall,
+        seats: Option<&[Seat]>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Showtimes.
@@ -200,10 +211,14 @@ pub trait ScheduleStore: Send + Sync {
 /// Everything boxoffice stores.
 #[async_trait]
 pub trait Store:
-    CatalogStore + VenueStore + ScheduleStore + IdentityStore + Send + Sync + 'static
+    CatalogStore + VenueStore + ScheduleStore + IdentityStore + BookingStore + Send + Sync + 'static
 {
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend(&self) -> &'static str;
+    /// For a database several processes share: a listener that hears the seat changes every
+    /// process commits. `None` when one process owns the database and sees every change itself
+    /// (SQLite), in which case the application announces its own changes.
+    async fn listen_seat_changes(&self) -> Result<Option<Box<dyn SeatListener>>, StoreError>;
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -29,8 +30,10 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP API (migrates the database first).
+    /// Serve the HTTP API and run the background workers (migrates the database first).
     Serve(ServeArgs),
+    /// Run only the background workers (hold sweeper); any number may run beside `serve`.
+    Worker(WorkerArgs),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Print the OpenAPI document and exit.
@@ -114,6 +117,61 @@ pub struct ServeArgs {
     /// Seed a demo chain into an empty database, and create a demo admin when none is set.
     #[arg(long)]
     pub demo: bool,
+    /// Booking rules and workers.
+    #[command(flatten)]
+    pub booking: BookingArgs,
+    /// Do not run the background workers in this process (run `boxoffice worker` instead).
+    #[arg(long, env = "BOXOFFICE_NO_WORKERS")]
+    pub no_workers: bool,
+}
+
+/// Settings of `worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Booking rules and workers.
+    #[command(flatten)]
+    pub booking: BookingArgs,
+}
+
+/// Booking rules and the workers that keep them.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct BookingArgs {
+    /// How long a seat hold lasts unpaid: `10m`, `90s`, `1h`.
+    #[arg(long, env = "BOXOFFICE_HOLD_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub hold_ttl: Duration,
+    /// The most seats one booking may hold.
+    #[arg(long, env = "BOXOFFICE_MAX_SEATS_PER_BOOKING", default_value_t = 10,
+        value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub max_seats_per_booking: u16,
+    /// How often the hold sweeper looks for lapsed holds when idle.
+    #[arg(long, env = "BOXOFFICE_SWEEP_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub sweep_interval: Duration,
+}
+
+/// Parses `250ms`, `90s`, `10m` or `2h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} needs a unit: ms, s, m or h"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} must start with a whole number"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
+    };
+    if duration.is_zero() {
+        return Err(format!("{text:?} must be longer than zero"));
+    }
+    Ok(duration)
 }
 
 impl fmt::Debug for ServeArgs {
@@ -127,6 +185,8 @@ impl fmt::Debug for ServeArgs {
                 &self.admin_password.as_ref().map(|_| "***"),
             )
             .field("demo", &self.demo)
+            .field("booking", &self.booking)
+            .field("no_workers", &self.no_workers)
             .finish()
     }
 }
@@ -148,6 +208,17 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_need_a_number_and_a_unit() {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["10", "m", "0s", "10 minutes", "-5s", ""] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn passwords_never_reach_debug_output() {

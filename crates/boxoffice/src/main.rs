@@ -1,4 +1,5 @@
-//! The boxoffice program: `serve` (HTTP API), `migrate`, `openapi`, `admin create-user`.
+//! The boxoffice program: `serve` (HTTP API and workers), `worker`, `migrate`, `openapi`,
+//! `admin create-user`.
 
 mod config;
 mod telemetry;
@@ -8,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use boxoffice_app::{App, SystemClock, TokenKeys, demo};
+use boxoffice_app::{App, BookingPolicy, SystemClock, TokenKeys, demo, workers};
 use boxoffice_domain::identity::Role;
 use boxoffice_http::AppState;
 use boxoffice_http::auth::{RateLimit, Secret};
@@ -18,7 +19,10 @@ use boxoffice_store_sqlite::SqliteStore;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-use config::{AdminCommand, Cli, Command, CreateUserArgs, DatabaseArgs, ServeArgs};
+use config::{
+    AdminCommand, BookingArgs, Cli, Command, CreateUserArgs, DatabaseArgs, ServeArgs, WorkerArgs,
+};
+use tokio::sync::watch;
 
 /// The demo's admin, used by `serve --demo` when no admin is configured. The demo listens on
 /// loopback by default; never use these credentials on a reachable address.
@@ -33,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(cli.log_format);
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Worker(args) => worker(args).await,
         Command::Migrate(args) => {
             let store = open(&args).await?;
             tracing::info!(backend = store.backend(), "migrations applied");
@@ -77,7 +82,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let tokens = TokenKeys::load(store.as_ref(), args.jwt_secret.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("loading the token signing key: {e}"))?;
-    let app = App::new(Arc::clone(&store), Arc::new(SystemClock), tokens);
+    let app = App::new(Arc::clone(&store), Arc::new(SystemClock), tokens)
+        .with_booking_policy(policy(&args.booking)?);
+    if app
+        .start_seat_listener()
+        .await
+        .map_err(|e| anyhow::anyhow!("listening for seat changes: {e}"))?
+    {
+        tracing::info!("live seat maps follow every instance's changes (LISTEN/NOTIFY)");
+    }
 
     let mut admin = match (args.admin_email, args.admin_password) {
         (Some(email), Some(password)) => Some((email, Secret::new(password))),
@@ -132,20 +145,68 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }))
     .map_err(|e| anyhow::anyhow!("BOXOFFICE_RATE_LIMIT {e}"))?;
 
+    let stopping = stop_on_signal();
+    let sweeper = (!args.no_workers).then(|| {
+        tokio::spawn(workers::run_hold_sweeper(
+            app.clone(),
+            args.booking.sweep_interval,
+            stopped(stopping.clone()),
+        ))
+    });
     let router = boxoffice_http::router(AppState::new(app, rate_limit));
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(address = %args.listen, backend = store.backend(), ?rate_limit, "listening");
+    tracing::info!(address = %args.listen, backend = store.backend(), ?rate_limit,
+        hold_ttl = ?args.booking.hold_ttl, workers = !args.no_workers, "listening");
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(stopped(stopping))
     .await
     .context("serving HTTP")?;
+    if let Some(sweeper) = sweeper {
+        sweeper.await.context("the hold sweeper panicked")?;
+    }
     tracing::info!("stopped: in-flight requests finished");
     Ok(())
+}
+
+/// `boxoffice worker`: the background workers without the HTTP API.
+async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let store = open(&args.database).await?;
+    let tokens = TokenKeys::load(store.as_ref(), None)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the token signing key: {e}"))?;
+    let app =
+        App::new(store, Arc::new(SystemClock), tokens).with_booking_policy(policy(&args.booking)?);
+    workers::run_hold_sweeper(app, args.booking.sweep_interval, stopped(stop_on_signal())).await;
+    Ok(())
+}
+
+/// The booking rules configured.
+fn policy(args: &BookingArgs) -> anyhow::Result<BookingPolicy> {
+    Ok(BookingPolicy {
+        hold_ttl: chrono::Duration::from_std(args.hold_ttl)
+            .context("BOXOFFICE_HOLD_TTL is too long")?,
+        max_seats: usize::from(args.max_seats_per_booking),
+    })
+}
+
+/// A flag that turns true on SIGINT or SIGTERM.
+fn stop_on_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Resolves once `flag` is true (or its sender is gone).
+async fn stopped(mut flag: watch::Receiver<bool>) {
+    let _ = flag.wait_for(|stop| *stop).await;
 }
 
 /// `boxoffice admin create-user`.

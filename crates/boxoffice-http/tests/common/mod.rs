@@ -64,6 +64,8 @@ impl Api {
             _db: db,
         };
         api.staff_token = api.token_for("staff@example.test", Role::Staff).await;
+        // On PostgreSQL live seat maps come from LISTEN/NOTIFY, as in `boxoffice serve`.
+        api.app.start_seat_listener().await.unwrap();
         api
     }
 
@@ -155,6 +157,86 @@ impl Api {
             )
             .await;
         m["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A scheduled showtime a day after [`t0`] and its seats.
+pub struct OnSale {
+    pub showtime_id: String,
+    pub hall_id: String,
+    pub cinema_id: String,
+    /// The hall's seats as `POST /halls` answered them, front row first.
+    pub seats: Vec<Value>,
+}
+
+impl OnSale {
+    /// The id of the seat labelled `label`.
+    pub fn seat(&self, label: &str) -> String {
+        self.seats
+            .iter()
+            .find(|s| s["label"] == label)
+            .unwrap_or_else(|| panic!("no seat {label}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+impl Api {
+    /// A showtime at 2030-01-02T18:00Z in a hall of `layout`, standard seats 1000, premium 1500,
+    /// wheelchair spaces and companion seats 800.
+    pub async fn on_sale(&self, layout: Value) -> OnSale {
+        let cinema_id = self.cinema().await;
+        let hall = self.hall(&cinema_id, "Hall 1", layout, 15).await;
+        let movie = self.movie(100).await;
+        let show = self
+            .create(
+                "/api/v1/showtimes",
+                json!({"movie_id": movie, "hall_id": hall["id"], "starts_at": "2030-01-02T18:00:00Z",
+                    "prices": {"standard": 1000, "premium": 1500, "wheelchair": 800, "companion": 800}}),
+            )
+            .await;
+        OnSale {
+            showtime_id: show["id"].as_str().unwrap().to_owned(),
+            hall_id: hall["id"].as_str().unwrap().to_owned(),
+            cinema_id,
+            seats: hall["seats"].as_array().unwrap().clone(),
+        }
+    }
+
+    /// `POST /bookings` for `seats` (ids) of `showtime` with `token`.
+    pub async fn hold(&self, token: &str, showtime: &str, seats: &[String]) -> Reply {
+        let seats: Vec<Value> = seats.iter().map(|s| json!({"seat_id": s})).collect();
+        self.as_bearer(
+            token,
+            Method::POST,
+            "/api/v1/bookings",
+            json!({"showtime_id": showtime, "seats": seats}),
+        )
+        .await
+    }
+
+    /// The seat map's version and each seat's state by label.
+    pub async fn seat_states(
+        &self,
+        showtime: &str,
+    ) -> (i64, std::collections::BTreeMap<String, String>) {
+        let map = self
+            .get(&format!("/api/v1/showtimes/{showtime}/seats"))
+            .await;
+        assert_eq!(map.status, StatusCode::OK, "{}", map.body);
+        let states = map.body["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["label"].as_str().unwrap().to_owned(),
+                    s["state"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        (map.body["version"].as_i64().unwrap(), states)
     }
 }
 

@@ -1,0 +1,372 @@
+//! Use cases of bookings: holding seats (with idempotency keys), reading and cancelling bookings,
+//! and the hold sweeper.
+
+use boxoffice_domain::booking::{
+    Booking, BookingStatus, DEFAULT_MAX_SEATS_PER_BOOKING, HoldRejection, HoldRequest,
+};
+use boxoffice_domain::identity::Role;
+use boxoffice_domain::venue::Seat;
+use boxoffice_domain::{BookingId, SeatId, ShowtimeId};
+use boxoffice_store::{
+    HoldError, IdempotencyRecord, Page, PageRequest, ShowtimeListing, StoreError,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::identity::Principal;
+use crate::{App, AppError};
+
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// How long an idempotency key's answer is kept.
+pub const IDEMPOTENCY_RETENTION_HOURS: i64 = 24;
+/// How many lapsed holds one sweep expires at most.
+pub const SWEEP_BATCH: u32 = 500;
+
+/// The rules of holding seats, from configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BookingPolicy {
+    /// How long a hold lasts (`BOXOFFICE_HOLD_TTL`).
+    pub hold_ttl: Duration,
+    /// How many seats one booking may hold.
+    pub max_seats: usize,
+}
+
+impl Default for BookingPolicy {
+    /// Ten minutes, ten seats.
+    fn default() -> Self {
+        Self {
+            hold_ttl: Duration::minutes(10),
+            max_seats: DEFAULT_MAX_SEATS_PER_BOOKING,
+        }
+    }
+}
+
+/// A request to hold seats as it arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldInput {
+    /// The showtime.
+    pub showtime_id: ShowtimeId,
+    /// The seats with an optional ticket type name each.
+    pub seats: Vec<(SeatId, Option<String>)>,
+}
+
+/// What a hold made with an idempotency key answered, as stored for replay.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+enum HoldOutcome {
+    Held { booking: Booking },
+    Rejected { rejection: HoldRejection },
+}
+
+/// Whether a sweep found work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Something was done; there may be more.
+    Worked,
+    /// Nothing was due.
+    Idle,
+}
+
+impl App {
+    /// Holds seats for the caller: all of them or none, for the policy's hold time, at prices
+    /// frozen now. With an idempotency key, a retry with the same request answers what the first
+    /// attempt answered without holding anything again, and another request under the same key
+    /// is refused.
+    pub async fn hold_seats(
+        &self,
+        who: &Principal,
+        input: HoldInput,
+        idempotency_key: Option<String>,
+    ) -> Result<Booking, AppError> {
+        let request = HoldRequest::parse(input.showtime_id, input.seats, self.booking.max_seats)
+            .map_err(AppError::Hold)?;
+        let keyed = match idempotency_key {
+            Some(key) => {
+                let key = parse_key(key)?;
+                let hash = request_hash(&request);
+                if let Some(record) = self.store.idempotency_record(who.user_id, &key).await? {
+                    return replay(&record, &hash);
+                }
+                Some((key, hash))
+            }
+            None => None,
+        };
+        let now = self.clock.now();
+        let result = self.try_hold(who, &request, now, keyed.as_ref()).await;
+        match (result, keyed) {
+            (Ok(booking), _) => Ok(booking),
+            (Err(HoldError::Rejected(rejection)), Some((key, hash))) => {
+                let record = IdempotencyRecord {
+                    user_id: who.user_id,
+                    key,
+                    request_hash: hash.clone(),
+                    outcome: outcome_json(&HoldOutcome::Rejected {
+                        rejection: rejection.clone(),
+                    })?,
+                    created_at: now,
+                };
+                if self.store.save_idempotency_record(&record).await? {
+                    Err(AppError::Hold(rejection))
+                } else {
+                    self.replay_stored(who, &record.key, &hash).await
+                }
+            }
+            (Err(HoldError::Rejected(rejection)), None) => Err(AppError::Hold(rejection)),
+            (Err(HoldError::KeyTaken), Some((key, hash))) => {
+                self.replay_stored(who, &key, &hash).await
+            }
+            (Err(HoldError::KeyTaken), None) => Err(AppError::Internal(anyhow::anyhow!(
+                "the store reported a taken idempotency key for a request without one"
+            ))),
+            (Err(HoldError::Store(e)), _) => Err(e.into()),
+        }
+    }
+
+    async fn try_hold(
+        &self,
+        who: &Principal,
+        request: &HoldRequest,
+        now: DateTime<Utc>,
+        keyed: Option<&(String, String)>,
+    ) -> Result<Booking, HoldError> {
+        let listing = match self.store.showtime(request.showtime_id).await {
+            Err(StoreError::NotFound) => {
+                return Err(HoldError::Rejected(HoldRejection::ValidationFailed {
+                    field: "showtime_id".into(),
+                    message: "no such showtime".into(),
+                }));
+            }
+            other => other?,
+        };
+        let seats = self.hall_seats(&listing).await?;
+        let items = request
+            .price(
+                |id| seats.get(&id),
+                &listing.showtime.prices,
+                &listing.ticket_discounts,
+            )
+            .map_err(HoldError::Rejected)?;
+        let booking = Booking {
+            id: BookingId::generate(),
+            user_id: who.user_id,
+            showtime_id: request.showtime_id,
+            status: BookingStatus::Held,
+            total: items.iter().map(|i| i.price).sum(),
+            items,
+            currency: listing.currency,
+            expires_at: now + self.booking.hold_ttl,
+            created_at: now,
+            updated_at: now,
+        };
+        let record = match keyed {
+            Some((key, hash)) => Some(IdempotencyRecord {
+                user_id: who.user_id,
+                key: key.clone(),
+                request_hash: hash.clone(),
+                outcome: outcome_json(&HoldOutcome::Held {
+                    booking: booking.clone(),
+                })
+                .map_err(|e| HoldError::Store(StoreError::Other(anyhow::anyhow!("{e}"))))?,
+                created_at: now,
+            }),
+            None => None,
+        };
+        let change = self
+            .store
+            .hold_seats(&booking, now, record.as_ref())
+            .await?;
+        tracing::debug!(booking_id = %booking.id, showtime_id = %booking.showtime_id,
+            seats = booking.items.len(), version = change.version, "seats held");
+        self.live.announce(change);
+        Ok(booking)
+    }
+
+    /// The seats of a showtime's hall by id, cached per hall until the hall changes.
+    async fn hall_seats(
+        &self,
+        listing: &ShowtimeListing,
+    ) -> Result<Arc<HashMap<SeatId, Seat>>, StoreError> {
+        let hall = listing.showtime.hall_id;
+        let cached = self
+            .seat_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&hall)
+            .filter(|(version, _)| *version == listing.hall_updated_at)
+            .map(|(_, seats)| Arc::clone(seats));
+        if let Some(seats) = cached {
+            return Ok(seats);
+        }
+        let seats: Arc<HashMap<SeatId, Seat>> = Arc::new(
+            self.store
+                .seats(hall)
+                .await?
+                .into_iter()
+                .map(|s| (s.id, s))
+                .collect(),
+        );
+        self.seat_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(hall, (listing.hall_updated_at, Arc::clone(&seats)));
+        Ok(seats)
+    }
+
+    async fn replay_stored(
+        &self,
+        who: &Principal,
+        key: &str,
+        hash: &str,
+    ) -> Result<Booking, AppError> {
+        match self.store.idempotency_record(who.user_id, key).await? {
+            Some(record) => replay(&record, hash),
+            None => Err(AppError::Internal(anyhow::anyhow!(
+                "idempotency key {key:?} was reported taken but is not stored"
+            ))),
+        }
+    }
+
+    /// A booking the caller may see: their own, or any for staff. Others' bookings are not found.
+    pub async fn booking(&self, who: &Principal, id: BookingId) -> Result<Booking, AppError> {
+        let booking = self.store.booking(id).await?;
+        if booking.user_id != who.user_id && !who.role.includes(Role::Staff) {
+            return Err(AppError::NotFound);
+        }
+        Ok(self.as_of_now(booking))
+    }
+
+    /// The caller's bookings, newest first.
+    pub async fn my_bookings(
+        &self,
+        who: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<Booking>, AppError> {
+        let mut page = self.store.bookings_of_user(who.user_id, &page).await?;
+        page.items = page.items.into_iter().map(|b| self.as_of_now(b)).collect();
+        Ok(page)
+    }
+
+    /// Cancels a held booking and releases its seats at once.
+    pub async fn cancel_booking(
+        &self,
+        who: &Principal,
+        id: BookingId,
+    ) -> Result<Booking, AppError> {
+        let booking = self.booking(who, id).await?;
+        let now = self.clock.now();
+        match self.store.cancel_hold(id, now).await {
+            Ok((booking, change)) => {
+                tracing::info!(booking_id = %id, by = %who.user_id, "booking cancelled");
+                self.live.announce(change);
+                Ok(booking)
+            }
+            Err(StoreError::Conflict(boxoffice_store::Conflict::BookingNotCancellable)) => {
+                let current = self.store.booking(id).await.unwrap_or(booking);
+                Err(AppError::BookingNotCancellable {
+                    status: current.status_at(now),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Expires the holds that have lapsed, releases their seats and announces the changes; every
+    /// hour or so also forgets idempotency keys older than a day. Safe in several processes.
+    pub async fn sweep_holds(&self) -> Result<Outcome, AppError> {
+        let now = self.clock.now();
+        let changes = self.store.expire_holds(now, SWEEP_BATCH).await?;
+        let worked = !changes.is_empty();
+        if worked {
+            let seats: usize = changes.iter().map(|c| c.seats.len()).sum();
+            tracing::info!(
+                showtimes = changes.len(),
+                seats,
+                "released the seats of lapsed holds"
+            );
+        }
+        for change in changes {
+            self.live.announce(change);
+        }
+        if self.purge_due(now) {
+            let purged = self
+                .store
+                .purge_idempotency_records(now - Duration::hours(IDEMPOTENCY_RETENTION_HOURS))
+                .await?;
+            if purged > 0 {
+                tracing::info!(purged, "forgot idempotency keys older than a day");
+            }
+        }
+        Ok(if worked {
+            Outcome::Worked
+        } else {
+            Outcome::Idle
+        })
+    }
+
+    /// Whether an hour has passed since the last purge of idempotency keys (or none ran yet).
+    fn purge_due(&self, now: DateTime<Utc>) -> bool {
+        let mut last = self
+            .last_purge
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match *last {
+            Some(at) if now - at < Duration::hours(1) => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
+    /// A booking with the status it has now: a lapsed hold reads as expired before the sweeper
+    /// records it.
+    fn as_of_now(&self, mut booking: Booking) -> Booking {
+        booking.status = booking.status_at(self.clock.now());
+        booking
+    }
+}
+
+fn parse_key(key: String) -> Result<String, AppError> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(boxoffice_domain::ValidationErrors::single(
+            "Idempotency-Key",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"),
+        )
+        .into());
+    }
+    Ok(key)
+}
+
+/// Hex SHA-256 of the operation and the parsed request, so that formatting differences of the
+/// same request do not count as another request.
+fn request_hash(request: &HoldRequest) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"hold_seats\n");
+    hash.update(request.showtime_id.to_string());
+    for (seat, ticket) in &request.seats {
+        hash.update(format!("\n{seat} {ticket}"));
+    }
+    hex::encode(hash.finalize())
+}
+
+fn outcome_json(outcome: &HoldOutcome) -> Result<String, AppError> {
+    serde_json::to_string(outcome).map_err(|e| AppError::Internal(e.into()))
+}
+
+fn replay(record: &IdempotencyRecord, hash: &str) -> Result<Booking, AppError> {
+    if record.request_hash != hash {
+        return Err(AppError::IdempotencyKeyReused);
+    }
+    match serde_json::from_str::<HoldOutcome>(&record.outcome) {
+        Ok(HoldOutcome::Held { booking }) => Ok(booking),
+        Ok(HoldOutcome::Rejected { rejection }) => Err(AppError::Hold(rejection)),
+        Err(e) => Err(AppError::Internal(anyhow::anyhow!(
+            "stored idempotent outcome cannot be read: {e}"
+        ))),
+    }
+}

@@ -1,0 +1,31 @@
+//! Background workers. Each has a `run_once`-style step that tests call directly, and a loop that
+//! `boxoffice serve` and `boxoffice worker` run until shutdown. Every worker is safe to run in
+//! several processes at once.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::{App, Outcome};
+
+/// Runs the hold sweeper until `shutdown` resolves: at once again after a sweep that found work
+/// (there may be more), after `idle` otherwise, and after `idle` following an error, which is
+/// logged and never ends the loop.
+pub async fn run_hold_sweeper(app: App, idle: Duration, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    tracing::info!(every = ?idle, "hold sweeper started");
+    loop {
+        let pause = match app.sweep_holds().await {
+            Ok(Outcome::Worked) => Duration::ZERO,
+            Ok(Outcome::Idle) => idle,
+            Err(e) => {
+                tracing::error!(error = %e, "hold sweep failed; retrying");
+                idle
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = &mut shutdown => break,
+        }
+    }
+    tracing::info!("hold sweeper stopped");
+}

@@ -1,0 +1,647 @@
+//! Bookings and seat holds: ticket types and their discounts, the booking state machine, the
+//! rules a hold request must pass, the price frozen on every item, and the seat changes a hold
+//! announces.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::layout::SeatType;
+use crate::schedule::PriceCard;
+use crate::venue::Seat;
+use crate::{BookingId, Currency, SeatId, ShowtimeId, UserId, ValidationErrors};
+
+/// How many seats one booking may hold unless configured otherwise.
+pub const DEFAULT_MAX_SEATS_PER_BOOKING: usize = 10;
+
+/// Who a ticket is for; every type but `adult` may be discounted by the cinema.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketType {
+    /// Full price; the default.
+    #[default]
+    Adult,
+    /// A child.
+    Child,
+    /// A senior.
+    Senior,
+    /// A student.
+    Student,
+}
+
+impl TicketType {
+    /// Every ticket type, in a stable order.
+    pub const ALL: [TicketType; 4] = [
+        TicketType::Adult,
+        TicketType::Child,
+        TicketType::Senior,
+        TicketType::Student,
+    ];
+
+    /// The name used in JSON and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketType::Adult => "adult",
+            TicketType::Child => "child",
+            TicketType::Senior => "senior",
+            TicketType::Student => "student",
+        }
+    }
+
+    /// The ticket type called `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+impl fmt::Display for TicketType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A cinema's discounts by ticket type, in whole percent off the showtime's seat price.
+///
+/// The design: the showtime's price card prices the *seat* (standard, premium, …); the cinema's
+/// discounts price the *person*. A ticket costs the seat price minus the ticket type's percentage,
+/// the discount rounded half up to a whole minor unit. `adult` is never discounted; a type the
+/// cinema does not list pays full price. Both inputs are read when the seat is held and the result
+/// is frozen on the booking item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketDiscounts(BTreeMap<TicketType, u8>);
+
+impl Default for TicketDiscounts {
+    /// Child 25 %, senior 20 %, student 15 %: what a new cinema starts with.
+    fn default() -> Self {
+        Self(BTreeMap::from([
+            (TicketType::Child, 25),
+            (TicketType::Senior, 20),
+            (TicketType::Student, 15),
+        ]))
+    }
+}
+
+impl TicketDiscounts {
+    /// Parses `{"child": 25, "senior": 20}`: known non-adult ticket types, 0 to 100 percent.
+    pub fn parse(raw: &BTreeMap<String, i64>) -> Result<Self, ValidationErrors> {
+        let mut errors = Vec::new();
+        let mut discounts = BTreeMap::new();
+        for (name, percent) in raw {
+            let field = format!("ticket_discounts.{name}");
+            match TicketType::parse(name) {
+                None => errors.push((field, "is not a ticket type (child, senior, student)")),
+                Some(TicketType::Adult) => {
+                    errors.push((field, "adult tickets are never discounted"))
+                }
+                Some(_) if !(0..=100).contains(percent) => {
+                    errors.push((field, "must be a percentage from 0 to 100"));
+                }
+                Some(ticket) => {
+                    // In range, checked just above.
+                    discounts.insert(ticket, u8::try_from(*percent).unwrap_or(0));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self(discounts))
+        } else {
+            Err(ValidationErrors(
+                errors
+                    .into_iter()
+                    .map(|(field, message)| crate::FieldError {
+                        field,
+                        message: message.into(),
+                    })
+                    .collect(),
+            ))
+        }
+    }
+
+    /// The percentage off for `ticket` (0 when none is set).
+    pub fn percent(&self, ticket: TicketType) -> u8 {
+        self.0.get(&ticket).copied().unwrap_or(0)
+    }
+
+    /// The discounts as stored and shown: ticket type name to percent.
+    pub fn to_map(&self) -> BTreeMap<String, i64> {
+        self.0
+            .iter()
+            .map(|(t, p)| (t.as_str().to_owned(), i64::from(*p)))
+            .collect()
+    }
+
+    /// What a seat priced `seat_price` costs on a `ticket` ticket.
+    pub fn price(&self, seat_price: i64, ticket: TicketType) -> i64 {
+        let percent = i64::from(self.percent(ticket));
+        let discount = (seat_price * percent + 50) / 100;
+        seat_price - discount
+    }
+}
+
+/// Where a booking is in its life.
+///
+/// ```text
+/// held ──checkout──▶ awaiting_payment ──paid──▶ confirmed ──refund──▶ refunded
+///  │ ▲                   │    │
+///  │ └────declined───────┘    └──hold lapsed──▶ expired
+///  ├──hold lapsed──▶ expired
+///  └──cancel──▶ cancelled ◀──cancel── awaiting_payment
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BookingStatus {
+    /// Seats held, not paid; lapses at `expires_at`.
+    Held,
+    /// A payment is in flight.
+    AwaitingPayment,
+    /// Paid; tickets issued.
+    Confirmed,
+    /// The hold lapsed before payment; the seats were released.
+    Expired,
+    /// Cancelled before payment; the seats were released.
+    Cancelled,
+    /// Paid, then refunded; the seats were released.
+    Refunded,
+}
+
+impl BookingStatus {
+    /// Every status, in a stable order.
+    pub const ALL: [BookingStatus; 6] = [
+        BookingStatus::Held,
+        BookingStatus::AwaitingPayment,
+        BookingStatus::Confirmed,
+        BookingStatus::Expired,
+        BookingStatus::Cancelled,
+        BookingStatus::Refunded,
+    ];
+
+    /// The name used in JSON and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookingStatus::Held => "held",
+            BookingStatus::AwaitingPayment => "awaiting_payment",
+            BookingStatus::Confirmed => "confirmed",
+            BookingStatus::Expired => "expired",
+            BookingStatus::Cancelled => "cancelled",
+            BookingStatus::Refunded => "refunded",
+        }
+    }
+
+    /// The status called `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Whether a booking may move from `self` to `next`.
+    pub fn can_become(self, next: BookingStatus) -> bool {
+        use BookingStatus::*;
+        matches!(
+            (self, next),
+            (Held, AwaitingPayment | Expired | Cancelled)
+                | (AwaitingPayment, Held | Confirmed | Expired | Cancelled)
+                | (Confirmed, Refunded)
+        )
+    }
+
+    /// Whether nothing can happen to the booking any more.
+    pub fn is_final(self) -> bool {
+        Self::ALL.into_iter().all(|next| !self.can_become(next))
+    }
+}
+
+impl fmt::Display for BookingStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One seat of a booking, with the price frozen when it was held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookingItem {
+    /// The seat.
+    pub seat_id: SeatId,
+    /// Its label (`A1`), kept even if the hall's layout changes later.
+    pub label: String,
+    /// Its type when it was held.
+    pub seat_type: SeatType,
+    /// Who the ticket is for.
+    pub ticket_type: TicketType,
+    /// What it costs, in minor units of the booking's currency. Never recomputed.
+    pub price: i64,
+}
+
+/// A customer's order of seats for one showtime.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Booking {
+    /// Its id.
+    pub id: BookingId,
+    /// Who made it.
+    pub user_id: UserId,
+    /// For which showtime.
+    pub showtime_id: ShowtimeId,
+    /// The stored status; see [`Booking::status_at`] for what it is at a given instant.
+    pub status: BookingStatus,
+    /// The seats, in the order requested.
+    pub items: Vec<BookingItem>,
+    /// Sum of the items' prices.
+    pub total: i64,
+    /// The cinema's currency.
+    pub currency: Currency,
+    /// When the hold lapses if not paid.
+    pub expires_at: DateTime<Utc>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When its status last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Booking {
+    /// The status at `now`: a hold past its expiry is expired at once, whether or not the sweeper
+    /// has recorded it yet (invariant 4, the lazy half).
+    pub fn status_at(&self, now: DateTime<Utc>) -> BookingStatus {
+        if self.status == BookingStatus::Held && self.expires_at <= now {
+            BookingStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
+/// What a seat of a showtime is doing at an instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatState {
+    /// Can be held.
+    Available,
+    /// Held by a booking that has not been paid yet.
+    Held,
+    /// Paid for.
+    Sold,
+    /// Never sold.
+    Blocked,
+}
+
+impl SeatState {
+    /// The name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeatState::Available => "available",
+            SeatState::Held => "held",
+            SeatState::Sold => "sold",
+            SeatState::Blocked => "blocked",
+        }
+    }
+}
+
+/// One change of a showtime's seat map: the seats whose state changed and the map's version after
+/// the change. Versions increase by exactly one per change, so a listener that sees a gap knows it
+/// missed something and re-reads the map.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatChange {
+    /// The showtime.
+    pub showtime_id: ShowtimeId,
+    /// The seat map's version after this change.
+    pub version: i64,
+    /// The seats that changed and their new state.
+    pub seats: Vec<(SeatId, SeatState)>,
+}
+
+/// A validated request to hold seats: at least one seat, no seat twice, at most the limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldRequest {
+    /// The showtime.
+    pub showtime_id: ShowtimeId,
+    /// The seats in the order asked, each with its ticket type.
+    pub seats: Vec<(SeatId, TicketType)>,
+}
+
+/// Why seats were not held. Each is answered to the caller with its own code; stored with an
+/// idempotency key, so it serialises.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum HoldRejection {
+    /// A field of the request is malformed.
+    #[error("{field}: {message}")]
+    ValidationFailed {
+        /// The field, as a path (`seats[2].ticket_type`).
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// More seats than one booking may hold.
+    #[error("at most {limit} seats per booking")]
+    TooManySeats {
+        /// The limit.
+        limit: usize,
+    },
+    /// The same seat was asked for more than once.
+    #[error("a seat was requested more than once")]
+    DuplicateSeats {
+        /// The seats named more than once.
+        seat_ids: Vec<SeatId>,
+    },
+    /// Seats that do not exist in the showtime's hall.
+    #[error("the seats are not in this showtime's hall")]
+    UnknownSeats {
+        /// The seats not found.
+        seat_ids: Vec<SeatId>,
+    },
+    /// Seats that exist but are never sold.
+    #[error("the seats are blocked and never sold")]
+    SeatsBlocked {
+        /// The blocked seats.
+        seat_ids: Vec<SeatId>,
+    },
+    /// The showtime was cancelled.
+    #[error("the showtime is cancelled")]
+    ShowtimeCancelled,
+    /// The showtime has started: sales are closed.
+    #[error("the showtime has started; sales are closed")]
+    ShowtimeStarted,
+    /// Seats held or sold by another booking; nothing was held.
+    #[error("seats are held or sold by someone else")]
+    SeatsUnavailable {
+        /// Exactly the seats that are taken.
+        seat_ids: Vec<SeatId>,
+    },
+}
+
+impl HoldRequest {
+    /// Checks the shape of a request: `seats` pairs a seat with an optional ticket type name.
+    pub fn parse(
+        showtime_id: ShowtimeId,
+        seats: Vec<(SeatId, Option<String>)>,
+        max_seats: usize,
+    ) -> Result<Self, HoldRejection> {
+        if seats.is_empty() {
+            return Err(HoldRejection::ValidationFailed {
+                field: "seats".into(),
+                message: "must list at least one seat".into(),
+            });
+        }
+        if seats.len() > max_seats {
+            return Err(HoldRejection::TooManySeats { limit: max_seats });
+        }
+        let mut seen = HashSet::new();
+        let mut duplicates = Vec::new();
+        let mut parsed = Vec::with_capacity(seats.len());
+        for (i, (seat, ticket)) in seats.into_iter().enumerate() {
+            if !seen.insert(seat) && !duplicates.contains(&seat) {
+                duplicates.push(seat);
+            }
+            let ticket = match ticket.as_deref().map(str::trim) {
+                None | Some("") => TicketType::Adult,
+                Some(name) => {
+                    TicketType::parse(name).ok_or_else(|| HoldRejection::ValidationFailed {
+                        field: format!("seats[{i}].ticket_type"),
+                        message: "must be one of adult, child, senior, student".into(),
+                    })?
+                }
+            };
+            parsed.push((seat, ticket));
+        }
+        if !duplicates.is_empty() {
+            return Err(HoldRejection::DuplicateSeats {
+                seat_ids: duplicates,
+            });
+        }
+        Ok(Self {
+            showtime_id,
+            seats: parsed,
+        })
+    }
+
+    /// Prices every requested seat of the hall: unknown and blocked seats are rejected (all of
+    /// them named), the rest cost the showtime's seat price less the ticket type's discount.
+    pub fn price<'a>(
+        &self,
+        seat: impl Fn(SeatId) -> Option<&'a Seat>,
+        prices: &PriceCard,
+        discounts: &TicketDiscounts,
+    ) -> Result<Vec<BookingItem>, HoldRejection> {
+        let mut unknown = Vec::new();
+        let mut blocked = Vec::new();
+        let mut items = Vec::with_capacity(self.seats.len());
+        for &(seat_id, ticket_type) in &self.seats {
+            let Some(seat) = seat(seat_id) else {
+                unknown.push(seat_id);
+                continue;
+            };
+            let seat_type = seat.spec.seat_type;
+            let Some(seat_price) = prices
+                .price(seat_type)
+                .filter(|_| seat_type != SeatType::Blocked)
+            else {
+                blocked.push(seat_id);
+                continue;
+            };
+            items.push(BookingItem {
+                seat_id,
+                label: seat.spec.label.clone(),
+                seat_type,
+                ticket_type,
+                price: discounts.price(seat_price, ticket_type),
+            });
+        }
+        if !unknown.is_empty() {
+            return Err(HoldRejection::UnknownSeats { seat_ids: unknown });
+        }
+        if !blocked.is_empty() {
+            return Err(HoldRejection::SeatsBlocked { seat_ids: blocked });
+        }
+        Ok(items)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::HallId;
+    use crate::layout::SeatLayout;
+    use crate::venue::seats_for;
+
+    fn hall_seats(rows: &[&str]) -> Vec<Seat> {
+        let layout =
+            SeatLayout::parse(&rows.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>()).unwrap();
+        seats_for(HallId::generate(), &layout)
+    }
+
+    fn card() -> PriceCard {
+        PriceCard(BTreeMap::from([
+            (SeatType::Standard, 1000),
+            (SeatType::Premium, 1500),
+            (SeatType::Wheelchair, 800),
+            (SeatType::Companion, 800),
+        ]))
+    }
+
+    #[test]
+    fn a_request_needs_seats_no_duplicates_and_at_most_the_limit() {
+        let st = ShowtimeId::generate();
+        let (a, b) = (SeatId::generate(), SeatId::generate());
+        assert!(matches!(
+            HoldRequest::parse(st, vec![], 10),
+            Err(HoldRejection::ValidationFailed { field, .. }) if field == "seats"
+        ));
+        assert_eq!(
+            HoldRequest::parse(st, vec![(a, None), (b, None), (a, None), (a, None)], 10),
+            Err(HoldRejection::DuplicateSeats { seat_ids: vec![a] })
+        );
+        let many = (0..11).map(|_| (SeatId::generate(), None)).collect();
+        assert_eq!(
+            HoldRequest::parse(st, many, 10),
+            Err(HoldRejection::TooManySeats { limit: 10 })
+        );
+        assert!(matches!(
+            HoldRequest::parse(st, vec![(a, Some("pensioner".into()))], 10),
+            Err(HoldRejection::ValidationFailed { field, .. }) if field == "seats[0].ticket_type"
+        ));
+        let ok = HoldRequest::parse(st, vec![(a, None), (b, Some("child".into()))], 10).unwrap();
+        assert_eq!(
+            ok.seats,
+            vec![(a, TicketType::Adult), (b, TicketType::Child)]
+        );
+    }
+
+    #[test]
+    fn pricing_names_every_unknown_and_blocked_seat() {
+        let seats = hall_seats(&["sxs", "wc_"]);
+        let find = |id: SeatId| seats.iter().find(|s| s.id == id);
+        let stranger = SeatId::generate();
+        let request = |ids: Vec<SeatId>| {
+            HoldRequest::parse(
+                ShowtimeId::generate(),
+                ids.into_iter().map(|id| (id, None)).collect(),
+                10,
+            )
+            .unwrap()
+        };
+        let discounts = TicketDiscounts::default();
+        assert_eq!(
+            request(vec![seats[0].id, stranger]).price(find, &card(), &discounts),
+            Err(HoldRejection::UnknownSeats {
+                seat_ids: vec![stranger]
+            })
+        );
+        assert_eq!(
+            request(vec![seats[1].id, seats[0].id]).price(find, &card(), &discounts),
+            Err(HoldRejection::SeatsBlocked {
+                seat_ids: vec![seats[1].id]
+            })
+        );
+        // A wheelchair space and its companion seat are sold like any other seat.
+        let items = request(vec![seats[3].id, seats[4].id])
+            .price(find, &card(), &discounts)
+            .unwrap();
+        assert_eq!(
+            items
+                .iter()
+                .map(|i| (i.label.as_str(), i.price))
+                .collect::<Vec<_>>(),
+            vec![("B1", 800), ("B2", 800)]
+        );
+    }
+
+    #[test]
+    fn discounts_apply_per_ticket_type_and_adults_pay_full_price() {
+        let d = TicketDiscounts::default();
+        assert_eq!(d.price(1000, TicketType::Adult), 1000);
+        assert_eq!(d.price(1000, TicketType::Child), 750);
+        assert_eq!(d.price(1000, TicketType::Senior), 800);
+        assert_eq!(d.price(1000, TicketType::Student), 850);
+        // 15 % of 999 is 149.85: the discount rounds to 150.
+        assert_eq!(d.price(999, TicketType::Student), 849);
+        let custom = TicketDiscounts::parse(&BTreeMap::from([("child".to_owned(), 50)])).unwrap();
+        assert_eq!(custom.price(1000, TicketType::Senior), 1000);
+        assert!(TicketDiscounts::parse(&BTreeMap::from([("adult".to_owned(), 10)])).is_err());
+        assert!(TicketDiscounts::parse(&BTreeMap::from([("child".to_owned(), 101)])).is_err());
+        assert!(TicketDiscounts::parse(&BTreeMap::from([("pet".to_owned(), 10)])).is_err());
+    }
+
+    #[test]
+    fn a_lapsed_hold_reads_as_expired_at_once() {
+        let now = DateTime::parse_from_rfc3339("2030-01-01T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let booking = Booking {
+            id: BookingId::generate(),
+            user_id: UserId::generate(),
+            showtime_id: ShowtimeId::generate(),
+            status: BookingStatus::Held,
+            items: vec![],
+            total: 0,
+            currency: Currency::NONE,
+            expires_at: now,
+            created_at: now,
+            updated_at: now,
+        };
+        assert_eq!(
+            booking.status_at(now - chrono::Duration::milliseconds(1)),
+            BookingStatus::Held
+        );
+        assert_eq!(booking.status_at(now), BookingStatus::Expired);
+        let cancelled = Booking {
+            status: BookingStatus::Cancelled,
+            ..booking
+        };
+        assert_eq!(cancelled.status_at(now), BookingStatus::Cancelled);
+    }
+
+    #[test]
+    fn the_state_machine_ends_in_final_states() {
+        use BookingStatus::*;
+        for s in BookingStatus::ALL {
+            assert_eq!(BookingStatus::parse(s.as_str()), Some(s));
+            assert!(!s.can_become(s), "{s} cannot become itself");
+        }
+        assert!(Held.can_become(Cancelled));
+        assert!(!Expired.can_become(Held));
+        assert!(!Cancelled.can_become(Confirmed));
+        assert!(Expired.is_final() && Cancelled.is_final() && Refunded.is_final());
+        assert!(!Held.is_final() && !AwaitingPayment.is_final() && !Confirmed.is_final());
+    }
+
+    proptest! {
+        #[test]
+        fn a_discounted_price_is_never_negative_nor_above_the_seat_price(
+            seat_price in 0i64..10_000_000,
+            percent in 0i64..=100,
+            ticket in prop::sample::select(TicketType::ALL.to_vec()),
+        ) {
+            let discounts = TicketDiscounts::parse(&BTreeMap::from([
+                ("child".to_owned(), percent),
+                ("senior".to_owned(), percent),
+                ("student".to_owned(), percent),
+            ])).unwrap();
+            let price = discounts.price(seat_price, ticket);
+            prop_assert!((0..=seat_price).contains(&price));
+            if ticket == TicketType::Adult || percent == 0 {
+                prop_assert_eq!(price, seat_price);
+            }
+            if percent == 100 && ticket != TicketType::Adult {
+                prop_assert_eq!(price, 0);
+            }
+        }
+
+        #[test]
+        fn no_path_through_the_state_machine_leaves_a_final_state(
+            steps in prop::collection::vec(prop::sample::select(BookingStatus::ALL.to_vec()), 1..20),
+        ) {
+            let mut status = BookingStatus::Held;
+            for next in steps {
+                if status.can_become(next) {
+                    prop_assert!(!status.is_final());
+                    status = next;
+                }
+            }
+        }
+    }
+}

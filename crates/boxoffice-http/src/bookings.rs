@@ -1,0 +1,193 @@
+//! `/api/v1/bookings` and `/api/v1/me/bookings`: holding seats, reading and cancelling bookings.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use boxoffice_app::HoldInput;
+use boxoffice_domain::booking::{Booking, BookingItem};
+use boxoffice_domain::{BookingId, SeatId, ShowtimeId, ValidationErrors};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::SignedIn;
+use crate::error::{ApiError, Json, Path, Problem, Query};
+use crate::pagination::{List, PageQuery};
+
+/// The header that makes `POST /bookings` safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The booking routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(hold_seats))
+        .routes(routes!(get_booking))
+        .routes(routes!(cancel_booking))
+        .routes(routes!(my_bookings))
+}
+
+/// Seats to hold for one showtime.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct HoldBody {
+    #[schema(value_type = uuid::Uuid)]
+    showtime_id: ShowtimeId,
+    /// One to the per-booking limit (default 10), each seat once.
+    seats: Vec<SeatBody>,
+}
+
+/// One seat of a hold request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SeatBody {
+    #[schema(value_type = uuid::Uuid)]
+    seat_id: SeatId,
+    /// `adult` (default), `child`, `senior` or `student`; the cinema sets their discounts.
+    ticket_type: Option<String>,
+}
+
+/// A booking: its seats with the prices frozen when they were held.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingResponse {
+    #[schema(value_type = uuid::Uuid)]
+    id: BookingId,
+    /// `held`, `awaiting_payment`, `confirmed`, `expired`, `cancelled` or `refunded`. A hold
+    /// reads as `expired` from its `expires_at` on.
+    status: String,
+    #[schema(value_type = uuid::Uuid)]
+    showtime_id: ShowtimeId,
+    items: Vec<BookingItemResponse>,
+    /// Sum of the items' prices, in minor units.
+    total: i64,
+    #[schema(example = "EUR")]
+    currency: String,
+    /// When the hold lapses unless paid.
+    expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    /// When the status last changed.
+    updated_at: DateTime<Utc>,
+    /// The payment, once checkout has started; `null` before.
+    #[schema(value_type = Option<Object>)]
+    payment: Option<serde_json::Value>,
+}
+
+/// One seat of a booking.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingItemResponse {
+    #[schema(value_type = uuid::Uuid)]
+    seat_id: SeatId,
+    #[schema(example = "A1")]
+    label: String,
+    seat_type: String,
+    ticket_type: String,
+    /// Minor units, frozen when the seat was held.
+    price: i64,
+}
+
+impl From<Booking> for BookingResponse {
+    fn from(b: Booking) -> Self {
+        Self {
+            id: b.id,
+            status: b.status.as_str().to_owned(),
+            showtime_id: b.showtime_id,
+            items: b.items.into_iter().map(BookingItemResponse::from).collect(),
+            total: b.total,
+            currency: b.currency.to_string(),
+            expires_at: b.expires_at,
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+            payment: None,
+        }
+    }
+}
+
+impl From<BookingItem> for BookingItemResponse {
+    fn from(i: BookingItem) -> Self {
+        Self {
+            seat_id: i.seat_id,
+            label: i.label,
+            seat_type: i.seat_type.as_str().to_owned(),
+            ticket_type: i.ticket_type.as_str().to_owned(),
+            price: i.price,
+        }
+    }
+}
+
+/// Holds seats: all of them or none, until `expires_at`. Conflicts name the seats:
+/// `seats_unavailable` (409, `seat_ids`), `showtime_started` and `showtime_cancelled` (409);
+/// `unknown_seats`, `seats_blocked`, `duplicate_seats` (422, `seat_ids`), `too_many_seats` (422,
+/// `limit`). With an `Idempotency-Key`, a retry of the same request answers the first answer
+/// again; the key with another request is `idempotency_key_reused` (422).
+#[utoipa::path(post, path = "/bookings", tag = "bookings", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Up to 255 characters; kept for 24 hours per account")),
+    request_body = HoldBody,
+    responses((status = 201, body = BookingResponse), (status = 401, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn hold_seats(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    headers: HeaderMap,
+    Json(body): Json<HoldBody>,
+) -> Result<(StatusCode, axum::Json<BookingResponse>), ApiError> {
+    let key = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => Some(value.to_str().map(str::to_owned).map_err(|_| {
+            ApiError::validation(ValidationErrors::single(
+                "Idempotency-Key",
+                "must be visible ASCII",
+            ))
+        })?),
+    };
+    let input = HoldInput {
+        showtime_id: body.showtime_id,
+        seats: body
+            .seats
+            .into_iter()
+            .map(|s| (s.seat_id, s.ticket_type))
+            .collect(),
+    };
+    let booking = state.app.hold_seats(&who, input, key).await?;
+    Ok((StatusCode::CREATED, axum::Json(booking.into())))
+}
+
+/// One booking: the owner's, or any for staff and admins (others get 404).
+#[utoipa::path(get, path = "/bookings/{id}", tag = "bookings", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = BookingResponse), (status = 401, body = Problem),
+        (status = 404, body = Problem)))]
+async fn get_booking(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Path(id): Path<BookingId>,
+) -> Result<axum::Json<BookingResponse>, ApiError> {
+    Ok(axum::Json(state.app.booking(&who, id).await?.into()))
+}
+
+/// Cancels a held booking and releases its seats at once. A booking that is not a live hold is
+/// `booking_not_cancellable` (409, with its `status`).
+#[utoipa::path(post, path = "/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = BookingResponse), (status = 401, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn cancel_booking(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Path(id): Path<BookingId>,
+) -> Result<axum::Json<BookingResponse>, ApiError> {
+    Ok(axum::Json(state.app.cancel_booking(&who, id).await?.into()))
+}
+
+/// The caller's bookings, newest first.
+#[utoipa::path(get, path = "/me/bookings", tag = "bookings", security(("bearer" = [])),
+    params(PageQuery),
+    responses((status = 200, body = List<BookingResponse>), (status = 401, body = Problem),
+        (status = 422, body = Problem)))]
+async fn my_bookings(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Query(page): Query<PageQuery>,
+) -> Result<axum::Json<List<BookingResponse>>, ApiError> {
+    let page = state.app.my_bookings(&who, page.request()?).await?;
+    Ok(axum::Json(List::from_page(page, BookingResponse::from)))
+}

@@ -1,0 +1,529 @@
+//! The booking part of the PostgreSQL store.
+//!
+//! Exclusivity (invariant 1) is the primary key of `seat_claims`: a hold inserts its claims with
+//! `ON CONFLICT … DO UPDATE … WHERE` the old claim is a lapsed hold, so a live claim makes the
+//! statement skip that seat and the hold rolls back. Two holds racing for one seat serialise on
+//! that row only, never on the showtime. Row locks are always taken in one order (claims by
+//! showtime then seat, the showtime's version row last and only for the final statement), so
+//! holds, cancellations and sweepers cannot deadlock each other.
+//!
+//! Every seat change bumps the showtime's `seat_version` and sends a `NOTIFY` on
+//! [`SEAT_CHANNEL`] in the same transaction; PostgreSQL delivers it on commit, in commit order, to
+//! every process listening, which is how live seat maps fan out across instances.
+
+use std::collections::{BTreeMap, HashSet};
+
+use async_trait::async_trait;
+use boxoffice_domain::booking::{Booking, HoldRejection, SeatChange, SeatState};
+use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
+use boxoffice_store::{
+    BookingStore, Conflict, Cursor, HoldError, IdempotencyRecord, ListenEvent, Page, PageRequest,
+    SeatListener, SeatStates, StoreError, codec,
+};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgListener, PgPool};
+use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::{PgStore, db};
+
+/// The `LISTEN`/`NOTIFY` channel of seat changes; each payload is a JSON
+/// [`SeatChange`].
+pub const SEAT_CHANNEL: &str = "boxoffice_seat_changes";
+
+#[derive(sqlx::FromRow)]
+struct BookingRow {
+    id: Uuid,
+    user_id: Uuid,
+    showtime_id: Uuid,
+    status: String,
+    total: i64,
+    currency: String,
+    expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    booking_id: Uuid,
+    seat_id: Uuid,
+    label: String,
+    seat_type: String,
+    ticket_type: String,
+    price: i64,
+}
+
+macro_rules! booking_columns {
+    () => {
+        "SELECT id, user_id, showtime_id, status, total, currency, expires_at, created_at, \
+         updated_at FROM bookings "
+    };
+}
+
+/// Joins bookings with their items (rows of any order and of other bookings are fine).
+fn assemble(rows: Vec<BookingRow>, items: Vec<ItemRow>) -> Result<Vec<Booking>, StoreError> {
+    let mut by_booking: BTreeMap<Uuid, Vec<ItemRow>> = BTreeMap::new();
+    for item in items {
+        by_booking.entry(item.booking_id).or_default().push(item);
+    }
+    rows.into_iter()
+        .map(|r| {
+            let items = by_booking
+                .remove(&r.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| {
+                    codec::booking_item(i.seat_id, i.label, &i.seat_type, &i.ticket_type, i.price)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok(Booking {
+                id: BookingId(r.id),
+                user_id: UserId(r.user_id),
+                showtime_id: ShowtimeId(r.showtime_id),
+                status: codec::booking_status(&r.status)?,
+                items,
+                total: r.total,
+                currency: codec::currency(&r.currency)?,
+                expires_at: r.expires_at,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            })
+        })
+        .collect()
+}
+
+async fn read_booking(conn: &mut PgConnection, id: BookingId) -> Result<Booking, StoreError> {
+    let row = sqlx::query_as::<_, BookingRow>(concat!(booking_columns!(), "WHERE id = $1"))
+        .bind(id.0)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    let items = sqlx::query_as::<_, ItemRow>(
+        "SELECT booking_id, seat_id, label, seat_type, ticket_type, price FROM booking_items \
+         WHERE booking_id = $1 ORDER BY position",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    assemble(vec![row], items)?
+        .pop()
+        .ok_or(StoreError::NotFound)
+}
+
+/// Adds one to a showtime's seat-map version and notifies listeners of the change, in one
+/// statement at the end of the transaction so that the version row stays locked only until
+/// commit. With `on_sale_at`, only a scheduled showtime that has not started changes: `None` is
+/// returned otherwise.
+async fn announce(
+    tx: &mut Transaction<'static, Postgres>,
+    showtime: ShowtimeId,
+    seats: Vec<(SeatId, SeatState)>,
+    on_sale_at: Option<DateTime<Utc>>,
+) -> Result<Option<SeatChange>, StoreError> {
+    let version: Option<i64> = sqlx::query_scalar(
+        "WITH v AS ( \
+             UPDATE showtimes SET seat_version = seat_version + 1 \
+             WHERE id = $1 AND ($3::timestamptz IS NULL \
+                               OR (status = 'scheduled' AND starts_at > $3)) \
+             RETURNING id, seat_version), \
+         n AS ( \
+             SELECT pg_notify('boxoffice_seat_changes', json_build_object( \
+                 'showtime_id', v.id, 'version', v.seat_version, 'seats', $2::jsonb)::text) \
+             FROM v) \
+         SELECT v.seat_version FROM v, n",
+    )
+    .bind(showtime.0)
+    .bind(codec::seat_changes_to_json(&seats))
+    .bind(on_sale_at)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(version.map(|version| SeatChange {
+        showtime_id: showtime,
+        version,
+        seats,
+    }))
+}
+
+#[async_trait]
+impl BookingStore for PgStore {
+    async fn hold_seats(
+        &self,
+        booking: &Booking,
+        now: DateTime<Utc>,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<SeatChange, HoldError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO bookings (id, user_id, showtime_id, status, total, currency, expires_at, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(booking.id.0)
+        .bind(booking.user_id.0)
+        .bind(booking.showtime_id.0)
+        .bind(booking.status.as_str())
+        .bind(booking.total)
+        .bind(booking.currency.as_str())
+        .bind(booking.expires_at)
+        .bind(booking.created_at)
+        .bind(booking.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+
+        // Claims in seat order: two holds with overlapping seats lock them in the same order.
+        let mut seat_ids: Vec<Uuid> = booking.items.iter().map(|i| i.seat_id.0).collect();
+        seat_ids.sort_unstable();
+        let claimed: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO seat_claims (showtime_id, seat_id, booking_id, state, expires_at) \
+             SELECT $1, seat, $2, 'held', $3 FROM unnest($4::uuid[]) AS seat ORDER BY seat \
+             ON CONFLICT (showtime_id, seat_id) DO UPDATE \
+             SET booking_id = excluded.booking_id, state = 'held', \
+                 expires_at = excluded.expires_at \
+             WHERE seat_claims.state = 'held' AND seat_claims.expires_at <= $5 \
+             RETURNING seat_id",
+        )
+        .bind(booking.showtime_id.0)
+        .bind(booking.id.0)
+        .bind(booking.expires_at)
+        .bind(&seat_ids)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        if claimed.len() < booking.items.len() {
+            let claimed: HashSet<Uuid> = claimed.into_iter().collect();
+            let seat_ids = booking
+                .items
+                .iter()
+                .map(|i| i.seat_id)
+                .filter(|s| !claimed.contains(&s.0))
+                .collect();
+            // Dropping the transaction rolls every claim of this hold back.
+            return Err(HoldError::Rejected(HoldRejection::SeatsUnavailable {
+                seat_ids,
+            }));
+        }
+
+        let items = &booking.items;
+        sqlx::query(
+            "INSERT INTO booking_items (booking_id, position, seat_id, label, seat_type, \
+             ticket_type, price) \
+             SELECT $1, t.* FROM unnest($2::int[], $3::uuid[], $4::text[], $5::text[], \
+                                        $6::text[], $7::bigint[]) AS t",
+        )
+        .bind(booking.id.0)
+        .bind((0..items.len() as i32).collect::<Vec<_>>())
+        .bind(items.iter().map(|i| i.seat_id.0).collect::<Vec<_>>())
+        .bind(items.iter().map(|i| i.label.clone()).collect::<Vec<_>>())
+        .bind(
+            items
+                .iter()
+                .map(|i| i.seat_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|i| i.ticket_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(items.iter().map(|i| i.price).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+
+        if let Some(record) = idempotency
+            && !insert_record(&mut *tx, record).await?
+        {
+            return Err(HoldError::KeyTaken);
+        }
+        let seats = items.iter().map(|i| (i.seat_id, SeatState::Held)).collect();
+        match announce(&mut tx, booking.showtime_id, seats, Some(now)).await? {
+            Some(change) => {
+                tx.commit().await.map_err(db)?;
+                Ok(change)
+            }
+            None => {
+                let status: String =
+                    sqlx::query_scalar("SELECT status FROM showtimes WHERE id = $1")
+                        .bind(booking.showtime_id.0)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                Err(HoldError::Rejected(if status == "scheduled" {
+                    HoldRejection::ShowtimeStarted
+                } else {
+                    HoldRejection::ShowtimeCancelled
+                }))
+            }
+        }
+    }
+
+    async fn booking(&self, id: BookingId) -> Result<Booking, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        read_booking(&mut conn, id).await
+    }
+
+    async fn bookings_of_user(
+        &self,
+        user: UserId,
+        page: &PageRequest,
+    ) -> Result<Page<Booking>, StoreError> {
+        let rows = sqlx::query_as::<_, BookingRow>(concat!(
+            booking_columns!(),
+            "WHERE user_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(user.0)
+        .bind(page.after.as_ref().map(|c| c.id))
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        // Items never change once written, so a second query cannot see other ones.
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let items = sqlx::query_as::<_, ItemRow>(
+            "SELECT booking_id, seat_id, label, seat_type, ticket_type, price FROM booking_items \
+             WHERE booking_id = ANY($1) ORDER BY booking_id, position",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let bookings = assemble(rows, items)?;
+        Ok(Page::from_overfetch(bookings, page.limit, |b: &Booking| {
+            Cursor::after_id(b.id.0)
+        }))
+    }
+
+    async fn cancel_hold(
+        &self,
+        id: BookingId,
+        now: DateTime<Utc>,
+    ) -> Result<(Booking, SeatChange), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE bookings SET status = 'cancelled', updated_at = $2 \
+             WHERE id = $1 AND status = 'held' AND expires_at > $2",
+        )
+        .bind(id.0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            read_booking(&mut tx, id).await?;
+            return Err(StoreError::Conflict(Conflict::BookingNotCancellable));
+        }
+        let released: HashSet<SeatId> = release(&mut tx, &[id.0])
+            .await?
+            .into_iter()
+            .map(|(_, seat)| seat)
+            .collect();
+        let booking = read_booking(&mut tx, id).await?;
+        let seats = booking
+            .items
+            .iter()
+            .filter(|i| released.contains(&i.seat_id))
+            .map(|i| (i.seat_id, SeatState::Available))
+            .collect();
+        let change = announce(&mut tx, booking.showtime_id, seats, None)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await.map_err(db)?;
+        Ok((booking, change))
+    }
+
+    async fn expire_holds(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<SeatChange>, StoreError> {
+        let mut tx = self.begin().await?;
+        // SKIP LOCKED: sweepers in other processes take other bookings instead of waiting.
+        let due: Vec<Uuid> = sqlx::query_scalar(
+            "WITH due AS ( \
+                 SELECT id FROM bookings WHERE status = 'held' AND expires_at <= $1 \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             UPDATE bookings b SET status = 'expired', updated_at = $1 \
+             FROM due WHERE b.id = due.id RETURNING b.id",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut freed: BTreeMap<ShowtimeId, Vec<(SeatId, SeatState)>> = BTreeMap::new();
+        for (showtime, seat) in release(&mut tx, &due).await? {
+            freed
+                .entry(showtime)
+                .or_default()
+                .push((seat, SeatState::Available));
+        }
+        let mut changes = Vec::with_capacity(freed.len());
+        for (showtime, seats) in freed {
+            if let Some(change) = announce(&mut tx, showtime, seats, None).await? {
+                changes.push(change);
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(changes)
+    }
+
+    async fn seat_states(
+        &self,
+        showtime: ShowtimeId,
+        now: DateTime<Utc>,
+    ) -> Result<SeatStates, StoreError> {
+        // One statement: the version and the claims come from the same snapshot.
+        let rows: Vec<(i64, Option<Uuid>, Option<String>)> = sqlx::query_as(
+            "SELECT s.seat_version, c.seat_id, c.state FROM showtimes s \
+             LEFT JOIN seat_claims c ON c.showtime_id = s.id \
+                 AND (c.state = 'sold' OR c.expires_at > $2) \
+             WHERE s.id = $1",
+        )
+        .bind(showtime.0)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let version = rows.first().map(|r| r.0).ok_or(StoreError::NotFound)?;
+        let taken = rows
+            .into_iter()
+            .filter_map(|(_, seat, state)| Some((SeatId(seat?), state?)))
+            .map(|(seat, state)| {
+                let state = if state == "sold" {
+                    SeatState::Sold
+                } else {
+                    SeatState::Held
+                };
+                (seat, state)
+            })
+            .collect();
+        Ok(SeatStates { version, taken })
+    }
+
+    async fn idempotency_record(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row: Option<(String, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT request_hash, outcome, created_at FROM idempotency_keys \
+             WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user.0)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(
+            row.map(|(request_hash, outcome, created_at)| IdempotencyRecord {
+                user_id: user,
+                key: key.to_owned(),
+                request_hash,
+                outcome,
+                created_at,
+            }),
+        )
+    }
+
+    async fn save_idempotency_record(
+        &self,
+        record: &IdempotencyRecord,
+    ) -> Result<bool, StoreError> {
+        insert_record(&self.pool, record).await
+    }
+
+    async fn purge_idempotency_records(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Deletes the held claims of `bookings`, locking them in (showtime, seat) order first; returns
+/// the seats released.
+async fn release(
+    tx: &mut Transaction<'static, Postgres>,
+    bookings: &[Uuid],
+) -> Result<Vec<(ShowtimeId, SeatId)>, StoreError> {
+    let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "WITH locked AS ( \
+             SELECT showtime_id, seat_id FROM seat_claims \
+             WHERE booking_id = ANY($1) AND state = 'held' \
+             ORDER BY showtime_id, seat_id FOR UPDATE) \
+         DELETE FROM seat_claims c USING locked \
+         WHERE c.showtime_id = locked.showtime_id AND c.seat_id = locked.seat_id \
+           AND c.booking_id = ANY($1) AND c.state = 'held' \
+         RETURNING c.showtime_id, c.seat_id",
+    )
+    .bind(bookings)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db)?;
+    let mut seats: Vec<_> = rows
+        .into_iter()
+        .map(|(showtime, seat)| (ShowtimeId(showtime), SeatId(seat)))
+        .collect();
+    seats.sort_unstable();
+    Ok(seats)
+}
+
+async fn insert_record<'c>(
+    conn: impl PgExecutor<'c>,
+    record: &IdempotencyRecord,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, outcome, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING",
+    )
+    .bind(record.user_id.0)
+    .bind(&record.key)
+    .bind(&record.request_hash)
+    .bind(&record.outcome)
+    .bind(record.created_at)
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Hears the `NOTIFY`s of [`SEAT_CHANNEL`] on its own connection.
+pub(crate) struct Listener {
+    inner: PgListener,
+}
+
+impl Listener {
+    pub(crate) async fn connect(pool: &PgPool) -> Result<Self, StoreError> {
+        let mut inner = PgListener::connect_with(pool).await.map_err(db)?;
+        inner.listen(SEAT_CHANNEL).await.map_err(db)?;
+        Ok(Self { inner })
+    }
+}
+
+#[async_trait]
+impl SeatListener for Listener {
+    async fn recv(&mut self) -> Result<ListenEvent, StoreError> {
+        // `try_recv` reports a lost connection as `None` (and reconnects on the next call)
+        // where `recv` would reconnect silently: notifications sent meanwhile are lost, and the
+        // caller must know.
+        match self.inner.try_recv().await.map_err(db)? {
+            None => {
+                tracing::warn!("seat change listener lost its connection; reconnecting");
+                Ok(ListenEvent::Gap)
+            }
+            Some(notification) => serde_json::from_str::<SeatChange>(notification.payload())
+                .map(ListenEvent::Change)
+                .map_err(|e| StoreError::Other(anyhow::anyhow!("seat change payload: {e}"))),
+        }
+    }
+}

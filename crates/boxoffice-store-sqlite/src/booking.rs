@@ -1,0 +1,457 @@
+//! The booking part of the SQLite store. Every write runs under SQLite's single write lock
+//! (`BEGIN IMMEDIATE`), so a hold's checks and claims cannot interleave with another writer's,
+//! in this process or any other on the same file; the primary key of `seat_claims` is what makes
+//! a seat exclusive (invariant 1), not the lock.
+
+use std::collections::{BTreeMap, HashSet};
+
+use async_trait::async_trait;
+use boxoffice_domain::booking::{Booking, HoldRejection, SeatChange, SeatState};
+use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
+use boxoffice_store::{
+    BookingStore, Conflict, Cursor, HoldError, IdempotencyRecord, Page, PageRequest, SeatStates,
+    StoreError, codec,
+};
+use chrono::{DateTime, Utc};
+use sqlx::{Sqlite, SqliteConnection, SqliteExecutor, Transaction};
+use uuid::Uuid;
+
+use crate::rows::{ms, time};
+use crate::{SqliteStore, db};
+
+#[derive(sqlx::FromRow)]
+struct BookingRow {
+    id: Uuid,
+    user_id: Uuid,
+    showtime_id: Uuid,
+    status: String,
+    total: i64,
+    currency: String,
+    expires_at: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    booking_id: Uuid,
+    seat_id: Uuid,
+    label: String,
+    seat_type: String,
+    ticket_type: String,
+    price: i64,
+}
+
+macro_rules! booking_columns {
+    () => {
+        "SELECT id, user_id, showtime_id, status, total, currency, expires_at, created_at, \
+         updated_at FROM bookings "
+    };
+}
+
+/// Joins bookings with their items (rows of any order and of other bookings are fine).
+fn assemble(rows: Vec<BookingRow>, items: Vec<ItemRow>) -> Result<Vec<Booking>, StoreError> {
+    let mut by_booking: BTreeMap<Uuid, Vec<ItemRow>> = BTreeMap::new();
+    for item in items {
+        by_booking.entry(item.booking_id).or_default().push(item);
+    }
+    rows.into_iter()
+        .map(|r| {
+            let items = by_booking
+                .remove(&r.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| {
+                    codec::booking_item(i.seat_id, i.label, &i.seat_type, &i.ticket_type, i.price)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok(Booking {
+                id: BookingId(r.id),
+                user_id: UserId(r.user_id),
+                showtime_id: ShowtimeId(r.showtime_id),
+                status: codec::booking_status(&r.status)?,
+                items,
+                total: r.total,
+                currency: codec::currency(&r.currency)?,
+                expires_at: time(r.expires_at)?,
+                created_at: time(r.created_at)?,
+                updated_at: time(r.updated_at)?,
+            })
+        })
+        .collect()
+}
+
+async fn read_booking(conn: &mut SqliteConnection, id: BookingId) -> Result<Booking, StoreError> {
+    let row = sqlx::query_as::<_, BookingRow>(concat!(booking_columns!(), "WHERE id = $1"))
+        .bind(id.0)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    let items = sqlx::query_as::<_, ItemRow>(
+        "SELECT booking_id, seat_id, label, seat_type, ticket_type, price FROM booking_items \
+         WHERE booking_id = $1 ORDER BY position",
+    )
+    .bind(id.0)
+    .fetch_all(conn)
+    .await
+    .map_err(db)?;
+    assemble(vec![row], items)?
+        .pop()
+        .ok_or(StoreError::NotFound)
+}
+
+/// Adds one to a showtime's seat-map version and describes the change.
+async fn announce(
+    tx: &mut Transaction<'static, Sqlite>,
+    showtime: ShowtimeId,
+    seats: Vec<(SeatId, SeatState)>,
+) -> Result<SeatChange, StoreError> {
+    let version: i64 = sqlx::query_scalar(
+        "UPDATE showtimes SET seat_version = seat_version + 1 WHERE id = $1 RETURNING seat_version",
+    )
+    .bind(showtime.0)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(SeatChange {
+        showtime_id: showtime,
+        version,
+        seats,
+    })
+}
+
+#[async_trait]
+impl BookingStore for SqliteStore {
+    async fn hold_seats(
+        &self,
+        booking: &Booking,
+        now: DateTime<Utc>,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<SeatChange, HoldError> {
+        let mut tx = self.begin().await?;
+        let (status, starts_at): (String, i64) =
+            sqlx::query_as("SELECT status, starts_at FROM showtimes WHERE id = $1")
+                .bind(booking.showtime_id.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        if status != "scheduled" {
+            return Err(HoldError::Rejected(HoldRejection::ShowtimeCancelled));
+        }
+        if starts_at <= ms(now) {
+            return Err(HoldError::Rejected(HoldRejection::ShowtimeStarted));
+        }
+        sqlx::query(
+            "INSERT INTO bookings (id, user_id, showtime_id, status, total, currency, expires_at, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(booking.id.0)
+        .bind(booking.user_id.0)
+        .bind(booking.showtime_id.0)
+        .bind(booking.status.as_str())
+        .bind(booking.total)
+        .bind(booking.currency.as_str())
+        .bind(ms(booking.expires_at))
+        .bind(ms(booking.created_at))
+        .bind(ms(booking.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut unavailable = Vec::new();
+        for (position, item) in booking.items.iter().enumerate() {
+            // Takes the seat if nobody claims it or the claim is a lapsed hold; a live hold or a
+            // sale makes the WHERE false and the statement changes nothing.
+            let claimed = sqlx::query(
+                "INSERT INTO seat_claims (showtime_id, seat_id, booking_id, state, expires_at) \
+                 VALUES ($1, $2, $3, 'held', $4) \
+                 ON CONFLICT (showtime_id, seat_id) DO UPDATE \
+                 SET booking_id = excluded.booking_id, state = 'held', \
+                     expires_at = excluded.expires_at \
+                 WHERE seat_claims.state = 'held' AND seat_claims.expires_at <= $5",
+            )
+            .bind(booking.showtime_id.0)
+            .bind(item.seat_id.0)
+            .bind(booking.id.0)
+            .bind(ms(booking.expires_at))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            if claimed == 0 {
+                unavailable.push(item.seat_id);
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO booking_items (booking_id, position, seat_id, label, seat_type, \
+                 ticket_type, price) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(booking.id.0)
+            .bind(position as i64)
+            .bind(item.seat_id.0)
+            .bind(&item.label)
+            .bind(item.seat_type.as_str())
+            .bind(item.ticket_type.as_str())
+            .bind(item.price)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        if !unavailable.is_empty() {
+            // Dropping the transaction rolls every claim of this hold back.
+            return Err(HoldError::Rejected(HoldRejection::SeatsUnavailable {
+                seat_ids: unavailable,
+            }));
+        }
+        if let Some(record) = idempotency
+            && !insert_record(&mut *tx, record).await?
+        {
+            return Err(HoldError::KeyTaken);
+        }
+        let seats = booking
+            .items
+            .iter()
+            .map(|i| (i.seat_id, SeatState::Held))
+            .collect();
+        let change = announce(&mut tx, booking.showtime_id, seats).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(change)
+    }
+
+    async fn booking(&self, id: BookingId) -> Result<Booking, StoreError> {
+        let mut conn = self.read.acquire().await.map_err(db)?;
+        read_booking(&mut conn, id).await
+    }
+
+    async fn bookings_of_user(
+        &self,
+        user: UserId,
+        page: &PageRequest,
+    ) -> Result<Page<Booking>, StoreError> {
+        // One read transaction: both queries see the same snapshot.
+        let mut tx = self.read.begin().await.map_err(db)?;
+        let after = page.after.as_ref().map(|c| c.id);
+        let limit = i64::from(page.limit) + 1;
+        let rows = sqlx::query_as::<_, BookingRow>(concat!(
+            booking_columns!(),
+            "WHERE user_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(user.0)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let items = sqlx::query_as::<_, ItemRow>(
+            "SELECT booking_id, seat_id, label, seat_type, ticket_type, price FROM booking_items \
+             WHERE booking_id IN (SELECT id FROM bookings \
+                 WHERE user_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3) \
+             ORDER BY booking_id, position",
+        )
+        .bind(user.0)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let bookings = assemble(rows, items)?;
+        Ok(Page::from_overfetch(bookings, page.limit, |b: &Booking| {
+            Cursor::after_id(b.id.0)
+        }))
+    }
+
+    async fn cancel_hold(
+        &self,
+        id: BookingId,
+        now: DateTime<Utc>,
+    ) -> Result<(Booking, SeatChange), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE bookings SET status = 'cancelled', updated_at = $2 \
+             WHERE id = $1 AND status = 'held' AND expires_at > $2",
+        )
+        .bind(id.0)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            read_booking(&mut tx, id).await?;
+            return Err(StoreError::Conflict(Conflict::BookingNotCancellable));
+        }
+        let released = release(&mut tx, id).await?;
+        let booking = read_booking(&mut tx, id).await?;
+        let seats = in_item_order(&booking, &released);
+        let change = announce(&mut tx, booking.showtime_id, seats).await?;
+        tx.commit().await.map_err(db)?;
+        Ok((booking, change))
+    }
+
+    async fn expire_holds(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<SeatChange>, StoreError> {
+        let mut tx = self.begin().await?;
+        let due: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE bookings SET status = 'expired', updated_at = $1 \
+             WHERE id IN (SELECT id FROM bookings WHERE status = 'held' AND expires_at <= $1 \
+                          ORDER BY expires_at LIMIT $2) \
+             RETURNING id",
+        )
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut freed: BTreeMap<ShowtimeId, Vec<(SeatId, SeatState)>> = BTreeMap::new();
+        for booking in due {
+            let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+                "DELETE FROM seat_claims WHERE booking_id = $1 AND state = 'held' \
+                 RETURNING showtime_id, seat_id",
+            )
+            .bind(booking)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            for (showtime, seat) in rows {
+                freed
+                    .entry(ShowtimeId(showtime))
+                    .or_default()
+                    .push((SeatId(seat), SeatState::Available));
+            }
+        }
+        let mut changes = Vec::with_capacity(freed.len());
+        for (showtime, seats) in freed {
+            changes.push(announce(&mut tx, showtime, seats).await?);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(changes)
+    }
+
+    async fn seat_states(
+        &self,
+        showtime: ShowtimeId,
+        now: DateTime<Utc>,
+    ) -> Result<SeatStates, StoreError> {
+        // One statement: the version and the claims come from the same snapshot.
+        let rows: Vec<(i64, Option<Uuid>, Option<String>)> = sqlx::query_as(
+            "SELECT s.seat_version, c.seat_id, c.state FROM showtimes s \
+             LEFT JOIN seat_claims c ON c.showtime_id = s.id \
+                 AND (c.state = 'sold' OR c.expires_at > $2) \
+             WHERE s.id = $1",
+        )
+        .bind(showtime.0)
+        .bind(ms(now))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        seat_states_from(rows)
+    }
+
+    async fn idempotency_record(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT request_hash, outcome, created_at FROM idempotency_keys \
+             WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user.0)
+        .bind(key)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db)?;
+        row.map(|(request_hash, outcome, created_at)| {
+            Ok(IdempotencyRecord {
+                user_id: user,
+                key: key.to_owned(),
+                request_hash,
+                outcome,
+                created_at: time(created_at)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn save_idempotency_record(
+        &self,
+        record: &IdempotencyRecord,
+    ) -> Result<bool, StoreError> {
+        insert_record(&self.write, record).await
+    }
+
+    async fn purge_idempotency_records(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(ms(before))
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Deletes a booking's held claims; returns the seats released.
+async fn release(
+    tx: &mut Transaction<'static, Sqlite>,
+    booking: BookingId,
+) -> Result<HashSet<SeatId>, StoreError> {
+    let seats: Vec<Uuid> = sqlx::query_scalar(
+        "DELETE FROM seat_claims WHERE booking_id = $1 AND state = 'held' RETURNING seat_id",
+    )
+    .bind(booking.0)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(seats.into_iter().map(SeatId).collect())
+}
+
+/// The released seats as available, in the booking's item order.
+fn in_item_order(booking: &Booking, released: &HashSet<SeatId>) -> Vec<(SeatId, SeatState)> {
+    booking
+        .items
+        .iter()
+        .filter(|i| released.contains(&i.seat_id))
+        .map(|i| (i.seat_id, SeatState::Available))
+        .collect()
+}
+
+async fn insert_record<'c>(
+    conn: impl SqliteExecutor<'c>,
+    record: &IdempotencyRecord,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, outcome, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING",
+    )
+    .bind(record.user_id.0)
+    .bind(&record.key)
+    .bind(&record.request_hash)
+    .bind(&record.outcome)
+    .bind(ms(record.created_at))
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected() == 1)
+}
+
+fn seat_states_from(
+    rows: Vec<(i64, Option<Uuid>, Option<String>)>,
+) -> Result<SeatStates, StoreError> {
+    let version = rows.first().map(|r| r.0).ok_or(StoreError::NotFound)?;
+    let taken = rows
+        .into_iter()
+        .filter_map(|(_, seat, state)| Some((SeatId(seat?), state?)))
+        .map(|(seat, state)| {
+            let state = if state == "sold" {
+                SeatState::Sold
+            } else {
+                SeatState::Held
+            };
+            (seat, state)
+        })
+        .collect();
+    Ok(SeatStates { version, taken })
+}

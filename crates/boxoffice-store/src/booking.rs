@@ -1,0 +1,134 @@
+//! The booking part of the store: bookings and their items, the seat claims that make a seat
+//! exclusive (invariant 1), the per-showtime seat-map version, and idempotency records.
+
+use async_trait::async_trait;
+use boxoffice_domain::booking::{Booking, HoldRejection, SeatChange, SeatState};
+use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
+use chrono::{DateTime, Utc};
+
+use crate::{Page, PageRequest, StoreError};
+
+/// A stored answer to a request made with an `Idempotency-Key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// Whose key it is: keys are scoped to the caller.
+    pub user_id: UserId,
+    /// The key as the client sent it.
+    pub key: String,
+    /// Hex SHA-256 of the operation and its parsed request; the same key with another request is
+    /// refused.
+    pub request_hash: String,
+    /// The outcome, as JSON the use case can replay.
+    pub outcome: String,
+    /// When it was first answered; records are kept at least 24 hours.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Why [`BookingStore::hold_seats`] held nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    /// A business reason the caller is told: seats taken, showtime cancelled or started.
+    #[error(transparent)]
+    Rejected(HoldRejection),
+    /// The idempotency record could not be written because the caller's key is already stored:
+    /// a concurrent request with the same key won. Nothing was held; replay the stored record.
+    #[error("the idempotency key is already used")]
+    KeyTaken,
+    /// Anything else.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The live state of a showtime's seats, read in one snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeatStates {
+    /// The seat map's version at the snapshot.
+    pub version: i64,
+    /// Seats held by a hold that has not lapsed, or sold; every other seat is available (or
+    /// blocked, which the hall says).
+    pub taken: Vec<(SeatId, SeatState)>,
+}
+
+/// Bookings, seat claims and idempotency records.
+#[async_trait]
+pub trait BookingStore: Send + Sync {
+    /// Holds every seat of `booking` (status `held`) for its showtime in one transaction: the
+    /// booking, its items and one claim per seat. A seat whose claim belongs to a hold that lapsed
+    /// at `now` is taken over; a seat claimed by a live hold or sold makes the whole hold fail with
+    /// [`HoldRejection::SeatsUnavailable`] naming exactly those seats. Fails with
+    /// [`HoldRejection::ShowtimeCancelled`] or [`HoldRejection::ShowtimeStarted`] when the
+    /// showtime is not on sale at `now`. With `idempotency`, the record is written in the same
+    /// transaction ([`HoldError::KeyTaken`] if the key exists). Returns the seat change announced.
+    async fn hold_seats(
+        &self,
+        booking: &Booking,
+        now: DateTime<Utc>,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<SeatChange, HoldError>;
+
+    /// One booking with its items.
+    async fn booking(&self, id: BookingId) -> Result<Booking, StoreError>;
+
+    /// A user's bookings, newest first.
+    async fn bookings_of_user(
+        &self,
+        user: UserId,
+        page: &PageRequest,
+    ) -> Result<Page<Booking>, StoreError>;
+
+    /// Cancels a hold that has not lapsed at `now` and releases its seats at once. Fails with
+    /// [`crate::Conflict::BookingNotCancellable`] when the booking is not such a hold.
+    async fn cancel_hold(
+        &self,
+        id: BookingId,
+        now: DateTime<Utc>,
+    ) -> Result<(Booking, SeatChange), StoreError>;
+
+    /// Marks up to `limit` holds that lapsed at `now` as expired and releases the seats they still
+    /// claim (one seat change per showtime). Safe to run in several processes at once: each
+    /// lapsed hold is expired by exactly one of them.
+    async fn expire_holds(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<SeatChange>, StoreError>;
+
+    /// The seat map's version and the seats taken at `now`, in one snapshot.
+    async fn seat_states(
+        &self,
+        showtime: ShowtimeId,
+        now: DateTime<Utc>,
+    ) -> Result<SeatStates, StoreError>;
+
+    /// The caller's stored answer for `key`, if any.
+    async fn idempotency_record(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Stores an answer unless the key is already stored; returns whether it was stored.
+    async fn save_idempotency_record(&self, record: &IdempotencyRecord)
+    -> Result<bool, StoreError>;
+
+    /// Deletes the records made before `before`; returns how many.
+    async fn purge_idempotency_records(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// What a [`SeatListener`] hears.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenEvent {
+    /// A seat change some process committed.
+    Change(SeatChange),
+    /// The listener lost its connection and reconnected: changes may have been missed, so
+    /// whoever relies on them must re-read.
+    Gap,
+}
+
+/// The seat changes committed by every process sharing the database, in commit order per
+/// showtime.
+#[async_trait]
+pub trait SeatListener: Send {
+    /// Waits for the next change.
+    async fn recv(&mut self) -> Result<ListenEvent, StoreError>;
+}

@@ -1,0 +1,538 @@
+//! Contract cases of bookings, seat claims and idempotency records: invariants 1 to 4 of
+//! DESIGN.md on every backend.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use boxoffice_domain::booking::{
+    Booking, BookingItem, BookingStatus, HoldRejection, SeatChange, SeatState, TicketType,
+};
+use boxoffice_domain::identity::Role;
+use boxoffice_domain::layout::SeatType;
+use boxoffice_domain::schedule::{PriceCard, Showtime};
+use boxoffice_domain::venue::Seat;
+use boxoffice_domain::{BookingId, Currency, SeatId, UserId};
+use chrono::{DateTime, Duration, Utc};
+
+use super::{base_time, cinema, hall, hours, movie, showtime, user};
+use crate::{Conflict, HoldError, IdempotencyRecord, PageRequest, Store, StoreError};
+
+/// How long the holds of these cases last.
+pub fn hold_ttl() -> Duration {
+    Duration::minutes(10)
+}
+
+/// A showtime a day after [`base_time`] in a hall of `rows`, a customer, and the hall's seats.
+pub async fn on_sale(store: &dyn Store, rows: &[&str]) -> (Showtime, Vec<Seat>, UserId) {
+    let c = cinema("Kino");
+    store.insert_cinema(&c).await.unwrap();
+    let (h, seats) = hall(c.id, "Hall 1", rows, 15);
+    store.insert_hall(&h, &seats).await.unwrap();
+    let m = movie("Metropolis", 100);
+    store.insert_movie(&m).await.unwrap();
+    let s = showtime(&m, &h, base_time() + hours(24));
+    store.insert_showtime(&s).await.unwrap();
+    let u = user(
+        &format!("{}@example.com", UserId::generate()),
+        Role::Customer,
+    );
+    store.insert_user(&u, "hash").await.unwrap();
+    (s, seats, u.id)
+}
+
+/// A held booking of `seats` made at `now` that lapses [`hold_ttl`] later, 1200 per seat.
+pub fn hold_of(user: UserId, showtime: &Showtime, seats: &[&Seat], now: DateTime<Utc>) -> Booking {
+    let items: Vec<_> = seats
+        .iter()
+        .map(|s| BookingItem {
+            seat_id: s.id,
+            label: s.spec.label.clone(),
+            seat_type: s.spec.seat_type,
+            ticket_type: TicketType::Adult,
+            price: 1200,
+        })
+        .collect();
+    Booking {
+        id: BookingId::generate(),
+        user_id: user,
+        showtime_id: showtime.id,
+        status: BookingStatus::Held,
+        total: items.iter().map(|i| i.price).sum(),
+        items,
+        currency: "EUR".parse::<Currency>().unwrap(),
+        expires_at: now + hold_ttl(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn unavailable(result: Result<SeatChange, HoldError>) -> Vec<SeatId> {
+    match result {
+        Err(HoldError::Rejected(HoldRejection::SeatsUnavailable { seat_ids })) => seat_ids,
+        other => panic!("expected seats_unavailable, got {other:?}"),
+    }
+}
+
+fn taken(states: &crate::SeatStates) -> BTreeMap<SeatId, SeatState> {
+    states.taken.iter().copied().collect()
+}
+
+/// Invariant 2: a hold of A, B, C takes all three or none, and a refusal names exactly the seats
+/// that are taken. A refused hold changes nothing, not even the seat map's version.
+pub async fn a_hold_takes_all_seats_or_none(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let now = base_time();
+    let first = hold_of(u, &s, &[&seats[0], &seats[1]], now);
+    let change = store.hold_seats(&first, now, None).await.unwrap();
+    assert_eq!(change.showtime_id, s.id);
+    assert_eq!(change.version, 1);
+    assert_eq!(
+        change.seats,
+        vec![
+            (seats[0].id, SeatState::Held),
+            (seats[1].id, SeatState::Held)
+        ]
+    );
+
+    let greedy = hold_of(u, &s, &[&seats[3], &seats[1], &seats[2], &seats[0]], now);
+    assert_eq!(
+        unavailable(store.hold_seats(&greedy, now, None).await),
+        vec![seats[1].id, seats[0].id],
+        "exactly the taken seats, in the order asked"
+    );
+    assert!(matches!(
+        store.booking(greedy.id).await,
+        Err(StoreError::NotFound)
+    ));
+    let states = store.seat_states(s.id, now).await.unwrap();
+    assert_eq!(states.version, 1, "a refused hold is not a change");
+    assert_eq!(
+        taken(&states),
+        BTreeMap::from([
+            (seats[0].id, SeatState::Held),
+            (seats[1].id, SeatState::Held)
+        ])
+    );
+
+    // The seats the refused hold did not get are still free.
+    let rest = hold_of(u, &s, &[&seats[2], &seats[3]], now);
+    assert_eq!(store.hold_seats(&rest, now, None).await.unwrap().version, 2);
+    assert_eq!(store.seat_states(s.id, now).await.unwrap().taken.len(), 4);
+}
+
+/// Invariant 1 under load: 200 tasks hold overlapping runs of seats of one showtime at once. No
+/// seat ends up in two holds, the seat map shows exactly the winners' seats, every refusal names
+/// only seats a winner has, and the winners' versions are exactly 1..=winners.
+pub async fn racing_holds_never_share_a_seat(store: Arc<dyn Store>) {
+    const TASKS: usize = 200;
+    let rows = ["ssssssssss"; 5];
+    let (s, seats, u) = on_sale(store.as_ref(), &rows).await;
+    let now = base_time();
+    let bookings: Vec<Booking> = (0..TASKS)
+        .map(|i| {
+            let row = i % 5;
+            let start = (i * 7) % 8;
+            let count = 1 + i % 3;
+            let run: Vec<&Seat> = seats[row * 10 + start..row * 10 + start + count]
+                .iter()
+                .collect();
+            hold_of(u, &s, &run, now)
+        })
+        .collect();
+    let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let tasks: Vec<_> = bookings
+        .iter()
+        .cloned()
+        .map(|b| {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let result = store.hold_seats(&b, now, None).await;
+                (b, result)
+            })
+        })
+        .collect();
+
+    let mut held: BTreeMap<SeatId, BookingId> = BTreeMap::new();
+    let mut versions = Vec::new();
+    let mut refusals = Vec::new();
+    for task in tasks {
+        let (booking, result) = task.await.unwrap();
+        match result {
+            Ok(change) => {
+                versions.push(change.version);
+                for item in &booking.items {
+                    if let Some(other) = held.insert(item.seat_id, booking.id) {
+                        panic!("seat {} held by {other} and {}", item.seat_id, booking.id);
+                    }
+                }
+            }
+            Err(HoldError::Rejected(HoldRejection::SeatsUnavailable { seat_ids })) => {
+                assert!(!seat_ids.is_empty());
+                refusals.push((booking, seat_ids));
+            }
+            Err(other) => panic!("unexpected failure: {other:?}"),
+        }
+    }
+    assert!(
+        !versions.is_empty() && !refusals.is_empty(),
+        "the race must contend"
+    );
+    for (booking, seat_ids) in &refusals {
+        let asked: HashSet<_> = booking.items.iter().map(|i| i.seat_id).collect();
+        for seat in seat_ids {
+            assert!(asked.contains(seat), "a refusal names a seat not asked for");
+            assert!(
+                held.contains_key(seat),
+                "a refusal names a seat no winner has"
+            );
+        }
+    }
+    versions.sort_unstable();
+    let winners = versions.len() as i64;
+    assert_eq!(versions, (1..=winners).collect::<Vec<_>>());
+
+    let states = store.seat_states(s.id, now).await.unwrap();
+    assert_eq!(states.version, winners);
+    assert_eq!(
+        taken(&states).keys().copied().collect::<BTreeSet<_>>(),
+        held.keys().copied().collect::<BTreeSet<_>>()
+    );
+    assert!(states.taken.iter().all(|(_, st)| *st == SeatState::Held));
+    for (seat, booking) in held {
+        let stored = store.booking(booking).await.unwrap();
+        assert!(stored.items.iter().any(|i| i.seat_id == seat));
+    }
+}
+
+/// Invariant 4: at its expiry a hold stops blocking at once (lazy); the next hold takes its seats
+/// over, and the sweeper later marks it expired without releasing seats it no longer has.
+pub async fn a_lapsed_hold_frees_its_seats_at_once(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let t0 = base_time();
+    let old = hold_of(u, &s, &[&seats[0], &seats[1]], t0);
+    store.hold_seats(&old, t0, None).await.unwrap();
+    let lapse = old.expires_at;
+
+    let early = hold_of(u, &s, &[&seats[1]], lapse - Duration::milliseconds(1));
+    assert_eq!(
+        unavailable(
+            store
+                .hold_seats(&early, lapse - Duration::milliseconds(1), None)
+                .await
+        ),
+        vec![seats[1].id]
+    );
+    assert!(
+        store
+            .seat_states(s.id, lapse)
+            .await
+            .unwrap()
+            .taken
+            .is_empty()
+    );
+
+    let new = hold_of(u, &s, &[&seats[1], &seats[2]], lapse);
+    let change = store.hold_seats(&new, lapse, None).await.unwrap();
+    assert_eq!(change.version, 2);
+    let stored_old = store.booking(old.id).await.unwrap();
+    assert_eq!(stored_old.status_at(lapse), BookingStatus::Expired);
+
+    let changes = store.expire_holds(lapse, 100).await.unwrap();
+    assert_eq!(
+        changes,
+        vec![SeatChange {
+            showtime_id: s.id,
+            version: 3,
+            seats: vec![(seats[0].id, SeatState::Available)],
+        }],
+        "only the seat the lapsed hold still claimed is released"
+    );
+    assert_eq!(
+        store.booking(old.id).await.unwrap().status,
+        BookingStatus::Expired
+    );
+    assert_eq!(
+        taken(&store.seat_states(s.id, lapse).await.unwrap()),
+        BTreeMap::from([
+            (seats[1].id, SeatState::Held),
+            (seats[2].id, SeatState::Held)
+        ])
+    );
+    assert!(store.expire_holds(lapse, 100).await.unwrap().is_empty());
+}
+
+/// Invariant 4, the eager half: several sweepers running at once expire every lapsed hold exactly
+/// once, releasing each seat once, with one version per change.
+pub async fn racing_sweepers_expire_each_hold_once(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssssssssss", "ssssssssss"]).await;
+    let t0 = base_time();
+    for seat in &seats {
+        store
+            .hold_seats(&hold_of(u, &s, &[seat], t0), t0, None)
+            .await
+            .unwrap();
+    }
+    let later = t0 + hold_ttl();
+    let sweepers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut changes = Vec::new();
+                loop {
+                    let batch = store.expire_holds(later, 3).await.unwrap();
+                    if batch.is_empty() {
+                        return changes;
+                    }
+                    changes.extend(batch);
+                }
+            })
+        })
+        .collect();
+    let mut released = Vec::new();
+    let mut versions = Vec::new();
+    for sweeper in sweepers {
+        for change in sweeper.await.unwrap() {
+            assert_eq!(change.showtime_id, s.id);
+            versions.push(change.version);
+            for (seat, state) in change.seats {
+                assert_eq!(state, SeatState::Available);
+                released.push(seat);
+            }
+        }
+    }
+    released.sort_unstable();
+    let mut all: Vec<_> = seats.iter().map(|s| s.id).collect();
+    all.sort_unstable();
+    assert_eq!(released, all, "every seat released exactly once");
+    versions.sort_unstable();
+    let first = seats.len() as i64 + 1;
+    assert_eq!(
+        versions,
+        (first..first + versions.len() as i64).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store.seat_states(s.id, later).await.unwrap().version,
+        first - 1 + versions.len() as i64
+    );
+}
+
+/// Cancelling a live hold releases its seats at once; only a live hold can be cancelled.
+pub async fn cancelling_a_hold_releases_its_seats(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let t0 = base_time();
+    let b = hold_of(u, &s, &[&seats[0], &seats[1]], t0);
+    store.hold_seats(&b, t0, None).await.unwrap();
+    let at = t0 + Duration::minutes(1);
+    let (cancelled, change) = store.cancel_hold(b.id, at).await.unwrap();
+    assert_eq!(cancelled.status, BookingStatus::Cancelled);
+    assert_eq!(cancelled.updated_at, at);
+    assert_eq!(
+        change,
+        SeatChange {
+            showtime_id: s.id,
+            version: 2,
+            seats: vec![
+                (seats[0].id, SeatState::Available),
+                (seats[1].id, SeatState::Available)
+            ],
+        }
+    );
+    assert!(store.seat_states(s.id, at).await.unwrap().taken.is_empty());
+    let again = store.cancel_hold(b.id, at).await.unwrap_err();
+    assert!(
+        again.is_conflict(Conflict::BookingNotCancellable),
+        "{again:?}"
+    );
+
+    let lapsing = hold_of(u, &s, &[&seats[2]], t0);
+    store.hold_seats(&lapsing, t0, None).await.unwrap();
+    let err = store
+        .cancel_hold(lapsing.id, lapsing.expires_at)
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(Conflict::BookingNotCancellable), "{err:?}");
+    assert!(matches!(
+        store.cancel_hold(BookingId::generate(), at).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+/// A showtime that is cancelled or has started sells nothing, and a refused hold leaves nothing.
+pub async fn holds_need_a_showtime_on_sale(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let at_start = s.starts_at;
+    let late = hold_of(u, &s, &[&seats[0]], at_start);
+    assert!(matches!(
+        store.hold_seats(&late, at_start, None).await,
+        Err(HoldError::Rejected(HoldRejection::ShowtimeStarted))
+    ));
+    assert!(matches!(
+        store.booking(late.id).await,
+        Err(StoreError::NotFound)
+    ));
+    store.cancel_showtime(s.id, base_time()).await.unwrap();
+    let b = hold_of(u, &s, &[&seats[0]], base_time());
+    assert!(matches!(
+        store.hold_seats(&b, base_time(), None).await,
+        Err(HoldError::Rejected(HoldRejection::ShowtimeCancelled))
+    ));
+    let states = store.seat_states(s.id, base_time()).await.unwrap();
+    assert_eq!((states.version, states.taken.len()), (0, 0));
+}
+
+/// Invariant 3: a booking keeps the prices it was held at when the showtime's prices change;
+/// a user's bookings list newest first, page by page.
+pub async fn bookings_keep_their_frozen_prices_and_list_newest_first(store: Arc<dyn Store>) {
+    let (mut s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let t0 = base_time();
+    let mut first = hold_of(u, &s, &[&seats[0], &seats[1]], t0);
+    first.items[1].ticket_type = TicketType::Child;
+    first.items[1].price = 900;
+    first.total = 2100;
+    store.hold_seats(&first, t0, None).await.unwrap();
+    assert_eq!(store.booking(first.id).await.unwrap(), first);
+
+    s.prices = PriceCard(BTreeMap::from([(SeatType::Standard, 9900)]));
+    store.update_showtime(&s).await.unwrap();
+    assert_eq!(store.booking(first.id).await.unwrap(), first);
+
+    let second = hold_of(u, &s, &[&seats[2]], t0 + Duration::seconds(1));
+    store
+        .hold_seats(&second, t0 + Duration::seconds(1), None)
+        .await
+        .unwrap();
+    let third = hold_of(u, &s, &[&seats[3]], t0 + Duration::seconds(2));
+    store
+        .hold_seats(&third, t0 + Duration::seconds(2), None)
+        .await
+        .unwrap();
+    let someone_else = user("other@example.com", Role::Customer);
+    store.insert_user(&someone_else, "hash").await.unwrap();
+
+    let page1 = store
+        .bookings_of_user(
+            u,
+            &PageRequest {
+                limit: 2,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page1.items, vec![third, second]);
+    let page2 = store
+        .bookings_of_user(
+            u,
+            &PageRequest {
+                limit: 2,
+                after: page1.next,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page2.items, vec![first]);
+    assert!(page2.next.is_none());
+    assert!(
+        store
+            .bookings_of_user(someone_else.id, &PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+/// An idempotency record written with a hold commits or rolls back with it: a second hold under
+/// the same key holds nothing. Records are kept until purged.
+pub async fn idempotency_records_are_written_with_the_hold(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let t0 = base_time();
+    let record = IdempotencyRecord {
+        user_id: u,
+        key: "retry-1".into(),
+        request_hash: "abc".into(),
+        outcome: r#"{"result":"held"}"#.into(),
+        created_at: t0,
+    };
+    let b = hold_of(u, &s, &[&seats[0]], t0);
+    store.hold_seats(&b, t0, Some(&record)).await.unwrap();
+    assert_eq!(
+        store.idempotency_record(u, "retry-1").await.unwrap(),
+        Some(record.clone())
+    );
+
+    let twin = hold_of(u, &s, &[&seats[1]], t0);
+    assert!(matches!(
+        store.hold_seats(&twin, t0, Some(&record)).await,
+        Err(HoldError::KeyTaken)
+    ));
+    assert!(matches!(
+        store.booking(twin.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.seat_states(s.id, t0).await.unwrap().taken.len(), 1);
+
+    // Keys are per caller.
+    let other = user("other@example.com", Role::Customer);
+    store.insert_user(&other, "hash").await.unwrap();
+    assert_eq!(
+        store.idempotency_record(other.id, "retry-1").await.unwrap(),
+        None
+    );
+    let theirs = IdempotencyRecord {
+        user_id: other.id,
+        created_at: t0 + hours(1),
+        ..record.clone()
+    };
+    assert!(store.save_idempotency_record(&theirs).await.unwrap());
+    assert!(!store.save_idempotency_record(&theirs).await.unwrap());
+
+    assert_eq!(
+        store
+            .purge_idempotency_records(t0 + Duration::minutes(30))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.idempotency_record(u, "retry-1").await.unwrap(), None);
+    assert_eq!(
+        store.idempotency_record(other.id, "retry-1").await.unwrap(),
+        Some(theirs)
+    );
+}
+
+/// A hall's seat map cannot change while a showtime that has not ended has seats taken; its name
+/// can.
+pub async fn hall_seats_cannot_change_while_seats_are_taken(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let t0 = base_time();
+    let b = hold_of(u, &s, &[&seats[0]], t0);
+    store.hold_seats(&b, t0, None).await.unwrap();
+    let mut h = store.hall(s.hall_id).await.unwrap();
+    let (_, new_seats) = hall(h.cinema_id, "x", &["ss"], 15);
+    let new_seats: Vec<Seat> = new_seats
+        .into_iter()
+        .map(|mut seat| {
+            seat.hall_id = h.id;
+            seat
+        })
+        .collect();
+    h.layout = vec!["ss".into()];
+    h.seat_count = 2;
+    let err = store
+        .update_hall(&h, Some(&new_seats), t0)
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(Conflict::HallHasBookings), "{err:?}");
+    assert_eq!(store.seats(h.id).await.unwrap().len(), 4);
+
+    let mut renamed = store.hall(s.hall_id).await.unwrap();
+    renamed.name = "Hall One".into();
+    store.update_hall(&renamed, None, t0).await.unwrap();
+
+    store.cancel_hold(b.id, t0).await.unwrap();
+    store.update_hall(&h, Some(&new_seats), t0).await.unwrap();
+    assert_eq!(store.seats(h.id).await.unwrap().len(), 2);
+}
