@@ -418,6 +418,7 @@ pub async fn hash_password(password: &str) -> Result<String, AppError> {
         AppError::Invalid(boxoffice_domain::ValidationErrors::single("password", m))
     })?;
     let password = password.to_owned();
+    let _permit = hashing_permit().await?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -428,8 +429,24 @@ pub async fn hash_password(password: &str) -> Result<String, AppError> {
     .map_err(|e| AppError::Internal(anyhow::anyhow!("hashing a password: {e}")))
 }
 
+/// One of as many slots for argon2 as the machine has cores. Each hash takes 19 MiB and a core
+/// for tens of milliseconds: without a bound, a burst of sign-ins would spread over hundreds of
+/// blocking threads, each keeping its own allocator arena of that size, and starve the runtime.
+async fn hashing_permit() -> Result<tokio::sync::SemaphorePermit<'static>, AppError> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(2, usize::from);
+            tokio::sync::Semaphore::new(cores)
+        })
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e)))
+}
+
 async fn verify_password(password: &str, hash: &str) -> Result<bool, AppError> {
     let (password, hash) = (password.to_owned(), hash.to_owned());
+    let _permit = hashing_permit().await?;
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash).map(|parsed| {
             Argon2::default()

@@ -27,15 +27,41 @@ pub enum FeedEvent {
 }
 
 /// Per-showtime broadcast channels, created on first watch and dropped with the last watcher.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SeatFeed {
     channels: Mutex<HashMap<ShowtimeId, broadcast::Sender<FeedEvent>>>,
+    /// Turns true when the process shuts down: watchers end their streams, which would
+    /// otherwise keep a graceful shutdown waiting forever.
+    closing: tokio::sync::watch::Sender<bool>,
     /// Set once a database listener feeds this process; use cases then stop publishing their own
     /// changes, which the listener delivers.
     listening: AtomicBool,
 }
 
+impl Default for SeatFeed {
+    fn default() -> Self {
+        Self {
+            channels: Mutex::default(),
+            closing: tokio::sync::watch::Sender::new(false),
+            listening: AtomicBool::new(false),
+        }
+    }
+}
+
 impl SeatFeed {
+    /// Ends every watch: called when the process stops.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`SeatFeed::close`] has been called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            let _ = closing.wait_for(|closed| *closed).await;
+        }
+    }
+
     /// Starts watching a showtime.
     pub fn subscribe(&self, showtime: ShowtimeId) -> broadcast::Receiver<FeedEvent> {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);

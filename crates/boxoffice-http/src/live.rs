@@ -74,7 +74,9 @@ async fn seat_events(
             return Err(e.into());
         }
     };
+    let closed = Box::pin(state.app.live().closed());
     let watch = Watch {
+        closed,
         app: state.app.clone(),
         showtime: id,
         feed,
@@ -90,6 +92,8 @@ async fn seat_events(
 
 /// One watcher's position in a showtime's feed.
 struct Watch {
+    /// Resolves when the process shuts down.
+    closed: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     app: App,
     showtime: ShowtimeId,
     feed: broadcast::Receiver<FeedEvent>,
@@ -105,7 +109,11 @@ impl Watch {
             return Some(first);
         }
         loop {
-            match self.feed.recv().await {
+            let received = tokio::select! {
+                received = self.feed.recv() => received,
+                () = &mut self.closed => return None,
+            };
+            match received {
                 Ok(FeedEvent::Change(change)) if change.version <= self.version => {
                     // Already part of the snapshot the watcher has.
                 }

@@ -683,6 +683,16 @@ async fn the_live_seat_map_streams_every_change_with_its_version() {
     let (version, _) = api.seat_states(st).await;
     assert_eq!(version, 4, "the seat map reports the stream's version");
 
+    // Shutting down ends the stream (a graceful shutdown would otherwise wait for it forever).
+    api.app.live().close();
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(frame) = body.frame().await {
+            frame.unwrap();
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the stream did not end on close");
+
     let unknown = api
         .get(&format!(
             "/api/v1/showtimes/{}/events",

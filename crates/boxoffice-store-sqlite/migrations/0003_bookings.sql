@@ -56,3 +56,14 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (user_id, key)
 ) STRICT;
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+
+-- A hold runs as one script of statements on the writer (see booking.rs). Inserting into this
+-- view checks the script's preconditions; a broken one aborts the statement with its name, and
+-- the script's transaction is rolled back. No row is ever stored.
+CREATE VIEW hold_assertions (scheduled, on_sale, claimed, wanted) AS SELECT 1, 1, 0, 0;
+CREATE TRIGGER hold_assertions_check INSTEAD OF INSERT ON hold_assertions
+BEGIN
+    SELECT RAISE(ABORT, 'hold_showtime_cancelled') WHERE NOT NEW.scheduled;
+    SELECT RAISE(ABORT, 'hold_showtime_started') WHERE NOT NEW.on_sale;
+    SELECT RAISE(ABORT, 'hold_seats_unavailable') WHERE NEW.claimed < NEW.wanted;
+END;

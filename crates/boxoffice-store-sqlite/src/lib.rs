@@ -44,6 +44,7 @@ pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    holds: std::sync::Arc<booking::HoldWriter>,
 }
 
 impl SqliteStore {
@@ -69,7 +70,10 @@ impl SqliteStore {
             .connect_with(base.read_only(true))
             .await
             .context("opening the SQLite database for reading")?;
-        Ok(Self { write, read })
+        let holds = std::sync::Arc::new(
+            booking::HoldWriter::start(write.clone()).context("starting the hold writer")?,
+        );
+        Ok(Self { write, read, holds })
     }
 
     /// Applies the migrations that have not run yet.
