@@ -6,6 +6,7 @@ mod booking;
 pub mod clock;
 pub mod demo;
 mod error;
+pub mod gateway;
 pub mod identity;
 pub mod live;
 mod schedule;

@@ -77,6 +77,14 @@ typed_id!(
     /// Identifies a booking (an order of seats for one showtime).
     BookingId
 );
+typed_id!(
+    /// Identifies a payment: one attempt to pay for a booking through the gateway.
+    PaymentId
+);
+typed_id!(
+    /// Identifies a ticket: one seat of a confirmed booking.
+    TicketId
+);
 
 #[cfg(test)]
 mod tests {

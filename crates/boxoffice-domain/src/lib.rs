@@ -12,7 +12,9 @@ pub mod schedule;
 pub mod validation;
 pub mod venue;
 
-pub use ids::{BookingId, CinemaId, HallId, MovieId, SeatId, ShowtimeId, UserId};
+pub use ids::{
+    BookingId, CinemaId, HallId, MovieId, PaymentId, SeatId, ShowtimeId, TicketId, UserId,
+};
 pub use layout::{SeatLayout, SeatSpec, SeatType};
 pub use money::{Currency, Money};
 pub use validation::{FieldError, ValidationErrors};

@@ -224,27 +224,57 @@ impl BookingStore for SqliteStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for all the claims and one for all the versions: a sweep holds the write
+        // lock, and a statement per booking (up to 500) kept holds waiting for tens of ms.
+        let mut release = sqlx::query_as::<_, (Uuid, Uuid)>(AssertSqlSafe(format!(
+            "DELETE FROM seat_claims WHERE state = 'held' AND booking_id IN ({}) \
+             RETURNING showtime_id, seat_id",
+            placeholders(1, due.len())
+        )));
+        for booking in &due {
+            release = release.bind(*booking);
+        }
         let mut freed: BTreeMap<ShowtimeId, Vec<(SeatId, SeatState)>> = BTreeMap::new();
-        for booking in due {
-            let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
-                "DELETE FROM seat_claims WHERE booking_id = $1 AND state = 'held' \
-                 RETURNING showtime_id, seat_id",
-            )
-            .bind(booking)
+        for (showtime, seat) in release.fetch_all(&mut *tx).await.map_err(db)? {
+            freed
+                .entry(ShowtimeId(showtime))
+                .or_default()
+                .push((SeatId(seat), SeatState::Available));
+        }
+        if freed.is_empty() {
+            tx.commit().await.map_err(db)?;
+            return Ok(Vec::new());
+        }
+        let mut bump = sqlx::query_as::<_, (Uuid, i64)>(AssertSqlSafe(format!(
+            "UPDATE showtimes SET seat_version = seat_version + 1 WHERE id IN ({}) \
+             RETURNING id, seat_version",
+            placeholders(1, freed.len())
+        )));
+        for showtime in freed.keys() {
+            bump = bump.bind(showtime.0);
+        }
+        let versions: BTreeMap<Uuid, i64> = bump
             .fetch_all(&mut *tx)
             .await
-            .map_err(db)?;
-            for (showtime, seat) in rows {
-                freed
-                    .entry(ShowtimeId(showtime))
-                    .or_default()
-                    .push((SeatId(seat), SeatState::Available));
-            }
-        }
-        let mut changes = Vec::with_capacity(freed.len());
-        for (showtime, seats) in freed {
-            changes.push(announce(&mut tx, showtime, seats).await?);
-        }
+            .map_err(db)?
+            .into_iter()
+            .collect();
+        let changes = freed
+            .into_iter()
+            .map(|(showtime, seats)| {
+                let version = versions.get(&showtime.0).copied().ok_or_else(|| {
+                    StoreError::Other(anyhow::anyhow!("showtime {showtime} vanished in a sweep"))
+                })?;
+                Ok(SeatChange {
+                    showtime_id: showtime,
+                    version,
+                    seats,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         tx.commit().await.map_err(db)?;
         Ok(changes)
     }
@@ -576,6 +606,14 @@ fn hold_sql(seats: usize, idempotent: bool) -> String {
         claims = claims.join(", "),
         items = items.join(", "),
     )
+}
+
+/// `$first, $first+1, …` for `count` arguments.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The seats of `booking` that another booking holds (live) or has bought, in request order.
