@@ -24,6 +24,8 @@ use crate::{App, AppError};
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// How long an idempotency key's answer is kept.
 pub const IDEMPOTENCY_RETENTION_HOURS: i64 = 24;
+/// How many showtime listings the hold path keeps; the cache starts over when it is full.
+const LISTING_CACHE_SIZE: usize = 4096;
 /// How many lapsed holds one sweep expires at most.
 pub const SWEEP_BATCH: u32 = 500;
 
@@ -124,6 +126,9 @@ impl App {
                 "the store reported a taken idempotency key for a request without one"
             ))),
             (Err(HoldError::Store(e)), _) => Err(e.into()),
+            (Err(HoldError::Stale), _) => Err(AppError::Internal(anyhow::anyhow!(
+                "the showtime changed twice while the hold was being priced"
+            ))),
         }
     }
 
@@ -134,16 +139,74 @@ impl App {
         now: DateTime<Utc>,
         keyed: Option<&(String, String)>,
     ) -> Result<Booking, HoldError> {
-        let listing = match self.store.showtime(request.showtime_id).await {
+        // A listing from the cache may be out of date; the store refuses such a hold as stale
+        // (nothing held), and it is tried again on a fresh read. Two stale answers in a row
+        // mean the showtime is being edited right now.
+        let mut fresh = false;
+        loop {
+            let listing = self.listing(request.showtime_id, fresh).await?;
+            match self.hold_priced(who, request, &listing, now, keyed).await {
+                Err(HoldError::Stale) if !fresh => {
+                    self.forget_listing(request.showtime_id);
+                    fresh = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The showtime's listing, from the cache unless `fresh` or not cached.
+    async fn listing(
+        &self,
+        id: ShowtimeId,
+        fresh: bool,
+    ) -> Result<Arc<ShowtimeListing>, HoldError> {
+        if !fresh
+            && let Some(listing) = self
+                .listing_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&id)
+        {
+            return Ok(Arc::clone(listing));
+        }
+        let listing = match self.store.showtime(id).await {
             Err(StoreError::NotFound) => {
                 return Err(HoldError::Rejected(HoldRejection::ValidationFailed {
                     field: "showtime_id".into(),
                     message: "no such showtime".into(),
                 }));
             }
-            other => other?,
+            other => Arc::new(other?),
         };
-        let seats = self.hall_seats(&listing).await?;
+        let mut cache = self
+            .listing_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= LISTING_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(id, Arc::clone(&listing));
+        Ok(listing)
+    }
+
+    fn forget_listing(&self, id: ShowtimeId) {
+        self.listing_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+
+    /// Prices the request on `listing` and holds it on that basis.
+    async fn hold_priced(
+        &self,
+        who: &Principal,
+        request: &HoldRequest,
+        listing: &ShowtimeListing,
+        now: DateTime<Utc>,
+        keyed: Option<&(String, String)>,
+    ) -> Result<Booking, HoldError> {
+        let seats = self.hall_seats(listing).await?;
         let items = request
             .price(
                 |id| seats.get(&id),
@@ -178,7 +241,7 @@ impl App {
         };
         let change = self
             .store
-            .hold_seats(&booking, now, record.as_ref())
+            .hold_seats(&booking, &listing.basis, now, record.as_ref())
             .await?;
         tracing::debug!(booking_id = %booking.id, showtime_id = %booking.showtime_id,
             seats = booking.items.len(), version = change.version, "seats held");
@@ -186,7 +249,7 @@ impl App {
         Ok(booking)
     }
 
-    /// The seats of a showtime's hall by id, cached per hall until the hall changes.
+    /// The seats of a showtime's hall by id, cached per hall revision.
     async fn hall_seats(
         &self,
         listing: &ShowtimeListing,
@@ -197,7 +260,7 @@ impl App {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&hall)
-            .filter(|(version, _)| *version == listing.hall_updated_at)
+            .filter(|(revision, _)| *revision == listing.basis.hall_revision)
             .map(|(_, seats)| Arc::clone(seats));
         if let Some(seats) = cached {
             return Ok(seats);
@@ -213,7 +276,7 @@ impl App {
         self.seat_cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(hall, (listing.hall_updated_at, Arc::clone(&seats)));
+            .insert(hall, (listing.basis.hall_revision, Arc::clone(&seats)));
         Ok(seats)
     }
 

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use boxoffice_domain::catalog::{Movie, MovieDetails, MovieInput};
 use boxoffice_domain::venue::Seat;
-use boxoffice_domain::{HallId, MovieId, SeatId, ValidationErrors};
-use boxoffice_store::{MovieFilter, Page, PageRequest, Store};
+use boxoffice_domain::{HallId, MovieId, SeatId, ShowtimeId, ValidationErrors};
+use boxoffice_store::{MovieFilter, Page, PageRequest, ShowtimeListing, Store};
 use chrono::{DateTime, Utc};
 
 pub use booking::{BookingPolicy, HoldInput, Outcome};
@@ -38,12 +38,15 @@ pub struct App {
     tokens: Arc<TokenKeys>,
     booking: BookingPolicy,
     live: Arc<SeatFeed>,
-    /// Each hall's seats by id, with the hall's `updated_at` they were read at.
+    /// Each hall's seats by id, with the hall's revision they were read at.
     seat_cache: Arc<Mutex<HashMap<HallId, HallSeats>>>,
+    /// Showtime listings the hold path prices from. An entry may be out of date: a hold carries
+    /// the listing's [`boxoffice_store::PriceBasis`] and the store refuses it if it is.
+    listing_cache: Arc<Mutex<HashMap<ShowtimeId, Arc<ShowtimeListing>>>>,
     last_purge: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
 
-type HallSeats = (DateTime<Utc>, Arc<HashMap<SeatId, Seat>>);
+type HallSeats = (i64, Arc<HashMap<SeatId, Seat>>);
 
 impl App {
     /// An application on `store`, reading time from `clock` and signing access tokens with
@@ -56,6 +59,7 @@ impl App {
             booking: BookingPolicy::default(),
             live: Arc::new(SeatFeed::default()),
             seat_cache: Arc::default(),
+            listing_cache: Arc::default(),
             last_purge: Arc::default(),
         }
     }

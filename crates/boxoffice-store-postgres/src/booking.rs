@@ -18,7 +18,7 @@ use boxoffice_domain::booking::{Booking, HoldRejection, SeatChange, SeatState};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
     BookingStore, Conflict, Cursor, HoldError, IdempotencyRecord, ListenEvent, Page, PageRequest,
-    SeatListener, SeatStates, StoreError, codec,
+    PriceBasis, SeatListener, SeatStates, StoreError, codec,
 };
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgListener, PgPool};
@@ -120,13 +120,14 @@ async fn announce(
     tx: &mut Transaction<'static, Postgres>,
     showtime: ShowtimeId,
     seats: Vec<(SeatId, SeatState)>,
-    on_sale_at: Option<DateTime<Utc>>,
+    on_sale: Option<OnSale>,
 ) -> Result<Option<SeatChange>, StoreError> {
     let version: Option<i64> = sqlx::query_scalar(
         "WITH v AS ( \
              UPDATE showtimes SET seat_version = seat_version + 1 \
              WHERE id = $1 AND ($3::timestamptz IS NULL \
-                               OR (status = 'scheduled' AND starts_at > $3)) \
+                               OR (status = 'scheduled' AND starts_at > $3 \
+                                   AND revision = $4)) \
              RETURNING id, seat_version), \
          n AS ( \
              SELECT pg_notify('boxoffice_seat_changes', json_build_object( \
@@ -136,7 +137,8 @@ async fn announce(
     )
     .bind(showtime.0)
     .bind(codec::seat_changes_to_json(&seats))
-    .bind(on_sale_at)
+    .bind(on_sale.map(|o| o.at))
+    .bind(on_sale.map(|o| o.showtime_revision))
     .fetch_optional(&mut **tx)
     .await
     .map_err(db)?;
@@ -147,15 +149,50 @@ async fn announce(
     }))
 }
 
+/// The condition under which a hold's version bump happens: the showtime is on sale at `at` and
+/// has not changed since the hold was priced.
+#[derive(Clone, Copy)]
+struct OnSale {
+    at: DateTime<Utc>,
+    showtime_revision: i64,
+}
+
+/// Whether the showtime, its hall and its cinema are still as `basis` says.
+async fn current_basis(
+    tx: &mut Transaction<'static, Postgres>,
+    showtime: ShowtimeId,
+    basis: &PriceBasis,
+) -> Result<bool, StoreError> {
+    let current: Option<bool> = sqlx::query_scalar(
+        "SELECT s.revision = $2 AND h.revision = $3 AND c.revision = $4 \
+         FROM showtimes s JOIN halls h ON h.id = s.hall_id JOIN cinemas c ON c.id = h.cinema_id \
+         WHERE s.id = $1",
+    )
+    .bind(showtime.0)
+    .bind(basis.showtime_revision)
+    .bind(basis.hall_revision)
+    .bind(basis.cinema_revision)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)?;
+    current.ok_or(StoreError::NotFound)
+}
+
 #[async_trait]
 impl BookingStore for PgStore {
     async fn hold_seats(
         &self,
         booking: &Booking,
+        basis: &PriceBasis,
         now: DateTime<Utc>,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<SeatChange, HoldError> {
         let mut tx = self.begin().await?;
+        // The basis is checked first so that a stale hold claims nothing, and again by the
+        // version bump below, which sees a concurrent change of the showtime committed meanwhile.
+        if !current_basis(&mut tx, booking.showtime_id, basis).await? {
+            return Err(HoldError::Stale);
+        }
         sqlx::query(
             "INSERT INTO bookings (id, user_id, showtime_id, status, total, currency, expires_at, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -241,23 +278,29 @@ impl BookingStore for PgStore {
             return Err(HoldError::KeyTaken);
         }
         let seats = items.iter().map(|i| (i.seat_id, SeatState::Held)).collect();
-        match announce(&mut tx, booking.showtime_id, seats, Some(now)).await? {
+        let on_sale = OnSale {
+            at: now,
+            showtime_revision: basis.showtime_revision,
+        };
+        match announce(&mut tx, booking.showtime_id, seats, Some(on_sale)).await? {
             Some(change) => {
                 tx.commit().await.map_err(db)?;
                 Ok(change)
             }
             None => {
-                let status: String =
-                    sqlx::query_scalar("SELECT status FROM showtimes WHERE id = $1")
+                let (status, starts_at): (String, DateTime<Utc>) =
+                    sqlx::query_as("SELECT status, starts_at FROM showtimes WHERE id = $1")
                         .bind(booking.showtime_id.0)
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(db)?;
-                Err(HoldError::Rejected(if status == "scheduled" {
-                    HoldRejection::ShowtimeStarted
+                Err(if status != "scheduled" {
+                    HoldError::Rejected(HoldRejection::ShowtimeCancelled)
+                } else if starts_at <= now {
+                    HoldError::Rejected(HoldRejection::ShowtimeStarted)
                 } else {
-                    HoldRejection::ShowtimeCancelled
-                }))
+                    HoldError::Stale
+                })
             }
         }
     }

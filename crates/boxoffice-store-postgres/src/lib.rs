@@ -307,7 +307,7 @@ impl VenueStore for PgStore {
             }
         }
         sqlx::query(
-            "UPDATE cinemas SET name = $2, city = $3, address = $4, timezone = $5, currency = $6, \
+            "UPDATE cinemas SET revision = revision + 1, name = $2, city = $3, address = $4, timezone = $5, currency = $6, \
              amenities = $7::jsonb, updated_at = $8, ticket_discounts = $9::jsonb WHERE id = $1",
         )
         .bind(cinema.id.0)
@@ -423,7 +423,7 @@ impl VenueStore for PgStore {
             }
         }
         let done = sqlx::query(
-            "UPDATE halls SET name = $2, layout = $3::jsonb, buffer_minutes = $4, seat_count = $5, \
+            "UPDATE halls SET revision = revision + 1, name = $2, layout = $3::jsonb, buffer_minutes = $4, seat_count = $5, \
              updated_at = $6 WHERE id = $1",
         )
         .bind(hall.id.0)
@@ -510,7 +510,9 @@ macro_rules! listing_select {
         "SELECT s.id, s.movie_id, s.hall_id, s.starts_at, s.ends_at, s.local_date, s.format, \
          s.prices::text, s.status, s.created_at, s.updated_at, s.seat_version, h.cinema_id, \
          c.timezone, c.currency, c.ticket_discounts::text, m.title AS movie_title, \
-         h.name AS hall_name, h.updated_at AS hall_updated_at \
+         h.name AS hall_name, \
+         s.revision AS showtime_revision, h.revision AS hall_revision, \
+         c.revision AS cinema_revision \
          FROM showtimes s JOIN halls h ON h.id = s.hall_id JOIN cinemas c ON c.id = h.cinema_id \
          JOIN movies m ON m.id = s.movie_id "
     };
@@ -588,7 +590,7 @@ impl ScheduleStore for PgStore {
 
     async fn update_showtime(&self, showtime: &Showtime) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE showtimes SET movie_id = $2, hall_id = $3, starts_at = $4, ends_at = $5, \
+            "UPDATE showtimes SET revision = revision + 1, movie_id = $2, hall_id = $3, starts_at = $4, ends_at = $5, \
              local_date = $6, format = $7, prices = $8::jsonb, status = $9, updated_at = $10 \
              WHERE id = $1",
         )
@@ -609,7 +611,9 @@ impl ScheduleStore for PgStore {
     }
 
     async fn cancel_showtime(&self, id: ShowtimeId, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE showtimes SET status = $2, updated_at = $3 WHERE id = $1")
+        let done = sqlx::query(
+            "UPDATE showtimes SET revision = revision + 1, status = $2, updated_at = $3 WHERE id = $1",
+        )
             .bind(id.0)
             .bind(ShowtimeStatus::Cancelled.as_str())
             .bind(now)

@@ -6,7 +6,7 @@ use boxoffice_domain::identity::User;
 use boxoffice_domain::schedule::Showtime;
 use boxoffice_domain::venue::{Cinema, CinemaDetails, Hall, Seat};
 use boxoffice_store::codec;
-use boxoffice_store::{ShowtimeListing, StoreError};
+use boxoffice_store::{PriceBasis, ShowtimeListing, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
@@ -180,7 +180,9 @@ pub struct ListingRow {
     showtime: ShowtimeRow,
     seat_version: i64,
     ticket_discounts: String,
-    hall_updated_at: DateTime<Utc>,
+    showtime_revision: i64,
+    hall_revision: i64,
+    cinema_revision: i64,
     cinema_id: Uuid,
     timezone: String,
     currency: String,
@@ -198,7 +200,11 @@ impl TryFrom<ListingRow> for ShowtimeListing {
             currency: codec::currency(&r.currency)?,
             movie_title: r.movie_title,
             hall_name: r.hall_name,
-            hall_updated_at: r.hall_updated_at,
+            basis: PriceBasis {
+                showtime_revision: r.showtime_revision,
+                hall_revision: r.hall_revision,
+                cinema_revision: r.cinema_revision,
+            },
             seat_version: r.seat_version,
             ticket_discounts: codec::discounts_from_json(&r.ticket_discounts)?,
         })

@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
-use boxoffice_domain::booking::{Booking, HoldRejection, SeatChange, SeatState};
+use boxoffice_domain::booking::{Booking, SeatChange, SeatState};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
-    BookingStore, Conflict, Cursor, HoldError, IdempotencyRecord, Page, PageRequest, SeatStates,
-    StoreError, codec,
+    BookingStore, Conflict, Cursor, HoldError, IdempotencyRecord, Page, PageRequest, PriceBasis,
+    SeatStates, StoreError, codec,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqliteExecutor, Transaction};
@@ -125,12 +125,14 @@ impl BookingStore for SqliteStore {
     async fn hold_seats(
         &self,
         booking: &Booking,
+        basis: &PriceBasis,
         now: DateTime<Utc>,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<SeatChange, HoldError> {
         self.holds
-            .hold(HoldJob {
+            .hold(crate::hold_writer::HoldJob {
                 booking: booking.clone(),
+                basis: *basis,
                 now,
                 record: idempotency.cloned(),
             })
@@ -342,304 +344,12 @@ impl BookingStore for SqliteStore {
     }
 }
 
-/// One hold for the [`HoldWriter`].
-struct HoldJob {
-    booking: Booking,
-    now: DateTime<Utc>,
-    record: Option<IdempotencyRecord>,
-}
-
-type Reply = tokio::sync::oneshot::Sender<Result<SeatChange, HoldError>>;
-
-/// Runs holds one after another on a thread of its own, holding the write connection across as
-/// many queued holds as there are (up to [`HoldWriter::BATCH`]).
-///
-/// Why: under load the write connection sat idle between transactions while the tokio task
-/// that had used it, and then the next one waiting for it, got their turn on a worker thread
-/// busy with HTTP. The single writer was then the bottleneck without being busy. This thread does
-/// nothing but holds, so the connection goes from one to the next at once. Other writes take the
-/// connection between batches. Each hold also runs as one script (see [`hold_sql`]) so that it
-/// is one round trip to sqlx's SQLite thread instead of one per statement.
-#[derive(Debug)]
-pub(crate) struct HoldWriter {
-    jobs: tokio::sync::mpsc::UnboundedSender<(HoldJob, Reply)>,
-}
-
-impl HoldWriter {
-    /// Holds run back to back on one connection before it is handed to other writers.
-    const BATCH: usize = 64;
-
-    /// Starts the thread; it ends when the last handle is dropped.
-    pub(crate) fn start(write: sqlx::SqlitePool) -> std::io::Result<Self> {
-        let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<(HoldJob, Reply)>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::Builder::new()
-            .name("sqlite-holds".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    while let Some(first) = queue.recv().await {
-                        let mut conn = match write.acquire().await {
-                            Ok(conn) => conn,
-                            Err(e) => {
-                                let _ = first.1.send(Err(HoldError::Store(db(e))));
-                                continue;
-                            }
-                        };
-                        let mut batch = vec![first];
-                        while batch.len() < Self::BATCH {
-                            match queue.try_recv() {
-                                Ok(job) => batch.push(job),
-                                Err(_) => break,
-                            }
-                        }
-                        hold_batch(&mut conn, batch).await;
-                    }
-                });
-            })?;
-        Ok(Self { jobs })
-    }
-
-    async fn hold(&self, job: HoldJob) -> Result<SeatChange, HoldError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let gone = || {
-            HoldError::Store(StoreError::Other(anyhow::anyhow!(
-                "the hold writer stopped"
-            )))
-        };
-        self.jobs.send((job, reply)).map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
-}
-
-/// Runs queued holds in one transaction (group commit), each inside its own savepoint so that a
-/// refused hold undoes only itself. Answers are sent once the transaction has committed: a hold
-/// is never reported before it is durable, and if the commit fails every hold of the batch fails.
-async fn hold_batch(conn: &mut SqliteConnection, batch: Vec<(HoldJob, Reply)>) {
-    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
-        let message = e.to_string();
-        for (_, reply) in batch {
-            let _ = reply.send(Err(HoldError::Store(StoreError::Other(anyhow::anyhow!(
-                "starting a hold transaction: {message}"
-            )))));
-        }
-        return;
-    }
-    let mut answers = Vec::with_capacity(batch.len());
-    let mut poisoned = None;
-    for (job, reply) in batch {
-        let result = match poisoned {
-            // Not run: the batch is rolled back and every hold of it answered with an error.
-            Some(_) => Err(HoldError::Store(StoreError::NotFound)),
-            None => hold_script(conn, &job.booking, job.now, job.record.as_ref())
-                .await
-                .unwrap_or_else(|e| {
-                    poisoned = Some(e.to_string());
-                    Err(HoldError::Store(e))
-                }),
-        };
-        answers.push((reply, result));
-    }
-    let committed = match poisoned {
-        // A hold's savepoint could not be rolled back: nothing of the batch may be committed.
-        Some(message) => Err(message),
-        None => sqlx::query("COMMIT")
-            .execute(&mut *conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-    };
-    if let Err(message) = committed {
-        tracing::error!(error = %message, "a batch of holds failed; none was kept");
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-        for (reply, _) in answers {
-            let _ = reply.send(Err(HoldError::Store(StoreError::Other(anyhow::anyhow!(
-                "the hold was not kept: {message}"
-            )))));
-        }
-        return;
-    }
-    for (reply, result) in answers {
-        let _ = reply.send(result);
-    }
-}
-
-/// One hold as one script of statements sent to the writer at once, inside the batch's
-/// transaction. The `hold_assertions` view (see the migration) aborts the script when the
-/// showtime is not on sale or a seat could not be claimed; the hold's savepoint is then rolled
-/// back here. The outer error means that rollback failed and the batch must not commit.
-async fn hold_script(
-    conn: &mut SqliteConnection,
-    booking: &Booking,
-    now: DateTime<Utc>,
-    idempotency: Option<&IdempotencyRecord>,
-) -> Result<Result<SeatChange, HoldError>, StoreError> {
-    let sql = hold_sql(booking.items.len(), idempotency.is_some());
-    let mut query = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql))
-        .bind(booking.id.0)
-        .bind(booking.user_id.0)
-        .bind(booking.showtime_id.0)
-        .bind(booking.status.as_str())
-        .bind(booking.total)
-        .bind(booking.currency.as_str())
-        .bind(ms(booking.expires_at))
-        .bind(ms(booking.created_at))
-        .bind(ms(booking.updated_at))
-        .bind(ms(now))
-        .bind(booking.items.len() as i64);
-    for (position, item) in booking.items.iter().enumerate() {
-        query = query
-            .bind(item.seat_id.0)
-            .bind(item.label.as_str())
-            .bind(item.seat_type.as_str())
-            .bind(item.ticket_type.as_str())
-            .bind(item.price)
-            .bind(position as i64);
-    }
-    if let Some(record) = idempotency {
-        query = query
-            .bind(record.key.as_str())
-            .bind(record.request_hash.as_str())
-            .bind(record.outcome.as_str())
-            .bind(ms(record.created_at));
-    }
-    let failure = match query.fetch_all(&mut *conn).await {
-        Ok(versions) => {
-            let Some(version) = versions.first().copied() else {
-                return Ok(Err(HoldError::Store(StoreError::NotFound)));
-            };
-            let seats = booking
-                .items
-                .iter()
-                .map(|i| (i.seat_id, SeatState::Held))
-                .collect();
-            return Ok(Ok(SeatChange {
-                showtime_id: booking.showtime_id,
-                version,
-                seats,
-            }));
-        }
-        Err(e) => e,
-    };
-    let message = match &failure {
-        sqlx::Error::Database(d) => d.message().to_owned(),
-        _ => String::new(),
-    };
-    let outcome = if message.contains("hold_seats_unavailable") {
-        // Still inside the script's transaction: the seats taken by others are those with a
-        // live claim that is not this booking's.
-        taken_seats(conn, booking, now)
-            .await
-            .map(|seat_ids| HoldError::Rejected(HoldRejection::SeatsUnavailable { seat_ids }))
-            .unwrap_or_else(HoldError::Store)
-    } else if message.contains("hold_showtime_cancelled") {
-        HoldError::Rejected(HoldRejection::ShowtimeCancelled)
-    } else if message.contains("hold_showtime_started") {
-        HoldError::Rejected(HoldRejection::ShowtimeStarted)
-    } else if message.contains("idempotency_keys") {
-        HoldError::KeyTaken
-    } else {
-        HoldError::Store(db(failure))
-    };
-    // The script stopped at the failing statement inside its savepoint.
-    sqlx::query("ROLLBACK TO hold; RELEASE hold")
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-    Ok(Err(outcome))
-}
-
-/// The hold script for `seats` seats: arguments 1 to 11 are the booking, `now` and the seat
-/// count, then six per seat, then four for the idempotency record if any.
-fn hold_sql(seats: usize, idempotent: bool) -> String {
-    let arg = |seat: usize, field: usize| 12 + seat * 6 + field;
-    let claims: Vec<String> = (0..seats)
-        .map(|i| format!("($3, ${}, $1, 'held', $7)", arg(i, 0)))
-        .collect();
-    let items: Vec<String> = (0..seats)
-        .map(|i| {
-            format!(
-                "($1, ${}, ${}, ${}, ${}, ${}, ${})",
-                arg(i, 5),
-                arg(i, 0),
-                arg(i, 1),
-                arg(i, 2),
-                arg(i, 3),
-                arg(i, 4)
-            )
-        })
-        .collect();
-    let key = arg(seats, 0);
-    let record = if idempotent {
-        format!(
-            "INSERT INTO idempotency_keys (user_id, key, request_hash, outcome, created_at) \
-             VALUES ($2, ${}, ${}, ${}, ${});",
-            key,
-            key + 1,
-            key + 2,
-            key + 3
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "SAVEPOINT hold; \
-         INSERT INTO hold_assertions (scheduled, on_sale, claimed, wanted) \
-             SELECT status = 'scheduled', starts_at > $10, 1, 1 FROM showtimes WHERE id = $3; \
-         INSERT INTO bookings (id, user_id, showtime_id, status, total, currency, expires_at, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9); \
-         INSERT INTO seat_claims (showtime_id, seat_id, booking_id, state, expires_at) \
-             VALUES {claims} \
-             ON CONFLICT (showtime_id, seat_id) DO UPDATE \
-             SET booking_id = excluded.booking_id, state = 'held', \
-                 expires_at = excluded.expires_at \
-             WHERE seat_claims.state = 'held' AND seat_claims.expires_at <= $10; \
-         INSERT INTO hold_assertions (scheduled, on_sale, claimed, wanted) \
-             SELECT 1, 1, count(*), $11 FROM seat_claims WHERE booking_id = $1; \
-         INSERT INTO booking_items (booking_id, position, seat_id, label, seat_type, \
-             ticket_type, price) VALUES {items}; \
-         {record} \
-         UPDATE showtimes SET seat_version = seat_version + 1 WHERE id = $3 \
-             RETURNING seat_version; \
-         RELEASE hold;",
-        claims = claims.join(", "),
-        items = items.join(", "),
-    )
-}
-
 /// `$first, $first+1, …` for `count` arguments.
 fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The seats of `booking` that another booking holds (live) or has bought, in request order.
-async fn taken_seats(
-    conn: &mut SqliteConnection,
-    booking: &Booking,
-    now: DateTime<Utc>,
-) -> Result<Vec<SeatId>, StoreError> {
-    let taken: HashSet<Uuid> = sqlx::query_scalar(
-        "SELECT seat_id FROM seat_claims WHERE showtime_id = $1 AND booking_id <> $2 \
-         AND (state = 'sold' OR expires_at > $3)",
-    )
-    .bind(booking.showtime_id.0)
-    .bind(booking.id.0)
-    .bind(ms(now))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?
-    .into_iter()
-    .collect();
-    Ok(booking
-        .items
-        .iter()
-        .map(|i| i.seat_id)
-        .filter(|s| taken.contains(&s.0))
-        .collect())
 }
 
 /// Deletes a booking's held claims; returns the seats released.

@@ -7,6 +7,7 @@
 //! Times are stored as epoch milliseconds (see the migrations).
 
 mod booking;
+mod hold_writer;
 mod identity;
 mod rows;
 
@@ -44,7 +45,7 @@ pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
-    holds: std::sync::Arc<booking::HoldWriter>,
+    holds: std::sync::Arc<hold_writer::HoldWriter>,
 }
 
 impl SqliteStore {
@@ -67,11 +68,12 @@ impl SqliteStore {
             .context("opening the SQLite database for writing")?;
         let read = SqlitePoolOptions::new()
             .max_connections(DEFAULT_READ_CONNECTIONS)
-            .connect_with(base.read_only(true))
+            .connect_with(base.clone().read_only(true))
             .await
             .context("opening the SQLite database for reading")?;
         let holds = std::sync::Arc::new(
-            booking::HoldWriter::start(write.clone()).context("starting the hold writer")?,
+            hold_writer::HoldWriter::start(base.get_filename())
+                .context("starting the hold writer")?,
         );
         Ok(Self { write, read, holds })
     }
@@ -324,7 +326,7 @@ impl VenueStore for SqliteStore {
             }
         }
         sqlx::query(
-            "UPDATE cinemas SET name = $2, city = $3, address = $4, timezone = $5, currency = $6, \
+            "UPDATE cinemas SET revision = revision + 1, name = $2, city = $3, address = $4, timezone = $5, currency = $6, \
              amenities = $7, updated_at = $8, ticket_discounts = $9 WHERE id = $1",
         )
         .bind(cinema.id.0)
@@ -440,7 +442,7 @@ impl VenueStore for SqliteStore {
             }
         }
         let done = sqlx::query(
-            "UPDATE halls SET name = $2, layout = $3, buffer_minutes = $4, seat_count = $5, \
+            "UPDATE halls SET revision = revision + 1, name = $2, layout = $3, buffer_minutes = $4, seat_count = $5, \
              updated_at = $6 WHERE id = $1",
         )
         .bind(hall.id.0)
@@ -527,7 +529,9 @@ macro_rules! listing_select {
         "SELECT s.id, s.movie_id, s.hall_id, s.starts_at, s.ends_at, s.local_date, s.format, \
          s.prices, s.status, s.created_at, s.updated_at, s.seat_version, h.cinema_id, \
          c.timezone, c.currency, c.ticket_discounts, m.title AS movie_title, \
-         h.name AS hall_name, h.updated_at AS hall_updated_at \
+         h.name AS hall_name, \
+         s.revision AS showtime_revision, h.revision AS hall_revision, \
+         c.revision AS cinema_revision \
          FROM showtimes s JOIN halls h ON h.id = s.hall_id JOIN cinemas c ON c.id = h.cinema_id \
          JOIN movies m ON m.id = s.movie_id "
     };
@@ -605,7 +609,7 @@ impl ScheduleStore for SqliteStore {
 
     async fn update_showtime(&self, showtime: &Showtime) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE showtimes SET movie_id = $2, hall_id = $3, starts_at = $4, ends_at = $5, \
+            "UPDATE showtimes SET revision = revision + 1, movie_id = $2, hall_id = $3, starts_at = $4, ends_at = $5, \
              local_date = $6, format = $7, prices = $8, status = $9, updated_at = $10 \
              WHERE id = $1",
         )
@@ -626,7 +630,9 @@ impl ScheduleStore for SqliteStore {
     }
 
     async fn cancel_showtime(&self, id: ShowtimeId, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE showtimes SET status = $2, updated_at = $3 WHERE id = $1")
+        let done = sqlx::query(
+            "UPDATE showtimes SET revision = revision + 1, status = $2, updated_at = $3 WHERE id = $1",
+        )
             .bind(id.0)
             .bind(ShowtimeStatus::Cancelled.as_str())
             .bind(ms(now))

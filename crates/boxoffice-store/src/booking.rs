@@ -6,7 +6,7 @@ use boxoffice_domain::booking::{Booking, HoldRejection, SeatChange, SeatState};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use chrono::{DateTime, Utc};
 
-use crate::{Page, PageRequest, StoreError};
+use crate::{Page, PageRequest, PriceBasis, StoreError};
 
 /// A stored answer to a request made with an `Idempotency-Key`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +34,10 @@ pub enum HoldError {
     /// a concurrent request with the same key won. Nothing was held; replay the stored record.
     #[error("the idempotency key is already used")]
     KeyTaken,
+    /// The showtime, its hall or its cinema changed since the prices were worked out (see
+    /// [`crate::PriceBasis`]). Nothing was held; read the showtime again and retry.
+    #[error("the showtime changed since the hold was priced")]
+    Stale,
     /// Anything else.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -58,10 +62,12 @@ pub trait BookingStore: Send + Sync {
     /// [`HoldRejection::SeatsUnavailable`] naming exactly those seats. Fails with
     /// [`HoldRejection::ShowtimeCancelled`] or [`HoldRejection::ShowtimeStarted`] when the
     /// showtime is not on sale at `now`. With `idempotency`, the record is written in the same
-    /// transaction ([`HoldError::KeyTaken`] if the key exists). Returns the seat change announced.
+    /// transaction ([`HoldError::KeyTaken`] if the key exists). Fails with [`HoldError::Stale`]
+    /// when `basis` is not the showtime's current one. Returns the seat change announced.
     async fn hold_seats(
         &self,
         booking: &Booking,
+        basis: &PriceBasis,
         now: DateTime<Utc>,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<SeatChange, HoldError>;

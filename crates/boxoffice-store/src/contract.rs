@@ -63,6 +63,7 @@ macro_rules! store_contract_suite {
             bookings_keep_their_frozen_prices_and_list_newest_first,
             idempotency_records_are_written_with_the_hold,
             hall_seats_cannot_change_while_seats_are_taken,
+            holds_priced_on_an_outdated_basis_are_refused,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -25,7 +25,7 @@ pub use booking::{
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
 pub use identity::{IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation};
-pub use listing::ShowtimeListing;
+pub use listing::{PriceBasis, ShowtimeListing};
 
 /// The default and largest page sizes of every list.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;

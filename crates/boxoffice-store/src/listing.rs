@@ -3,7 +3,6 @@
 use boxoffice_domain::booking::TicketDiscounts;
 use boxoffice_domain::schedule::Showtime;
 use boxoffice_domain::{CinemaId, Currency};
-use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 /// A showtime with the facts of its cinema, hall and film that every reader of it needs.
@@ -23,8 +22,24 @@ pub struct ShowtimeListing {
     pub movie_title: String,
     /// The hall's name.
     pub hall_name: String,
-    /// When the hall (and so possibly its seats) last changed.
-    pub hall_updated_at: DateTime<Utc>,
+    /// The revisions of the showtime, hall and cinema this listing was read at.
+    pub basis: PriceBasis,
     /// Increases by one with every change of the showtime's seat states.
     pub seat_version: i64,
+}
+
+/// The revisions of the rows a hold's prices and seats were worked out from: the showtime (prices,
+/// times, status), its hall (seats and their types) and its cinema (ticket discounts). Each
+/// store raises a row's revision by one with every change of it. A hold
+/// made on a basis that is no longer current is refused with [`crate::HoldError::Stale`], so a
+/// price read from a cache, or read just before a concurrent price change, is never frozen into a
+/// booking (invariant 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PriceBasis {
+    /// The showtime's revision.
+    pub showtime_revision: i64,
+    /// The hall's revision.
+    pub hall_revision: i64,
+    /// The cinema's revision.
+    pub cinema_revision: i64,
 }

@@ -15,7 +15,7 @@ use boxoffice_domain::{BookingId, Currency, SeatId, UserId};
 use chrono::{DateTime, Duration, Utc};
 
 use super::{base_time, cinema, hall, hours, movie, showtime, user};
-use crate::{Conflict, HoldError, IdempotencyRecord, PageRequest, Store, StoreError};
+use crate::{Conflict, HoldError, IdempotencyRecord, PageRequest, PriceBasis, Store, StoreError};
 
 /// How long the holds of these cases last.
 pub fn hold_ttl() -> Duration {
@@ -66,6 +66,17 @@ pub fn hold_of(user: UserId, showtime: &Showtime, seats: &[&Seat], now: DateTime
     }
 }
 
+/// Holds `booking` priced on its showtime as stored now.
+pub async fn hold(
+    store: &dyn Store,
+    booking: &Booking,
+    now: DateTime<Utc>,
+    record: Option<&IdempotencyRecord>,
+) -> Result<SeatChange, HoldError> {
+    let basis = store.showtime(booking.showtime_id).await.unwrap().basis;
+    store.hold_seats(booking, &basis, now, record).await
+}
+
 fn unavailable(result: Result<SeatChange, HoldError>) -> Vec<SeatId> {
     match result {
         Err(HoldError::Rejected(HoldRejection::SeatsUnavailable { seat_ids })) => seat_ids,
@@ -83,7 +94,7 @@ pub async fn a_hold_takes_all_seats_or_none(store: Arc<dyn Store>) {
     let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
     let now = base_time();
     let first = hold_of(u, &s, &[&seats[0], &seats[1]], now);
-    let change = store.hold_seats(&first, now, None).await.unwrap();
+    let change = hold(store.as_ref(), &first, now, None).await.unwrap();
     assert_eq!(change.showtime_id, s.id);
     assert_eq!(change.version, 1);
     assert_eq!(
@@ -96,7 +107,7 @@ pub async fn a_hold_takes_all_seats_or_none(store: Arc<dyn Store>) {
 
     let greedy = hold_of(u, &s, &[&seats[3], &seats[1], &seats[2], &seats[0]], now);
     assert_eq!(
-        unavailable(store.hold_seats(&greedy, now, None).await),
+        unavailable(hold(store.as_ref(), &greedy, now, None).await),
         vec![seats[1].id, seats[0].id],
         "exactly the taken seats, in the order asked"
     );
@@ -116,7 +127,13 @@ pub async fn a_hold_takes_all_seats_or_none(store: Arc<dyn Store>) {
 
     // The seats the refused hold did not get are still free.
     let rest = hold_of(u, &s, &[&seats[2], &seats[3]], now);
-    assert_eq!(store.hold_seats(&rest, now, None).await.unwrap().version, 2);
+    assert_eq!(
+        hold(store.as_ref(), &rest, now, None)
+            .await
+            .unwrap()
+            .version,
+        2
+    );
     assert_eq!(store.seat_states(s.id, now).await.unwrap().taken.len(), 4);
 }
 
@@ -148,7 +165,7 @@ pub async fn racing_holds_never_share_a_seat(store: Arc<dyn Store>) {
             let barrier = Arc::clone(&barrier);
             tokio::spawn(async move {
                 barrier.wait().await;
-                let result = store.hold_seats(&b, now, None).await;
+                let result = hold(store.as_ref(), &b, now, None).await;
                 (b, result)
             })
         })
@@ -212,15 +229,19 @@ pub async fn a_lapsed_hold_frees_its_seats_at_once(store: Arc<dyn Store>) {
     let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
     let t0 = base_time();
     let old = hold_of(u, &s, &[&seats[0], &seats[1]], t0);
-    store.hold_seats(&old, t0, None).await.unwrap();
+    hold(store.as_ref(), &old, t0, None).await.unwrap();
     let lapse = old.expires_at;
 
     let early = hold_of(u, &s, &[&seats[1]], lapse - Duration::milliseconds(1));
     assert_eq!(
         unavailable(
-            store
-                .hold_seats(&early, lapse - Duration::milliseconds(1), None)
-                .await
+            hold(
+                store.as_ref(),
+                &early,
+                lapse - Duration::milliseconds(1),
+                None
+            )
+            .await
         ),
         vec![seats[1].id]
     );
@@ -234,7 +255,7 @@ pub async fn a_lapsed_hold_frees_its_seats_at_once(store: Arc<dyn Store>) {
     );
 
     let new = hold_of(u, &s, &[&seats[1], &seats[2]], lapse);
-    let change = store.hold_seats(&new, lapse, None).await.unwrap();
+    let change = hold(store.as_ref(), &new, lapse, None).await.unwrap();
     assert_eq!(change.version, 2);
     let stored_old = store.booking(old.id).await.unwrap();
     assert_eq!(stored_old.status_at(lapse), BookingStatus::Expired);
@@ -269,8 +290,7 @@ pub async fn racing_sweepers_expire_each_hold_once(store: Arc<dyn Store>) {
     let (s, seats, u) = on_sale(store.as_ref(), &["ssssssssss", "ssssssssss"]).await;
     let t0 = base_time();
     for seat in &seats {
-        store
-            .hold_seats(&hold_of(u, &s, &[seat], t0), t0, None)
+        hold(store.as_ref(), &hold_of(u, &s, &[seat], t0), t0, None)
             .await
             .unwrap();
     }
@@ -323,7 +343,7 @@ pub async fn cancelling_a_hold_releases_its_seats(store: Arc<dyn Store>) {
     let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
     let t0 = base_time();
     let b = hold_of(u, &s, &[&seats[0], &seats[1]], t0);
-    store.hold_seats(&b, t0, None).await.unwrap();
+    hold(store.as_ref(), &b, t0, None).await.unwrap();
     let at = t0 + Duration::minutes(1);
     let (cancelled, change) = store.cancel_hold(b.id, at).await.unwrap();
     assert_eq!(cancelled.status, BookingStatus::Cancelled);
@@ -347,7 +367,7 @@ pub async fn cancelling_a_hold_releases_its_seats(store: Arc<dyn Store>) {
     );
 
     let lapsing = hold_of(u, &s, &[&seats[2]], t0);
-    store.hold_seats(&lapsing, t0, None).await.unwrap();
+    hold(store.as_ref(), &lapsing, t0, None).await.unwrap();
     let err = store
         .cancel_hold(lapsing.id, lapsing.expires_at)
         .await
@@ -365,7 +385,7 @@ pub async fn holds_need_a_showtime_on_sale(store: Arc<dyn Store>) {
     let at_start = s.starts_at;
     let late = hold_of(u, &s, &[&seats[0]], at_start);
     assert!(matches!(
-        store.hold_seats(&late, at_start, None).await,
+        hold(store.as_ref(), &late, at_start, None).await,
         Err(HoldError::Rejected(HoldRejection::ShowtimeStarted))
     ));
     assert!(matches!(
@@ -375,7 +395,7 @@ pub async fn holds_need_a_showtime_on_sale(store: Arc<dyn Store>) {
     store.cancel_showtime(s.id, base_time()).await.unwrap();
     let b = hold_of(u, &s, &[&seats[0]], base_time());
     assert!(matches!(
-        store.hold_seats(&b, base_time(), None).await,
+        hold(store.as_ref(), &b, base_time(), None).await,
         Err(HoldError::Rejected(HoldRejection::ShowtimeCancelled))
     ));
     let states = store.seat_states(s.id, base_time()).await.unwrap();
@@ -391,7 +411,7 @@ pub async fn bookings_keep_their_frozen_prices_and_list_newest_first(store: Arc<
     first.items[1].ticket_type = TicketType::Child;
     first.items[1].price = 900;
     first.total = 2100;
-    store.hold_seats(&first, t0, None).await.unwrap();
+    hold(store.as_ref(), &first, t0, None).await.unwrap();
     assert_eq!(store.booking(first.id).await.unwrap(), first);
 
     s.prices = PriceCard(BTreeMap::from([(SeatType::Standard, 9900)]));
@@ -399,13 +419,11 @@ pub async fn bookings_keep_their_frozen_prices_and_list_newest_first(store: Arc<
     assert_eq!(store.booking(first.id).await.unwrap(), first);
 
     let second = hold_of(u, &s, &[&seats[2]], t0 + Duration::seconds(1));
-    store
-        .hold_seats(&second, t0 + Duration::seconds(1), None)
+    hold(store.as_ref(), &second, t0 + Duration::seconds(1), None)
         .await
         .unwrap();
     let third = hold_of(u, &s, &[&seats[3]], t0 + Duration::seconds(2));
-    store
-        .hold_seats(&third, t0 + Duration::seconds(2), None)
+    hold(store.as_ref(), &third, t0 + Duration::seconds(2), None)
         .await
         .unwrap();
     let someone_else = user("other@example.com", Role::Customer);
@@ -457,7 +475,7 @@ pub async fn idempotency_records_are_written_with_the_hold(store: Arc<dyn Store>
         created_at: t0,
     };
     let b = hold_of(u, &s, &[&seats[0]], t0);
-    store.hold_seats(&b, t0, Some(&record)).await.unwrap();
+    hold(store.as_ref(), &b, t0, Some(&record)).await.unwrap();
     assert_eq!(
         store.idempotency_record(u, "retry-1").await.unwrap(),
         Some(record.clone())
@@ -465,7 +483,7 @@ pub async fn idempotency_records_are_written_with_the_hold(store: Arc<dyn Store>
 
     let twin = hold_of(u, &s, &[&seats[1]], t0);
     assert!(matches!(
-        store.hold_seats(&twin, t0, Some(&record)).await,
+        hold(store.as_ref(), &twin, t0, Some(&record)).await,
         Err(HoldError::KeyTaken)
     ));
     assert!(matches!(
@@ -509,7 +527,7 @@ pub async fn hall_seats_cannot_change_while_seats_are_taken(store: Arc<dyn Store
     let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
     let t0 = base_time();
     let b = hold_of(u, &s, &[&seats[0]], t0);
-    store.hold_seats(&b, t0, None).await.unwrap();
+    hold(store.as_ref(), &b, t0, None).await.unwrap();
     let mut h = store.hall(s.hall_id).await.unwrap();
     let (_, new_seats) = hall(h.cinema_id, "x", &["ss"], 15);
     let new_seats: Vec<Seat> = new_seats
@@ -535,4 +553,67 @@ pub async fn hall_seats_cannot_change_while_seats_are_taken(store: Arc<dyn Store
     store.cancel_hold(b.id, t0).await.unwrap();
     store.update_hall(&h, Some(&new_seats), t0).await.unwrap();
     assert_eq!(store.seats(h.id).await.unwrap().len(), 2);
+}
+
+/// Invariant 3 at the moment of the hold: prices worked out from a showtime, hall or cinema that
+/// has changed since (a price change, a new layout, new discounts) are never frozen into a
+/// booking; the hold is refused as stale, holds nothing, and succeeds on the current basis.
+pub async fn holds_priced_on_an_outdated_basis_are_refused(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let t0 = base_time();
+    let listing = store.showtime(s.id).await.unwrap();
+    let old = listing.basis;
+
+    let mut repriced = s.clone();
+    repriced.prices = PriceCard::parse(&[("standard".into(), 1500)].into())
+        .unwrap_or_else(|e| panic!("fixture prices: {e:?}"));
+    // The same instant as the listing: only the revision tells the two apart.
+    repriced.updated_at = s.updated_at;
+    store.update_showtime(&repriced).await.unwrap();
+    let b = hold_of(u, &s, &[&seats[0]], t0 + Duration::seconds(2));
+    assert!(matches!(
+        store
+            .hold_seats(&b, &old, t0 + Duration::seconds(2), None)
+            .await,
+        Err(HoldError::Stale)
+    ));
+    assert!(matches!(
+        store.booking(b.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.seat_states(s.id, t0).await.unwrap().taken.is_empty());
+
+    let c = store.cinema(listing.cinema_id).await.unwrap();
+    let after_price = store.showtime(s.id).await.unwrap().basis;
+    store.update_cinema(&c).await.unwrap();
+    assert!(matches!(
+        store
+            .hold_seats(&b, &after_price, t0 + Duration::seconds(4), None)
+            .await,
+        Err(HoldError::Stale)
+    ));
+
+    let h = store.hall(s.hall_id).await.unwrap();
+    let after_cinema = store.showtime(s.id).await.unwrap().basis;
+    store.update_hall(&h, None, t0).await.unwrap();
+    assert!(matches!(
+        store
+            .hold_seats(&b, &after_cinema, t0 + Duration::seconds(6), None)
+            .await,
+        Err(HoldError::Stale)
+    ));
+    assert!(store.seat_states(s.id, t0).await.unwrap().taken.is_empty());
+
+    let current = store.showtime(s.id).await.unwrap().basis;
+    assert_eq!(
+        current,
+        PriceBasis {
+            showtime_revision: old.showtime_revision + 1,
+            hall_revision: old.hall_revision + 1,
+            cinema_revision: old.cinema_revision + 1,
+        }
+    );
+    hold(store.as_ref(), &b, t0 + Duration::seconds(6), None)
+        .await
+        .unwrap();
 }

@@ -1,0 +1,340 @@
+//! The SQLite hold writer: a thread of its own with its own write connection (rusqlite), that
+//! runs queued holds back to back and commits them in groups.
+//!
+//! Why not sqlx here: sqlx runs every SQLite connection on a worker thread and every statement
+//! is a round trip to it over a channel. Under a hold storm the profile of the server was half
+//! context switches between tokio workers, the hold thread and sqlx's workers. On this thread
+//! the statements are plain function calls on cached prepared statements, so a hold costs the
+//! SQLite work and nothing else. Everything else in the store stays on sqlx; this connection
+//! and sqlx's writer take turns on SQLite's write lock like any two connections.
+//!
+//! Invariant 1 is still the primary key of `seat_claims`: a claim is inserted, or takes over a
+//! claim whose hold has lapsed (`ON CONFLICT … DO UPDATE … WHERE`), or the hold fails.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use boxoffice_domain::SeatId;
+use boxoffice_domain::booking::{Booking, HoldRejection, SeatChange, SeatState};
+use boxoffice_store::{HoldError, IdempotencyRecord, PriceBasis, StoreError};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+
+use crate::rows::ms;
+
+/// One hold for the [`HoldWriter`].
+pub(crate) struct HoldJob {
+    /// The booking to store, in status `held`.
+    pub booking: Booking,
+    /// What its prices were worked out from.
+    pub basis: PriceBasis,
+    /// The time the hold is judged at.
+    pub now: DateTime<Utc>,
+    /// The idempotency record to store with it.
+    pub record: Option<IdempotencyRecord>,
+}
+
+type Reply = tokio::sync::oneshot::Sender<Result<SeatChange, HoldError>>;
+
+/// The handle of the hold thread; the thread ends when the handle is dropped.
+#[derive(Debug)]
+pub(crate) struct HoldWriter {
+    jobs: mpsc::Sender<(HoldJob, Reply)>,
+}
+
+impl HoldWriter {
+    /// Holds queued together run in one transaction (group commit).
+    const BATCH: usize = 64;
+    /// How long a batch waits for SQLite's write lock before its holds fail.
+    const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+    /// Opens a write connection to the database file at `path` (which must exist and be in WAL
+    /// mode: the sqlx writer creates it) and starts the thread.
+    pub(crate) fn start(path: &Path) -> anyhow::Result<Self> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+        // While sqlx's writer has the lock, retry every 100 µs instead of SQLite's default
+        // back-off (1, 2, 5, 10 … ms), which would stall every hold queued behind a sweep.
+        conn.busy_handler(Some(busy_retry))?;
+        conn.set_prepared_statement_cache_capacity(32);
+        let (jobs, queue) = mpsc::channel::<(HoldJob, Reply)>();
+        std::thread::Builder::new()
+            .name("sqlite-holds".into())
+            .spawn(move || {
+                let mut conn = conn;
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < Self::BATCH {
+                        match queue.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    hold_batch(&mut conn, batch);
+                }
+            })?;
+        Ok(Self { jobs })
+    }
+
+    /// Queues a hold and waits for its answer, which comes once its batch has committed.
+    pub(crate) async fn hold(&self, job: HoldJob) -> Result<SeatChange, HoldError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let gone = || {
+            HoldError::Store(StoreError::Other(anyhow::anyhow!(
+                "the hold writer stopped"
+            )))
+        };
+        self.jobs.send((job, reply)).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+/// SQLite's busy handler for the hold connection: sleep 100 µs and try again, for up to
+/// [`HoldWriter::LOCK_WAIT`].
+fn busy_retry(attempt: i32) -> bool {
+    const PAUSE: Duration = Duration::from_micros(100);
+    std::thread::sleep(PAUSE);
+    let waited = PAUSE * u32::try_from(attempt).unwrap_or(u32::MAX);
+    waited < HoldWriter::LOCK_WAIT
+}
+
+/// Runs queued holds in one transaction, each inside its own savepoint so that a refused hold
+/// undoes only itself. Answers are sent once the transaction has committed: a hold is never
+/// reported before it is durable, and if the commit fails every hold of the batch fails.
+fn hold_batch(conn: &mut Connection, batch: Vec<(HoldJob, Reply)>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        for (_, reply) in batch {
+            let _ = reply.send(Err(HoldError::Store(StoreError::Other(anyhow::anyhow!(
+                "starting a hold transaction: {e}"
+            )))));
+        }
+        return;
+    }
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut poisoned: Option<String> = None;
+    for (job, reply) in batch {
+        let result = match &poisoned {
+            // Not run: the batch is rolled back and every hold of it answered with an error.
+            Some(message) => Err(HoldError::Store(StoreError::Other(anyhow::anyhow!(
+                "the hold was not kept: {message}"
+            )))),
+            None => match hold_one(conn, &job) {
+                Ok(result) => result,
+                Err(e) => {
+                    poisoned = Some(e.to_string());
+                    Err(HoldError::Store(StoreError::Other(e.into())))
+                }
+            },
+        };
+        answers.push((reply, result));
+    }
+    let committed = match poisoned {
+        // A hold's savepoint could not be rolled back: nothing of the batch may be committed.
+        Some(message) => Err(message),
+        None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+    };
+    if let Err(message) = committed {
+        tracing::error!(error = %message, "a batch of holds failed; none was kept");
+        let _ = conn.execute_batch("ROLLBACK");
+        for (reply, _) in answers {
+            let _ = reply.send(Err(HoldError::Store(StoreError::Other(anyhow::anyhow!(
+                "the hold was not kept: {message}"
+            )))));
+        }
+        return;
+    }
+    for (reply, result) in answers {
+        let _ = reply.send(result);
+    }
+}
+
+/// One hold inside the batch's transaction, in a savepoint of its own. The outer error means
+/// that the savepoint could not be rolled back and the batch must not commit.
+fn hold_one(
+    conn: &Connection,
+    job: &HoldJob,
+) -> Result<Result<SeatChange, HoldError>, rusqlite::Error> {
+    conn.prepare_cached("SAVEPOINT hold")?.execute([])?;
+    let outcome = hold_statements(conn, job);
+    match &outcome {
+        Ok(_) => conn.prepare_cached("RELEASE hold")?.execute([])?,
+        Err(_) => {
+            conn.prepare_cached("ROLLBACK TO hold")?.execute([])?;
+            conn.prepare_cached("RELEASE hold")?.execute([])?
+        }
+    };
+    Ok(outcome)
+}
+
+/// The statements of one hold; any `Err` is rolled back by the caller.
+fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<SeatChange, HoldError> {
+    let HoldJob {
+        booking,
+        basis,
+        now,
+        record,
+    } = job;
+    let showtime = booking.showtime_id.0.as_bytes().as_slice();
+    let id = booking.id.0.as_bytes().as_slice();
+    let now = ms(*now);
+
+    let state: Option<(String, i64, bool)> = conn
+        .prepare_cached(
+            "SELECT s.status, s.starts_at, \
+                 s.revision = ?2 AND h.revision = ?3 AND c.revision = ?4 \
+             FROM showtimes s JOIN halls h ON h.id = s.hall_id \
+             JOIN cinemas c ON c.id = h.cinema_id WHERE s.id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    showtime,
+                    basis.showtime_revision,
+                    basis.hall_revision,
+                    basis.cinema_revision,
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+        })
+        .map_err(store)?;
+    match state {
+        None => return Err(HoldError::Store(StoreError::NotFound)),
+        Some((status, _, _)) if status != "scheduled" => {
+            return Err(HoldError::Rejected(HoldRejection::ShowtimeCancelled));
+        }
+        Some((_, starts_at, _)) if starts_at <= now => {
+            return Err(HoldError::Rejected(HoldRejection::ShowtimeStarted));
+        }
+        Some((_, _, false)) => return Err(HoldError::Stale),
+        Some(_) => {}
+    }
+
+    conn.prepare_cached(
+        "INSERT INTO bookings (id, user_id, showtime_id, status, total, currency, expires_at, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id,
+            booking.user_id.0.as_bytes().as_slice(),
+            showtime,
+            booking.status.as_str(),
+            booking.total,
+            booking.currency.as_str(),
+            ms(booking.expires_at),
+            ms(booking.created_at),
+            ms(booking.updated_at),
+        ])
+    })
+    .map_err(store)?;
+
+    // Every seat is tried, so that a refusal names all the seats that are taken, not the first.
+    let mut claim = conn
+        .prepare_cached(
+            "INSERT INTO seat_claims (showtime_id, seat_id, booking_id, state, expires_at) \
+             VALUES (?1, ?2, ?3, 'held', ?4) \
+             ON CONFLICT (showtime_id, seat_id) DO UPDATE \
+             SET booking_id = excluded.booking_id, state = 'held', \
+                 expires_at = excluded.expires_at \
+             WHERE seat_claims.state = 'held' AND seat_claims.expires_at <= ?5",
+        )
+        .map_err(store)?;
+    let mut taken: Vec<SeatId> = Vec::new();
+    for item in &booking.items {
+        let claimed = claim
+            .execute(params![
+                showtime,
+                item.seat_id.0.as_bytes().as_slice(),
+                id,
+                ms(booking.expires_at),
+                now,
+            ])
+            .map_err(store)?;
+        if claimed == 0 {
+            taken.push(item.seat_id);
+        }
+    }
+    if !taken.is_empty() {
+        return Err(HoldError::Rejected(HoldRejection::SeatsUnavailable {
+            seat_ids: taken,
+        }));
+    }
+
+    let mut insert_item = conn
+        .prepare_cached(
+            "INSERT INTO booking_items (booking_id, position, seat_id, label, seat_type, \
+             ticket_type, price) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(store)?;
+    for (position, item) in booking.items.iter().enumerate() {
+        insert_item
+            .execute(params![
+                id,
+                position as i64,
+                item.seat_id.0.as_bytes().as_slice(),
+                item.label.as_str(),
+                item.seat_type.as_str(),
+                item.ticket_type.as_str(),
+                item.price,
+            ])
+            .map_err(store)?;
+    }
+
+    if let Some(record) = record {
+        let stored = conn
+            .prepare_cached(
+                "INSERT INTO idempotency_keys (user_id, key, request_hash, outcome, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id, key) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    record.user_id.0.as_bytes().as_slice(),
+                    record.key.as_str(),
+                    record.request_hash.as_str(),
+                    record.outcome.as_str(),
+                    ms(record.created_at),
+                ])
+            })
+            .map_err(store)?;
+        if stored == 0 {
+            return Err(HoldError::KeyTaken);
+        }
+    }
+
+    let version: i64 = conn
+        .prepare_cached(
+            "UPDATE showtimes SET seat_version = seat_version + 1 WHERE id = ?1 \
+             RETURNING seat_version",
+        )
+        .and_then(|mut s| s.query_row([showtime], |r| r.get(0)))
+        .map_err(store)?;
+    Ok(SeatChange {
+        showtime_id: booking.showtime_id,
+        version,
+        seats: booking
+            .items
+            .iter()
+            .map(|i| (i.seat_id, SeatState::Held))
+            .collect(),
+    })
+}
+
+/// A failed statement as the store reports it: a missing user or showtime (a foreign key) is
+/// not found, anything else an error.
+fn store(e: rusqlite::Error) -> HoldError {
+    let error = match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation)
+            if e.sqlite_error().map(|f| f.extended_code)
+                == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) =>
+        {
+            StoreError::NotFound
+        }
+        _ => StoreError::Other(e.into()),
+    };
+    HoldError::Store(error)
+}
