@@ -56,7 +56,12 @@ impl HoldWriter {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+        conn.execute_batch(&format!(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; \
+             PRAGMA mmap_size = {}; PRAGMA wal_autocheckpoint = {};",
+            crate::MMAP_BYTES,
+            crate::WAL_AUTOCHECKPOINT_PAGES
+        ))?;
         // While sqlx's writer has the lock, retry every 100 µs instead of SQLite's default
         // back-off (1, 2, 5, 10 … ms), which would stall every hold queued behind a sweep.
         conn.busy_handler(Some(busy_retry))?;

@@ -40,6 +40,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// How many read-only connections serve reads beside the single writer.
 pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 
+/// How much of the file every connection maps into memory: reads of mapped pages are memory
+/// reads instead of `pread` calls.
+pub(crate) const MMAP_BYTES: u64 = 256 * 1024 * 1024;
+/// How many pages the WAL grows to before the committing writer copies it back into the
+/// database. SQLite's default is 1000; under a stream of holds the same pages (the showtime's
+/// version, the claim index) are written again and again, and a larger WAL copies each of them
+/// back once instead of once per 1000 pages.
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 8000;
+
 /// The SQLite store. Cheap to clone: the pools are shared.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -55,14 +64,16 @@ impl SqliteStore {
         let base = SqliteConnectOptions::from_str(url)
             .with_context(|| "BOXOFFICE_DATABASE_URL is not a valid sqlite:// URL".to_owned())?
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("mmap_size", MMAP_BYTES.to_string());
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(
                 base.clone()
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal),
+                    .synchronous(SqliteSynchronous::Normal)
+                    .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string()),
             )
             .await
             .context("opening the SQLite database for writing")?;
