@@ -8,6 +8,7 @@
 
 mod booking;
 mod identity;
+mod payment;
 mod rows;
 
 use std::str::FromStr;
