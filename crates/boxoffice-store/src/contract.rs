@@ -73,6 +73,7 @@ macro_rules! store_contract_suite {
             cancelling_awaiting_and_confirmed_bookings,
             stale_payments_are_claimed_once,
             check_in_admits_a_ticket_once,
+            refund_events_settle_pending_refunds,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -785,3 +785,71 @@ pub async fn check_in_admits_a_ticket_once(store: Arc<dyn Store>) {
         CheckIn::NotValid(_)
     ));
 }
+
+/// The gateway's refund events settle our pending refunds by its refund id, once: a success
+/// raises the refunded amount, a failure frees the amount again, an unknown refund is recorded
+/// and ignored.
+pub async fn refund_events_settle_pending_refunds(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let t0 = base_time();
+    let b = hold_of(u, &s, &[&seats[0]], t0);
+    let p = held_and_checked_out(store.as_ref(), &b, t0).await;
+    store
+        .settle_payment(&success(&b, &p, None, t0))
+        .await
+        .unwrap();
+    let ok = store
+        .reserve_refund(&refund_of(&p, Some(200), t0), None)
+        .await
+        .unwrap();
+    let bad = store
+        .reserve_refund(&refund_of(&p, Some(1000), t0), None)
+        .await
+        .unwrap();
+    for (r, gid) in [(&ok, "re_ok"), (&bad, "re_bad")] {
+        let pending = store
+            .record_refund(r.id, Some(gid), RefundState::Pending, t0)
+            .await
+            .unwrap();
+        assert_eq!(pending.state, RefundState::Pending);
+    }
+    let report = |gid: &str, state| RefundReport::Refund {
+        gateway_refund_id: gid.into(),
+        state,
+    };
+    for (evt, gid, state) in [
+        ("evt_ok", "re_ok", RefundState::Succeeded),
+        ("evt_bad", "re_bad", RefundState::Failed),
+        ("evt_unknown", "re_elsewhere", RefundState::Succeeded),
+    ] {
+        inbox(store.as_ref(), evt, t0).await;
+        assert!(matches!(
+            store
+                .apply_refund_report(p.id, Some(evt), &report(gid, state), t0)
+                .await
+                .unwrap(),
+            RefundApplied::Applied(_)
+        ));
+        assert_eq!(
+            store
+                .apply_refund_report(p.id, Some(evt), &report(gid, state), t0)
+                .await
+                .unwrap(),
+            RefundApplied::AlreadyProcessed
+        );
+    }
+    let paid = store.payment(p.id).await.unwrap();
+    assert_eq!(
+        (paid.refunded_amount, paid.status),
+        (200, PaymentStatus::PartiallyRefunded)
+    );
+    // The failed refund's amount is free again: 1000 is left.
+    store
+        .reserve_refund(&refund_of(&p, Some(1000), t0), None)
+        .await
+        .unwrap();
+    let kinds = ledger_kinds(store.as_ref(), p.id).await;
+    for kind in ["refund_succeeded", "refund_failed", "event_ignored"] {
+        assert!(kinds.contains(&kind.to_owned()), "{kind} in {kinds:?}");
+    }
+}
