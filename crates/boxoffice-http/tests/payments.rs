@@ -671,3 +671,83 @@ async fn reconciliation_applies_the_gateway_outcome_when_no_webhook_comes() {
         "expired"
     );
 }
+
+#[tokio::test]
+async fn racing_checkouts_and_racing_scanners() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let labels = ["A1", "A2", "A3", "A4", "A5", "B1", "B2", "B3"];
+    let mut bookings = Vec::new();
+    for label in labels {
+        bookings.push(hold(&api, &ann, &show, &[label]).await.id);
+    }
+    // Every booking checked out three times at once: one 201 each, the rest 409.
+    let attempts = bookings
+        .iter()
+        .flat_map(|b| [b, b, b])
+        .map(|b| checkout(&api, &ann, b));
+    let replies = futures::future::join_all(attempts).await;
+    let created = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, bookings.len());
+    for r in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+        assert_problem(r, StatusCode::CONFLICT, "booking_not_payable");
+    }
+    let intents: std::collections::BTreeSet<&str> = replies
+        .iter()
+        .filter_map(|r| r.body["payment"]["client_secret"].as_str())
+        .collect();
+    assert_eq!(intents.len(), bookings.len(), "one intent per booking");
+
+    let intent = intents
+        .iter()
+        .next()
+        .unwrap()
+        .trim_end_matches("_secret")
+        .to_owned();
+    api.gateway
+        .set_intent_status(&intent, IntentStatus::Succeeded, None);
+    api.deliver(&succeeded("evt_1", &intent, 1000)).await;
+    let staff_tickets: Vec<String> = {
+        let mut codes = Vec::new();
+        for b in &bookings {
+            let r = api
+                .staff(
+                    Method::GET,
+                    &format!("/api/v1/bookings/{b}/tickets"),
+                    Value::Null,
+                )
+                .await;
+            if r.status == StatusCode::OK {
+                codes.push(r.body["items"][0]["code"].as_str().unwrap().to_owned());
+            }
+        }
+        codes
+    };
+    assert_eq!(staff_tickets.len(), 1);
+    api.clock
+        .set(Utc.with_ymd_and_hms(2030, 1, 2, 17, 30, 0).unwrap());
+    let staff = fresh(&api, "staff@example.test", Role::Staff).await;
+    let scans = (0..6).map(|_| {
+        api.as_bearer(
+            &staff,
+            Method::POST,
+            "/api/v1/checkins",
+            json!({"code": staff_tickets[0]}),
+        )
+    });
+    let results = futures::future::join_all(scans).await;
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.status == StatusCode::OK)
+            .count(),
+        1
+    );
+    for r in results.iter().filter(|r| r.status != StatusCode::OK) {
+        assert_problem(r, StatusCode::CONFLICT, "already_checked_in");
+    }
+}
