@@ -1,5 +1,5 @@
-//! Use cases of bookings: holding seats (with idempotency keys), reading and cancelling bookings,
-//! and the hold sweeper.
+//! Use cases of bookings: holding seats (with idempotency keys), reading and cancelling holds,
+//! and the hold sweeper. Paying, and cancelling paid bookings, are in `payments`.
 
 use boxoffice_domain::booking::{
     Booking, BookingStatus, DEFAULT_MAX_SEATS_PER_BOOKING, HoldRejection, HoldRequest,
@@ -314,14 +314,14 @@ impl App {
         Ok(page)
     }
 
-    /// Cancels a held booking and releases its seats at once.
-    pub async fn cancel_booking(
+    /// Cancels a hold (or a booking awaiting payment) and releases its seats at once.
+    pub(crate) async fn cancel_hold(
         &self,
         who: &Principal,
         id: BookingId,
+        booking: &Booking,
+        now: DateTime<Utc>,
     ) -> Result<Booking, AppError> {
-        let booking = self.booking(who, id).await?;
-        let now = self.clock.now();
         match self.store.cancel_hold(id, now).await {
             Ok((booking, change)) => {
                 tracing::info!(booking_id = %id, by = %who.user_id, "booking cancelled");
@@ -329,7 +329,11 @@ impl App {
                 Ok(booking)
             }
             Err(StoreError::Conflict(boxoffice_store::Conflict::BookingNotCancellable)) => {
-                let current = self.store.booking(id).await.unwrap_or(booking);
+                let current = self
+                    .store
+                    .booking(id)
+                    .await
+                    .unwrap_or_else(|_| booking.clone());
                 Err(AppError::BookingNotCancellable {
                     status: current.status_at(now),
                 })
@@ -394,7 +398,7 @@ impl App {
     }
 }
 
-fn parse_key(key: String) -> Result<String, AppError> {
+pub(crate) fn parse_key(key: String) -> Result<String, AppError> {
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
         return Err(boxoffice_domain::ValidationErrors::single(
             "Idempotency-Key",
@@ -421,10 +425,16 @@ fn outcome_json(outcome: &HoldOutcome) -> Result<String, AppError> {
     serde_json::to_string(outcome).map_err(|e| AppError::Internal(e.into()))
 }
 
-fn replay(record: &IdempotencyRecord, hash: &str) -> Result<Booking, AppError> {
+/// Refuses a stored record made for another request.
+pub(crate) fn replay_check(record: &IdempotencyRecord, hash: &str) -> Result<(), AppError> {
     if record.request_hash != hash {
         return Err(AppError::IdempotencyKeyReused);
     }
+    Ok(())
+}
+
+fn replay(record: &IdempotencyRecord, hash: &str) -> Result<Booking, AppError> {
+    replay_check(record, hash)?;
     match serde_json::from_str::<HoldOutcome>(&record.outcome) {
         Ok(HoldOutcome::Held { booking }) => Ok(booking),
         Ok(HoldOutcome::Rejected { rejection }) => Err(AppError::Hold(rejection)),

@@ -68,6 +68,52 @@ pub enum AppError {
     /// The hall's seat map cannot change while showtimes that have not ended have seats taken.
     #[error("the hall has showtimes with seats held or sold")]
     HallHasBookings,
+    /// Only a live hold can be paid for (or a booking whose last payment failed and whose hold
+    /// has not lapsed).
+    #[error("a {status} booking cannot be paid for")]
+    BookingNotPayable {
+        /// The booking's status now.
+        status: boxoffice_domain::booking::BookingStatus,
+    },
+    /// Tickets exist only for confirmed bookings.
+    #[error("a {status} booking has no tickets")]
+    BookingNotConfirmed {
+        /// The booking's status now.
+        status: boxoffice_domain::booking::BookingStatus,
+    },
+    /// No payment gateway is configured in this process.
+    #[error("payments are not configured")]
+    PaymentsUnavailable,
+    /// The gateway could not be reached; the payment stays `initialized` and is resolved later.
+    #[error("the payment gateway is unavailable")]
+    GatewayUnavailable,
+    /// A webhook delivery failed verification; nothing was stored.
+    #[error("invalid webhook: {0}")]
+    BadWebhook(String),
+    /// More than what is left of the payment (or nothing is left).
+    #[error("the refund exceeds what is left of the payment")]
+    RefundTooLarge,
+    /// The payment took no money.
+    #[error("the payment took no money")]
+    PaymentNotRefundable,
+    /// Customers can no longer cancel: the cut-off before the start has passed.
+    #[error("cancellation closed at {cutoff}")]
+    CancellationClosed {
+        /// When customer cancellation closed.
+        cutoff: chrono::DateTime<chrono::Utc>,
+    },
+    /// The ticket was scanned before.
+    #[error("already checked in at {at}")]
+    AlreadyCheckedIn {
+        /// When.
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// Too early or too late for this ticket's showtime.
+    #[error("outside the showtime's check-in window")]
+    WrongShowtimeWindow,
+    /// The ticket's booking was cancelled and refunded.
+    #[error("the ticket is no longer valid")]
+    TicketNotValid,
     /// Something failed that is not the caller's fault; logged, never shown.
     #[error(transparent)]
     Internal(anyhow::Error),
@@ -90,6 +136,11 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(Conflict::BookingNotCancellable) => {
                 AppError::Internal(anyhow::anyhow!("booking not cancellable, status unknown"))
             }
+            StoreError::Conflict(Conflict::RefundTooLarge) => AppError::RefundTooLarge,
+            StoreError::Conflict(Conflict::PaymentNotRefundable) => AppError::PaymentNotRefundable,
+            StoreError::Conflict(
+                c @ (Conflict::BookingNotPayable | Conflict::IdempotencyKeyTaken),
+            ) => AppError::Internal(anyhow::anyhow!("unhandled store conflict: {c}")),
             StoreError::Other(e) => AppError::Internal(e),
         }
     }

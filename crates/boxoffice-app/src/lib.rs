@@ -6,9 +6,11 @@ mod booking;
 pub mod clock;
 pub mod demo;
 mod error;
+mod events;
 pub mod gateway;
 pub mod identity;
 pub mod live;
+pub mod payments;
 mod schedule;
 mod venues;
 pub mod workers;
@@ -28,6 +30,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::AppError;
 pub use identity::{Principal, Session, TokenKeys};
 pub use live::{FeedEvent, SeatFeed};
+pub use payments::{PaymentPolicy, WebhookOutcome};
 pub use schedule::{SeatMap, SeatMapEntry};
 
 /// The application: the store and the clock every use case needs. Cheap to clone.
@@ -38,6 +41,8 @@ pub struct App {
     tokens: Arc<TokenKeys>,
     booking: BookingPolicy,
     live: Arc<SeatFeed>,
+    payments: Option<payments::Payments>,
+    payment_policy: PaymentPolicy,
     /// Each hall's seats by id, with the hall's revision they were read at.
     seat_cache: Arc<Mutex<HashMap<HallId, HallSeats>>>,
     /// Showtime listings the hold path prices from. An entry may be out of date: a hold carries
@@ -58,6 +63,8 @@ impl App {
             tokens: Arc::new(tokens),
             booking: BookingPolicy::default(),
             live: Arc::new(SeatFeed::default()),
+            payments: None,
+            payment_policy: PaymentPolicy::default(),
             seat_cache: Arc::default(),
             listing_cache: Arc::default(),
             last_purge: Arc::default(),

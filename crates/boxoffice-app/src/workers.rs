@@ -29,3 +29,31 @@ pub async fn run_hold_sweeper(app: App, idle: Duration, shutdown: impl Future<Ou
     }
     tracing::info!("hold sweeper stopped");
 }
+
+/// Runs the payment workers until `shutdown` resolves: the inbox (events stored but not
+/// processed) and reconciliation (payments stuck `initialized`, refunds never answered). Paced
+/// like [`run_hold_sweeper`]; errors are logged and never end the loop. Safe in several
+/// processes: each step is idempotent and reconciliation claims its payments.
+pub async fn run_payment_workers(app: App, idle: Duration, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    tracing::info!(every = ?idle, "payment workers started");
+    loop {
+        let mut worked = false;
+        match app.process_inbox().await {
+            Ok(Outcome::Worked) => worked = true,
+            Ok(Outcome::Idle) => {}
+            Err(e) => tracing::error!(error = %e, "processing the webhook inbox failed"),
+        }
+        match app.reconcile_payments().await {
+            Ok(Outcome::Worked) => worked = true,
+            Ok(Outcome::Idle) => {}
+            Err(e) => tracing::error!(error = %e, "payment reconciliation failed"),
+        }
+        let pause = if worked { Duration::ZERO } else { idle };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = &mut shutdown => break,
+        }
+    }
+    tracing::info!("payment workers stopped");
+}

@@ -85,6 +85,10 @@ typed_id!(
     /// Identifies a ticket: one seat of a confirmed booking.
     TicketId
 );
+typed_id!(
+    /// Identifies a refund: money given back from one payment.
+    RefundId
+);
 
 #[cfg(test)]
 mod tests {

@@ -8,12 +8,13 @@ pub mod identity;
 pub mod ids;
 pub mod layout;
 pub mod money;
+pub mod payment;
 pub mod schedule;
 pub mod validation;
 pub mod venue;
 
 pub use ids::{
-    BookingId, CinemaId, HallId, MovieId, PaymentId, SeatId, ShowtimeId, TicketId, UserId,
+    BookingId, CinemaId, HallId, MovieId, PaymentId, RefundId, SeatId, ShowtimeId, TicketId, UserId,
 };
 pub use layout::{SeatLayout, SeatSpec, SeatType};
 pub use money::{Currency, Money};

@@ -66,7 +66,8 @@ pub struct BookingResponse {
     created_at: DateTime<Utc>,
     /// When the status last changed.
     updated_at: DateTime<Utc>,
-    /// The payment, once checkout has started; `null` before.
+    /// The latest payment (`{id, status, client_secret, amount, currency, refunded_amount}`),
+    /// once checkout has started; `null` before.
     #[schema(value_type = Option<Object>)]
     payment: Option<serde_json::Value>,
 }
@@ -161,10 +162,15 @@ async fn get_booking(
     SignedIn(who): SignedIn,
     Path(id): Path<BookingId>,
 ) -> Result<axum::Json<BookingResponse>, ApiError> {
-    Ok(axum::Json(state.app.booking(&who, id).await?.into()))
+    let (booking, payment) = state.app.booking_with_payment(&who, id).await?;
+    let mut response = BookingResponse::from(booking);
+    response.payment = payment.as_ref().map(crate::payments::summary_json);
+    Ok(axum::Json(response))
 }
 
-/// Cancels a held booking and releases its seats at once. A booking that is not a live hold is
+/// Cancels a booking. Held or awaiting payment: `cancelled`, seats released at once. Confirmed:
+/// refunded in full, seats released, `refunded`; customers only until the cancellation cut-off
+/// before the start (`cancellation_closed`, 409), staff and admins any time. Any other status is
 /// `booking_not_cancellable` (409, with its `status`).
 #[utoipa::path(post, path = "/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path)),

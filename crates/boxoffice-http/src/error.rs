@@ -252,6 +252,66 @@ impl From<AppError> for ApiError {
                 "The seat map cannot change while showtimes that have not ended have seats held \
                  or sold.",
             ),
+            AppError::BookingNotPayable { status } => ApiError::new(
+                StatusCode::CONFLICT,
+                "booking_not_payable",
+                format!("The booking is {status}; only a live hold can be paid for."),
+            )
+            .with("booking_status", json!(status.as_str())),
+            AppError::BookingNotConfirmed { status } => ApiError::new(
+                StatusCode::CONFLICT,
+                "booking_not_confirmed",
+                format!("The booking is {status}; only confirmed bookings have tickets."),
+            )
+            .with("booking_status", json!(status.as_str())),
+            AppError::PaymentsUnavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "payments_unavailable",
+                "Payments are not configured on this server.",
+            ),
+            AppError::GatewayUnavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "payment_gateway_unavailable",
+                "The payment provider cannot be reached. The payment was recorded; retry with the \
+                 same Idempotency-Key, or wait: it is resolved automatically.",
+            ),
+            AppError::BadWebhook(reason) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_webhook",
+                format!("The webhook was refused: {reason}."),
+            ),
+            AppError::RefundTooLarge => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "refund_exceeds_balance",
+                "The refund is larger than what is left of the payment.",
+            ),
+            AppError::PaymentNotRefundable => ApiError::new(
+                StatusCode::CONFLICT,
+                "payment_not_refundable",
+                "The payment took no money, so there is nothing to refund.",
+            ),
+            AppError::CancellationClosed { cutoff } => ApiError::new(
+                StatusCode::CONFLICT,
+                "cancellation_closed",
+                "Paid bookings can be cancelled online only until the cut-off before the start.",
+            )
+            .with("cutoff", json!(cutoff)),
+            AppError::AlreadyCheckedIn { at } => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_checked_in",
+                "This ticket was scanned before.",
+            )
+            .with("checked_in_at", json!(at)),
+            AppError::WrongShowtimeWindow => ApiError::new(
+                StatusCode::CONFLICT,
+                "wrong_showtime_window",
+                "Check-in for this ticket's showtime is not open (too early or too late).",
+            ),
+            AppError::TicketNotValid => ApiError::new(
+                StatusCode::CONFLICT,
+                "ticket_not_valid",
+                "The ticket's booking was cancelled and refunded.",
+            ),
             AppError::Internal(cause) => ApiError::internal(&cause),
         }
     }

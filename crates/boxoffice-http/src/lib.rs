@@ -11,6 +11,7 @@ mod live;
 pub mod metrics;
 mod ops;
 mod pagination;
+mod payments;
 mod schedule;
 mod venues;
 
@@ -74,7 +75,7 @@ impl AppState {
 #[openapi(
     info(
         title = "boxoffice",
-        description = "Cinema ticketing: catalogue, venues, schedule, live seat maps and bookings.",
+        description = "Cinema ticketing: catalogue, venues, schedule, live seat maps, bookings, payments and tickets.",
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerSecurity),
@@ -84,6 +85,7 @@ impl AppState {
         (name = "venues", description = "Cinemas, halls and seat maps"),
         (name = "schedule", description = "Showtimes and live seat state"),
         (name = "bookings", description = "Seat holds and bookings"),
+        (name = "payments", description = "Checkout, payments, refunds, the gateway's webhook, tickets and check-in"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -121,7 +123,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(venues::router())
                 .merge(schedule::router())
                 .merge(live::router())
-                .merge(bookings::router()),
+                .merge(bookings::router())
+                .merge(payments::router()),
         )
         .merge(ops::router())
         .split_for_parts()

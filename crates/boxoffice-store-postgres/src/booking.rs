@@ -93,7 +93,10 @@ fn assemble(rows: Vec<BookingRow>, items: Vec<ItemRow>) -> Result<Vec<Booking>, 
         .collect()
 }
 
-async fn read_booking(conn: &mut PgConnection, id: BookingId) -> Result<Booking, StoreError> {
+pub(crate) async fn read_booking(
+    conn: &mut PgConnection,
+    id: BookingId,
+) -> Result<Booking, StoreError> {
     let row = sqlx::query_as::<_, BookingRow>(concat!(booking_columns!(), "WHERE id = $1"))
         .bind(id.0)
         .fetch_one(&mut *conn)
@@ -116,7 +119,7 @@ async fn read_booking(conn: &mut PgConnection, id: BookingId) -> Result<Booking,
 /// statement at the end of the transaction so that the version row stays locked only until
 /// commit. With `on_sale_at`, only a scheduled showtime that has not started changes: `None` is
 /// returned otherwise.
-async fn announce(
+pub(crate) async fn announce(
     tx: &mut Transaction<'static, Postgres>,
     showtime: ShowtimeId,
     seats: Vec<(SeatId, SeatState)>,
@@ -152,7 +155,7 @@ async fn announce(
 /// The condition under which a hold's version bump happens: the showtime is on sale at `at` and
 /// has not changed since the hold was priced.
 #[derive(Clone, Copy)]
-struct OnSale {
+pub(crate) struct OnSale {
     at: DateTime<Utc>,
     showtime_revision: i64,
 }
@@ -349,7 +352,8 @@ impl BookingStore for PgStore {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE bookings SET status = 'cancelled', updated_at = $2 \
-             WHERE id = $1 AND status = 'held' AND expires_at > $2",
+             WHERE id = $1 AND ((status = 'held' AND expires_at > $2) \
+                 OR status = 'awaiting_payment')",
         )
         .bind(id.0)
         .bind(now)
@@ -388,7 +392,8 @@ impl BookingStore for PgStore {
         // SKIP LOCKED: sweepers in other processes take other bookings instead of waiting.
         let due: Vec<Uuid> = sqlx::query_scalar(
             "WITH due AS ( \
-                 SELECT id FROM bookings WHERE status = 'held' AND expires_at <= $1 \
+                 SELECT id FROM bookings WHERE status IN ('held', 'awaiting_payment') \
+                 AND expires_at <= $1 \
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
              UPDATE bookings b SET status = 'expired', updated_at = $1 \
              FROM due WHERE b.id = due.id RETURNING b.id",
@@ -495,7 +500,7 @@ impl BookingStore for PgStore {
 
 /// Deletes the held claims of `bookings`, locking them in (showtime, seat) order first; returns
 /// the seats released.
-async fn release(
+pub(crate) async fn release(
     tx: &mut Transaction<'static, Postgres>,
     bookings: &[Uuid],
 ) -> Result<Vec<(ShowtimeId, SeatId)>, StoreError> {
@@ -521,7 +526,7 @@ async fn release(
     Ok(seats)
 }
 
-async fn insert_record<'c>(
+pub(crate) async fn insert_record<'c>(
     conn: impl PgExecutor<'c>,
     record: &IdempotencyRecord,
 ) -> Result<bool, StoreError> {

@@ -6,6 +6,7 @@
 
 mod booking;
 mod identity;
+mod payment;
 mod rows;
 
 pub use booking::SEAT_CHANNEL;

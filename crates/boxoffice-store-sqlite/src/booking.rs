@@ -81,7 +81,10 @@ fn assemble(rows: Vec<BookingRow>, items: Vec<ItemRow>) -> Result<Vec<Booking>, 
         .collect()
 }
 
-async fn read_booking(conn: &mut SqliteConnection, id: BookingId) -> Result<Booking, StoreError> {
+pub(crate) async fn read_booking(
+    conn: &mut SqliteConnection,
+    id: BookingId,
+) -> Result<Booking, StoreError> {
     let row = sqlx::query_as::<_, BookingRow>(concat!(booking_columns!(), "WHERE id = $1"))
         .bind(id.0)
         .fetch_one(&mut *conn)
@@ -101,7 +104,7 @@ async fn read_booking(conn: &mut SqliteConnection, id: BookingId) -> Result<Book
 }
 
 /// Adds one to a showtime's seat-map version and describes the change.
-async fn announce(
+pub(crate) async fn announce(
     tx: &mut Transaction<'static, Sqlite>,
     showtime: ShowtimeId,
     seats: Vec<(SeatId, SeatState)>,
@@ -190,7 +193,8 @@ impl BookingStore for SqliteStore {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE bookings SET status = 'cancelled', updated_at = $2 \
-             WHERE id = $1 AND status = 'held' AND expires_at > $2",
+             WHERE id = $1 AND ((status = 'held' AND expires_at > $2) \
+                 OR status = 'awaiting_payment')",
         )
         .bind(id.0)
         .bind(ms(now))
@@ -217,7 +221,8 @@ impl BookingStore for SqliteStore {
         let mut tx = self.begin().await?;
         let due: Vec<Uuid> = sqlx::query_scalar(
             "UPDATE bookings SET status = 'expired', updated_at = $1 \
-             WHERE id IN (SELECT id FROM bookings WHERE status = 'held' AND expires_at <= $1 \
+             WHERE id IN (SELECT id FROM bookings WHERE status IN ('held', 'awaiting_payment') \
+                 AND expires_at <= $1 \
                           ORDER BY expires_at LIMIT $2) \
              RETURNING id",
         )
@@ -353,7 +358,7 @@ fn placeholders(first: usize, count: usize) -> String {
 }
 
 /// Deletes a booking's held claims; returns the seats released.
-async fn release(
+pub(crate) async fn release(
     tx: &mut Transaction<'static, Sqlite>,
     booking: BookingId,
 ) -> Result<HashSet<SeatId>, StoreError> {
@@ -377,7 +382,7 @@ fn in_item_order(booking: &Booking, released: &HashSet<SeatId>) -> Vec<(SeatId, 
         .collect()
 }
 
-async fn insert_record<'c>(
+pub(crate) async fn insert_record<'c>(
     conn: impl SqliteExecutor<'c>,
     record: &IdempotencyRecord,
 ) -> Result<bool, StoreError> {

@@ -9,6 +9,7 @@
 mod booking;
 mod hold_writer;
 mod identity;
+mod payment;
 mod rows;
 
 use std::str::FromStr;

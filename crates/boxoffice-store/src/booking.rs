@@ -82,16 +82,18 @@ pub trait BookingStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<Booking>, StoreError>;
 
-    /// Cancels a hold that has not lapsed at `now` and releases its seats at once. Fails with
-    /// [`crate::Conflict::BookingNotCancellable`] when the booking is not such a hold.
+    /// Cancels a hold that has not lapsed at `now`, or a booking awaiting payment, and releases
+    /// its seats at once. Fails with [`crate::Conflict::BookingNotCancellable`] otherwise. (A
+    /// payment that succeeds after this is refunded by [`crate::PaymentStore::settle_payment`].)
     async fn cancel_hold(
         &self,
         id: BookingId,
         now: DateTime<Utc>,
     ) -> Result<(Booking, SeatChange), StoreError>;
 
-    /// Marks up to `limit` holds that lapsed at `now` as expired and releases the seats they still
-    /// claim (one seat change per showtime). Safe to run in several processes at once: each
+    /// Marks up to `limit` holds (held, or awaiting a payment whose window closed) that lapsed at
+    /// `now` as expired and releases the seats they still claim (one seat change per showtime).
+    /// A payment of such a booking that succeeds later confirms it if the seats are still free. Safe to run in several processes at once: each
     /// lapsed hold is expired by exactly one of them.
     async fn expire_holds(
         &self,

@@ -46,6 +46,18 @@ pub fn booking_status(text: &str) -> anyhow::Result<BookingStatus> {
     BookingStatus::parse(text).ok_or_else(|| anyhow!("stored booking status {text:?} is unknown"))
 }
 
+/// Reads a stored payment status.
+pub fn payment_status(text: &str) -> anyhow::Result<boxoffice_domain::payment::PaymentStatus> {
+    boxoffice_domain::payment::PaymentStatus::parse(text)
+        .ok_or_else(|| anyhow!("stored payment status {text:?} is unknown"))
+}
+
+/// Reads a stored refund state.
+pub fn refund_state(text: &str) -> anyhow::Result<boxoffice_domain::payment::RefundState> {
+    boxoffice_domain::payment::RefundState::parse(text)
+        .ok_or_else(|| anyhow!("stored refund state {text:?} is unknown"))
+}
+
 /// Rebuilds a booking item from its stored columns.
 pub fn booking_item(
     seat_id: uuid::Uuid,

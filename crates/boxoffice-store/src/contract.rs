@@ -64,6 +64,17 @@ macro_rules! store_contract_suite {
             idempotency_records_are_written_with_the_hold,
             hall_seats_cannot_change_while_seats_are_taken,
             holds_priced_on_an_outdated_basis_are_refused,
+            checkout_then_success_sells_the_seats_and_issues_tickets,
+            a_duplicate_event_changes_nothing,
+            a_late_payment_confirms_if_free_and_refunds_if_taken,
+            declines_and_out_of_order_events,
+            a_decline_after_the_hold_lapsed_releases_the_seats,
+            racing_refunds_never_over_refund,
+            concurrent_checkouts_of_many_bookings,
+            cancelling_awaiting_and_confirmed_bookings,
+            stale_payments_are_claimed_once,
+            check_in_admits_a_ticket_once,
+            refund_events_settle_pending_refunds,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -161,7 +172,9 @@ pub fn showtime(movie: &Movie, hall: &Hall, starts_at: DateTime<Utc>) -> Showtim
 }
 
 mod booking;
+mod payment;
 pub use booking::*;
+pub use payment::*;
 
 async fn venue(store: &dyn Store) -> (Cinema, Hall, Movie) {
     let c = cinema("Kino");

@@ -38,6 +38,19 @@ pub enum Conflict {
     /// The booking is not a live hold (paid, lapsed, cancelled).
     #[error("the booking cannot be cancelled in its state")]
     BookingNotCancellable,
+    /// The booking is not a live hold that can be paid for (paid, lapsed, cancelled, or a
+    /// payment is already in flight).
+    #[error("the booking cannot be paid for in its state")]
+    BookingNotPayable,
+    /// The caller's idempotency key is stored already: a concurrent request with it won.
+    #[error("the idempotency key is already used")]
+    IdempotencyKeyTaken,
+    /// A refund larger than what is left of the payment.
+    #[error("the refund is larger than what is left of the payment")]
+    RefundTooLarge,
+    /// The payment took no money, so nothing can be refunded.
+    #[error("the payment took no money")]
+    PaymentNotRefundable,
 }
 
 impl StoreError {

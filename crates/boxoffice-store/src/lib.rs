@@ -8,6 +8,7 @@ mod cursor;
 mod error;
 mod identity;
 mod listing;
+mod payment;
 
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -26,6 +27,10 @@ pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
 pub use identity::{IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation};
 pub use listing::{PriceBasis, ShowtimeListing};
+pub use payment::{
+    CheckIn, Checkout, GatewayOutcome, Inbox, InboxEvent, PaymentStore, RefundApplied,
+    RefundReport, RefundRequest, Settled, Settlement,
+};
 
 /// The default and largest page sizes of every list.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -211,7 +216,15 @@ pub trait ScheduleStore: Send + Sync {
 /// Everything boxoffice stores.
 #[async_trait]
 pub trait Store:
-    CatalogStore + VenueStore + ScheduleStore + IdentityStore + BookingStore + Send + Sync + 'static
+    CatalogStore
+    + VenueStore
+    + ScheduleStore
+    + IdentityStore
+    + BookingStore
+    + PaymentStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -149,6 +149,21 @@ pub struct BookingArgs {
     /// How often the hold sweeper looks for lapsed holds when idle.
     #[arg(long, env = "BOXOFFICE_SWEEP_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
+    /// How long checkout keeps the seats held while the payment is in flight (never more than
+    /// 30 minutes past the hold's own expiry).
+    #[arg(long, env = "BOXOFFICE_PAYMENT_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    pub payment_window: Duration,
+    /// Customers may cancel a paid booking (full refund) until this long before the start;
+    /// staff any time.
+    #[arg(long, env = "BOXOFFICE_CANCELLATION_CUTOFF", default_value = "2h", value_parser = parse_duration)]
+    pub cancellation_cutoff: Duration,
+    /// Check-in opens this long before the start and closes at the showtime's end.
+    #[arg(long, env = "BOXOFFICE_CHECKIN_OPENS_BEFORE", default_value = "60m", value_parser = parse_duration)]
+    pub checkin_opens_before: Duration,
+    /// A payment without an outcome for this long is asked about at the gateway (and a refund
+    /// the gateway never answered is sent again).
+    #[arg(long, env = "BOXOFFICE_PAYMENT_RECONCILE_AFTER", default_value = "5m", value_parser = parse_duration)]
+    pub payment_reconcile_after: Duration,
 }
 
 /// Parses `250ms`, `90s`, `10m` or `2h`.

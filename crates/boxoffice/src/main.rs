@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use boxoffice_app::{App, BookingPolicy, SystemClock, TokenKeys, demo, workers};
+use boxoffice_app::{App, BookingPolicy, PaymentPolicy, SystemClock, TokenKeys, demo, workers};
 use boxoffice_domain::identity::Role;
 use boxoffice_http::AppState;
 use boxoffice_http::auth::{RateLimit, Secret};
@@ -89,7 +89,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("loading the token signing key: {e}"))?;
     let app = App::new(Arc::clone(&store), Arc::new(SystemClock), tokens)
-        .with_booking_policy(policy(&args.booking)?);
+        .with_booking_policy(policy(&args.booking)?)
+        .with_payment_policy(payment_policy(&args.booking)?);
     if app
         .start_seat_listener()
         .await
@@ -159,6 +160,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             stopped(stopping.clone()),
         ))
     });
+    // Inbox and reconciliation run only where a payment gateway is configured.
+    let payment_workers = (!args.no_workers && app.has_payments()).then(|| {
+        tokio::spawn(workers::run_payment_workers(
+            app.clone(),
+            args.booking.sweep_interval,
+            stopped(stopping.clone()),
+        ))
+    });
     // Live seat-map streams never end by themselves; end them when shutting down so that the
     // graceful shutdown below does not wait for them forever.
     let live = Arc::clone(app.live());
@@ -183,6 +192,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(sweeper) = sweeper {
         sweeper.await.context("the hold sweeper panicked")?;
     }
+    if let Some(workers) = payment_workers {
+        workers.await.context("the payment workers panicked")?;
+    }
     tracing::info!("stopped: in-flight requests finished");
     Ok(())
 }
@@ -193,9 +205,21 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let tokens = TokenKeys::load(store.as_ref(), None)
         .await
         .map_err(|e| anyhow::anyhow!("loading the token signing key: {e}"))?;
-    let app =
-        App::new(store, Arc::new(SystemClock), tokens).with_booking_policy(policy(&args.booking)?);
-    workers::run_hold_sweeper(app, args.booking.sweep_interval, stopped(stop_on_signal())).await;
+    let app = App::new(store, Arc::new(SystemClock), tokens)
+        .with_booking_policy(policy(&args.booking)?)
+        .with_payment_policy(payment_policy(&args.booking)?);
+    let stopping = stop_on_signal();
+    let payments = app.has_payments().then(|| {
+        tokio::spawn(workers::run_payment_workers(
+            app.clone(),
+            args.booking.sweep_interval,
+            stopped(stopping.clone()),
+        ))
+    });
+    workers::run_hold_sweeper(app, args.booking.sweep_interval, stopped(stopping)).await;
+    if let Some(payments) = payments {
+        payments.await.context("the payment workers panicked")?;
+    }
     Ok(())
 }
 
@@ -205,6 +229,21 @@ fn policy(args: &BookingArgs) -> anyhow::Result<BookingPolicy> {
         hold_ttl: chrono::Duration::from_std(args.hold_ttl)
             .context("BOXOFFICE_HOLD_TTL is too long")?,
         max_seats: usize::from(args.max_seats_per_booking),
+    })
+}
+
+fn payment_policy(args: &BookingArgs) -> anyhow::Result<PaymentPolicy> {
+    let d = |value: std::time::Duration, name: &str| {
+        chrono::Duration::from_std(value).with_context(|| format!("{name} is too long"))
+    };
+    Ok(PaymentPolicy {
+        payment_window: d(args.payment_window, "BOXOFFICE_PAYMENT_WINDOW")?,
+        cancellation_cutoff: d(args.cancellation_cutoff, "BOXOFFICE_CANCELLATION_CUTOFF")?,
+        checkin_opens_before: d(args.checkin_opens_before, "BOXOFFICE_CHECKIN_OPENS_BEFORE")?,
+        reconcile_after: d(
+            args.payment_reconcile_after,
+            "BOXOFFICE_PAYMENT_RECONCILE_AFTER",
+        )?,
     })
 }
 

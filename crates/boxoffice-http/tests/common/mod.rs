@@ -9,12 +9,15 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use boxoffice_app::{App, ManualClock, TokenKeys};
+use boxoffice_app::{App, Clock, ManualClock, TokenKeys};
+
+pub mod fake_gateway;
 use boxoffice_domain::identity::Role;
 use boxoffice_http::AppState;
 use boxoffice_http::auth::RateLimit;
 use boxoffice_testkit::TestDb;
 use chrono::{DateTime, TimeZone, Utc};
+pub use fake_gateway::{FakeGateway, FakeVerifier};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -33,6 +36,8 @@ pub struct Api {
     pub app: App,
     pub clock: Arc<ManualClock>,
     pub staff_token: String,
+    /// The in-memory payment gateway every harness uses.
+    pub gateway: Arc<FakeGateway>,
     _db: TestDb,
 }
 
@@ -51,12 +56,15 @@ impl Api {
     pub async fn with_rate_limit(rate_limit: Option<RateLimit>) -> Self {
         let db = TestDb::new().await;
         let clock = Arc::new(ManualClock::new(t0()));
+        let gateway = Arc::new(FakeGateway::default());
         let app = App::new(
             Arc::clone(&db.store),
             Arc::clone(&clock) as _,
             TokenKeys::from_secret(b"test signing key"),
-        );
+        )
+        .with_payments(Arc::clone(&gateway) as _, Arc::new(FakeVerifier));
         let mut api = Self {
+            gateway,
             router: boxoffice_http::router(AppState::new(app.clone(), rate_limit)),
             app,
             clock,
@@ -252,4 +260,36 @@ pub fn assert_problem(reply: &Reply, status: StatusCode, code: &str) {
         assert!(reply.body[member].is_string(), "{member} in {}", reply.body);
     }
     assert!(reply.headers.contains_key("x-request-id"));
+}
+
+impl Api {
+    /// Delivers a webhook body signed now, as the gateway would.
+    pub async fn deliver(&self, body: &str) -> Reply {
+        let signature = fake_gateway::sign(body, self.clock.now().timestamp());
+        self.deliver_signed(body, Some(&signature)).await
+    }
+
+    /// Delivers a webhook body with the given signature header (or none).
+    pub async fn deliver_signed(&self, body: &str, signature: Option<&str>) -> Reply {
+        let mut request = Request::post("/api/v1/payments/webhook")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(signature) = signature {
+            request = request.header("stripe-signature", signature);
+        }
+        self.send(request.body(Body::from(body.to_owned())).unwrap())
+            .await
+    }
+
+    /// A request with `token`, a JSON body and an `Idempotency-Key`.
+    pub async fn keyed(&self, token: &str, path: &str, key: &str, body: Value) -> Reply {
+        self.send(
+            Request::post(path)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("idempotency-key", key)
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
 }
