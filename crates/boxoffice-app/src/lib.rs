@@ -9,6 +9,7 @@ mod error;
 pub mod gateway;
 pub mod identity;
 pub mod live;
+pub mod notify;
 mod schedule;
 mod venues;
 pub mod workers;
