@@ -141,6 +141,8 @@ impl SmtpMailer {
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject.clone())
+            // lettre adds Date itself but a Message-ID only when asked; spam filters want one.
+            .message_id(None)
             .multipart(body)
             .map_err(|err| MailError::Permanent(format!("cannot build the message: {err}")))
     }

@@ -1,5 +1,7 @@
 //! Every email template renders both parts, escapes HTML, and shows money and local times.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use boxoffice_notify::templates::{format_money, local_time};
 use boxoffice_notify::{
     BookingCancelled, BookingConfirmed, BookingRefunded, HoldExpired, Recipient, Screening,
