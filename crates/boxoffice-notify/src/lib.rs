@@ -1,6 +1,6 @@
 //! Adapters behind the notification ports of `boxoffice-app`: [`SmtpMailer`] and [`LogMailer`]
 //! for [`Mailer`](boxoffice_app::notify::Mailer), the email [`templates`], and [`NatsBus`] for
-//! [`EventBus`](boxoffice_app::notify::EventBus). With the `sink` feature, [`smtp_sink`] is a
+//! [`EventBus`](boxoffice_app::notify::EventBus). With the `sink` feature, `smtp_sink` is a
 //! loopback SMTP server for tests.
 
 pub mod mailer;
