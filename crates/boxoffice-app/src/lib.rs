@@ -10,6 +10,7 @@ mod events;
 pub mod gateway;
 pub mod identity;
 pub mod live;
+pub mod notify;
 pub mod payments;
 mod schedule;
 mod venues;

@@ -1,0 +1,505 @@
+//! The email templates: one plain data struct per notification, filled in by the caller (no
+//! store access here), and a `render_*` function that turns it into a [`Mail`] with a
+//! plain-text and an HTML part. The templates are files in `templates/`, compiled in by askama;
+//! the HTML ones escape every value.
+//!
+//! Times are given in UTC with the cinema's IANA timezone and shown in that timezone; amounts
+//! are minor units with an ISO 4217 code and shown with the currency's decimals and code.
+
+use askama::Template;
+use boxoffice_app::notify::{Attachment, Mail};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+/// A template could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The template engine failed (a bug in a template or a formatter).
+    #[error("rendering template {template}: {source}")]
+    Template {
+        /// The template's name.
+        template: &'static str,
+        /// What went wrong.
+        source: askama::Error,
+    },
+    /// A ticket code is too long for a QR code.
+    #[error("cannot make a QR code for ticket {code:?}: {reason}")]
+    Qr {
+        /// The ticket's code.
+        code: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Who the mail goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    /// The email address.
+    pub email: String,
+    /// The name to greet, if known.
+    pub name: Option<String>,
+}
+
+/// The showing a booking is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Screening {
+    /// The film's title.
+    pub film: String,
+    /// The cinema's name.
+    pub cinema: String,
+    /// The hall's name.
+    pub hall: String,
+    /// When it starts.
+    pub starts_at: DateTime<Utc>,
+    /// The cinema's IANA timezone (`Europe/Berlin`); an unknown name falls back to UTC.
+    pub timezone: String,
+}
+
+/// One ticket of a confirmed booking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketLine {
+    /// The seat (`F12`).
+    pub seat_label: String,
+    /// `adult`, `child`, `senior`, `student`.
+    pub ticket_type: String,
+    /// The code checked at the door; the QR code encodes exactly this.
+    pub code: String,
+    /// Where the ticket's QR code can be opened online.
+    pub qr_url: String,
+}
+
+/// `booking_confirmed`: the tickets of a paid booking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookingConfirmed {
+    /// Who gets it.
+    pub recipient: Recipient,
+    /// The booking's reference as the customer sees it.
+    pub booking_ref: String,
+    /// The showing.
+    pub screening: Screening,
+    /// One line per seat.
+    pub tickets: Vec<TicketLine>,
+    /// What was paid, in minor units.
+    pub total_minor: i64,
+    /// ISO 4217 code of `total_minor`.
+    pub currency: String,
+    /// A link to the booking, if there is a web page for it.
+    pub booking_url: Option<String>,
+}
+
+/// `booking_refunded`: money was given back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookingRefunded {
+    /// Who gets it.
+    pub recipient: Recipient,
+    /// The booking's reference.
+    pub booking_ref: String,
+    /// The showing.
+    pub screening: Screening,
+    /// The amount refunded, in minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 code of `amount_minor`.
+    pub currency: String,
+    /// Why, in words for the customer (`The showing was cancelled.`).
+    pub reason: String,
+}
+
+/// `booking_cancelled`: the booking's tickets are void.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookingCancelled {
+    /// Who gets it.
+    pub recipient: Recipient,
+    /// The booking's reference.
+    pub booking_ref: String,
+    /// The showing.
+    pub screening: Screening,
+    /// Why, in words for the customer, if there is something to say.
+    pub reason: Option<String>,
+}
+
+/// `hold_expired`: the seats were released because payment did not arrive in time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldExpired {
+    /// Who gets it.
+    pub recipient: Recipient,
+    /// The booking's reference.
+    pub booking_ref: String,
+    /// The showing.
+    pub screening: Screening,
+    /// The seats that were held (`F12`, `F13`).
+    pub seats: Vec<String>,
+    /// A link to choose seats again, if the showing is still on sale.
+    pub showtime_url: Option<String>,
+}
+
+/// One ticket as the templates show it.
+struct TicketView<'a> {
+    seat_label: &'a str,
+    ticket_type: &'a str,
+    code: &'a str,
+    qr_url: &'a str,
+    cid: String,
+}
+
+#[derive(Template)]
+#[template(path = "booking_confirmed.txt")]
+struct ConfirmedText<'a> {
+    greeting: &'a str,
+    booking_ref: &'a str,
+    screening: &'a Screening,
+    starts: &'a str,
+    tickets: &'a [TicketView<'a>],
+    total: &'a str,
+    booking_url: &'a Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "booking_confirmed.html")]
+struct ConfirmedHtml<'a> {
+    greeting: &'a str,
+    booking_ref: &'a str,
+    screening: &'a Screening,
+    starts: &'a str,
+    tickets: &'a [TicketView<'a>],
+    total: &'a str,
+    booking_url: &'a Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "booking_refunded.txt")]
+struct RefundedText<'a> {
+    greeting: &'a str,
+    booking_ref: &'a str,
+    screening: &'a Screening,
+    starts: &'a str,
+    amount: &'a str,
+    reason: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "booking_refunded.html")]
+struct RefundedHtml<'a> {
+    greeting: &'a str,
+    booking_ref: &'a str,
+    screening: &'a Screening,
+    starts: &'a str,
+    amount: &'a str,
+    reason: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "booking_cancelled.txt")]
+struct CancelledText<'a> {
+    greeting: &'a str,
+    booking_ref: &'a str,
+    screening: &'a Screening,
+    starts: &'a str,
+    reason: &'a Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "booking_cancelled.html")]
+struct CancelledHtml<'a> {
+    greeting: &'a str,
+    booking_ref: &'a str,
+    screening: &'a Screening,
+    starts: &'a str,
+    reason: &'a Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "hold_expired.txt")]
+struct ExpiredText<'a> {
+    greeting: &'a str,
+    booking_ref: &'a str,
+    screening: &'a Screening,
+    starts: &'a str,
+    seats: &'a str,
+    showtime_url: &'a Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "hold_expired.html")]
+struct ExpiredHtml<'a> {
+    greeting: &'a str,
+    booking_ref: &'a str,
+    screening: &'a Screening,
+    starts: &'a str,
+    seats: &'a str,
+    showtime_url: &'a Option<String>,
+}
+
+fn render(template: &'static str, t: &impl Template) -> Result<String, RenderError> {
+    t.render()
+        .map_err(|source| RenderError::Template { template, source })
+}
+
+/// Renders `booking_confirmed`, with one inline SVG QR code per ticket (Content-ID
+/// `ticket-<n>-<code>@boxoffice`, shown by the HTML part).
+pub fn render_booking_confirmed(data: &BookingConfirmed) -> Result<Mail, RenderError> {
+    let greeting = greeting(&data.recipient);
+    let starts = local_time(&data.screening);
+    let total = format_money(data.total_minor, &data.currency);
+    let tickets: Vec<TicketView<'_>> = data
+        .tickets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| TicketView {
+            seat_label: &t.seat_label,
+            ticket_type: &t.ticket_type,
+            code: &t.code,
+            qr_url: &t.qr_url,
+            cid: content_id(i, &t.code),
+        })
+        .collect();
+    let mut attachments = Vec::with_capacity(tickets.len());
+    for ticket in &tickets {
+        attachments.push(Attachment {
+            filename: format!("ticket-{}.svg", safe_token(ticket.code)),
+            content_type: "image/svg+xml".into(),
+            content_id: Some(ticket.cid.clone()),
+            bytes: qr_svg(ticket.code)?.into_bytes(),
+        });
+    }
+    let text = render(
+        "booking_confirmed.txt",
+        &ConfirmedText {
+            greeting: &greeting,
+            booking_ref: &data.booking_ref,
+            screening: &data.screening,
+            starts: &starts,
+            tickets: &tickets,
+            total: &total,
+            booking_url: &data.booking_url,
+        },
+    )?;
+    let html = render(
+        "booking_confirmed.html",
+        &ConfirmedHtml {
+            greeting: &greeting,
+            booking_ref: &data.booking_ref,
+            screening: &data.screening,
+            starts: &starts,
+            tickets: &tickets,
+            total: &total,
+            booking_url: &data.booking_url,
+        },
+    )?;
+    Ok(Mail {
+        to: data.recipient.email.clone(),
+        subject: subject(&format!(
+            "Your tickets for {} ({})",
+            data.screening.film, data.booking_ref
+        )),
+        text,
+        html,
+        attachments,
+    })
+}
+
+/// Renders `booking_refunded`.
+pub fn render_booking_refunded(data: &BookingRefunded) -> Result<Mail, RenderError> {
+    let greeting = greeting(&data.recipient);
+    let starts = local_time(&data.screening);
+    let amount = format_money(data.amount_minor, &data.currency);
+    let text = render(
+        "booking_refunded.txt",
+        &RefundedText {
+            greeting: &greeting,
+            booking_ref: &data.booking_ref,
+            screening: &data.screening,
+            starts: &starts,
+            amount: &amount,
+            reason: &data.reason,
+        },
+    )?;
+    let html = render(
+        "booking_refunded.html",
+        &RefundedHtml {
+            greeting: &greeting,
+            booking_ref: &data.booking_ref,
+            screening: &data.screening,
+            starts: &starts,
+            amount: &amount,
+            reason: &data.reason,
+        },
+    )?;
+    Ok(Mail {
+        to: data.recipient.email.clone(),
+        subject: subject(&format!(
+            "Refund of {amount} for booking {}",
+            data.booking_ref
+        )),
+        text,
+        html,
+        attachments: Vec::new(),
+    })
+}
+
+/// Renders `booking_cancelled`.
+pub fn render_booking_cancelled(data: &BookingCancelled) -> Result<Mail, RenderError> {
+    let greeting = greeting(&data.recipient);
+    let starts = local_time(&data.screening);
+    let text = render(
+        "booking_cancelled.txt",
+        &CancelledText {
+            greeting: &greeting,
+            booking_ref: &data.booking_ref,
+            screening: &data.screening,
+            starts: &starts,
+            reason: &data.reason,
+        },
+    )?;
+    let html = render(
+        "booking_cancelled.html",
+        &CancelledHtml {
+            greeting: &greeting,
+            booking_ref: &data.booking_ref,
+            screening: &data.screening,
+            starts: &starts,
+            reason: &data.reason,
+        },
+    )?;
+    Ok(Mail {
+        to: data.recipient.email.clone(),
+        subject: subject(&format!(
+            "Booking {} cancelled: {}",
+            data.booking_ref, data.screening.film
+        )),
+        text,
+        html,
+        attachments: Vec::new(),
+    })
+}
+
+/// Renders `hold_expired`.
+pub fn render_hold_expired(data: &HoldExpired) -> Result<Mail, RenderError> {
+    let greeting = greeting(&data.recipient);
+    let starts = local_time(&data.screening);
+    let seats = data.seats.join(", ");
+    let text = render(
+        "hold_expired.txt",
+        &ExpiredText {
+            greeting: &greeting,
+            booking_ref: &data.booking_ref,
+            screening: &data.screening,
+            starts: &starts,
+            seats: &seats,
+            showtime_url: &data.showtime_url,
+        },
+    )?;
+    let html = render(
+        "hold_expired.html",
+        &ExpiredHtml {
+            greeting: &greeting,
+            booking_ref: &data.booking_ref,
+            screening: &data.screening,
+            starts: &starts,
+            seats: &seats,
+            showtime_url: &data.showtime_url,
+        },
+    )?;
+    Ok(Mail {
+        to: data.recipient.email.clone(),
+        subject: subject(&format!(
+            "Your held seats for {} were released",
+            data.screening.film
+        )),
+        text,
+        html,
+        attachments: Vec::new(),
+    })
+}
+
+fn greeting(recipient: &Recipient) -> String {
+    match recipient.name.as_deref().map(str::trim) {
+        Some(name) if !name.is_empty() => format!("Hello {name},"),
+        _ => "Hello,".to_owned(),
+    }
+}
+
+/// A subject line on one line: a newline in a film title must not start a new header.
+fn subject(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// `Friday 14 March 2025, 19:30 CET` in the screening's timezone.
+pub fn local_time(screening: &Screening) -> String {
+    match screening.timezone.parse::<Tz>() {
+        Ok(tz) => screening
+            .starts_at
+            .with_timezone(&tz)
+            .format("%A %-d %B %Y, %H:%M %Z")
+            .to_string(),
+        Err(_) => {
+            tracing::warn!(timezone = %screening.timezone, "unknown timezone; showing UTC");
+            screening
+                .starts_at
+                .format("%A %-d %B %Y, %H:%M UTC")
+                .to_string()
+        }
+    }
+}
+
+/// `1250` `EUR` → `12.50 EUR`; `1500` `JPY` → `1500 JPY`; `1250` `KWD` → `1.250 KWD`.
+pub fn format_money(minor: i64, currency: &str) -> String {
+    let currency = currency.trim().to_ascii_uppercase();
+    let digits = minor_digits(&currency);
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    if digits == 0 {
+        return format!("{sign}{abs} {currency}");
+    }
+    let scale = 10u64.pow(digits);
+    format!(
+        "{sign}{}.{:0width$} {currency}",
+        abs / scale,
+        abs % scale,
+        width = digits as usize
+    )
+}
+
+/// ISO 4217 minor-unit digits: most currencies have two.
+fn minor_digits(currency: &str) -> u32 {
+    match currency {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        _ => 2,
+    }
+}
+
+/// The Content-ID of ticket `index`: unique within the mail, and only characters that are
+/// safe in a `cid:` URL and a header.
+fn content_id(index: usize, code: &str) -> String {
+    format!("ticket-{}-{}@boxoffice", index + 1, safe_token(code))
+}
+
+fn safe_token(code: &str) -> String {
+    let token: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(64)
+        .collect();
+    if token.is_empty() {
+        "ticket".to_owned()
+    } else {
+        token
+    }
+}
+
+/// An SVG QR code of `code`.
+fn qr_svg(code: &str) -> Result<String, RenderError> {
+    let qr = qrcode::QrCode::new(code.as_bytes()).map_err(|err| RenderError::Qr {
+        code: code.to_owned(),
+        reason: err.to_string(),
+    })?;
+    Ok(qr
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build())
+}
