@@ -123,6 +123,54 @@ pub struct ServeArgs {
     /// Do not run the background workers in this process (run `boxoffice worker` instead).
     #[arg(long, env = "BOXOFFICE_NO_WORKERS")]
     pub no_workers: bool,
+    /// The payment gateway.
+    #[command(flatten)]
+    pub payments: PaymentArgs,
+}
+
+/// Which payment gateway to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GatewayKind {
+    /// The Stripe emulator, started inside this process.
+    Fake,
+    /// Stripe's API at `BOXOFFICE_STRIPE_API_BASE`.
+    Stripe,
+}
+
+/// Settings of the payment gateway.
+#[derive(Clone, Args)]
+pub struct PaymentArgs {
+    /// `fake` (the Stripe emulator inside this process) or `stripe`.
+    #[arg(
+        long,
+        env = "BOXOFFICE_PAYMENT_GATEWAY",
+        value_enum,
+        default_value = "fake"
+    )]
+    pub payment_gateway: GatewayKind,
+    /// Stripe's secret key (`sk_…`); needed with `stripe`.
+    #[arg(long, env = "BOXOFFICE_STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    /// Stripe's API base URL (another one for a local Stripe-compatible server).
+    #[arg(
+        long,
+        env = "BOXOFFICE_STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
+    pub stripe_api_base: String,
+    /// The webhook signing secret (`whsec_…`); the fake gateway signs with it too. Unset:
+    /// generated on first start and stored in the database.
+    #[arg(long, env = "BOXOFFICE_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<String>,
+}
+
+impl fmt::Debug for PaymentArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PaymentArgs")
+            .field("payment_gateway", &self.payment_gateway)
+            .field("stripe_api_base", &self.stripe_api_base)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Settings of `worker`.
@@ -134,6 +182,10 @@ pub struct WorkerArgs {
     /// Booking rules and workers.
     #[command(flatten)]
     pub booking: BookingArgs,
+    /// The payment gateway (the payment workers run here only with `stripe`: the fake gateway's
+    /// payments live in the `serve` process that made them).
+    #[command(flatten)]
+    pub payments: PaymentArgs,
 }
 
 /// Booking rules and the workers that keep them.

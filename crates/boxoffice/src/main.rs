@@ -2,6 +2,7 @@
 //! `admin create-user`.
 
 mod config;
+mod payments;
 mod telemetry;
 
 use std::io::BufRead;
@@ -88,9 +89,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let tokens = TokenKeys::load(store.as_ref(), args.jwt_secret.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("loading the token signing key: {e}"))?;
-    let app = App::new(Arc::clone(&store), Arc::new(SystemClock), tokens)
+    let clock: Arc<dyn boxoffice_app::Clock> = Arc::new(SystemClock);
+    let gateway = payments::start(
+        &args.payments,
+        store.as_ref(),
+        Arc::clone(&clock),
+        Some(args.listen),
+    )
+    .await?;
+    let app = App::new(Arc::clone(&store), clock, tokens)
         .with_booking_policy(policy(&args.booking)?)
-        .with_payment_policy(payment_policy(&args.booking)?);
+        .with_payment_policy(payment_policy(&args.booking)?)
+        .with_payments(Arc::clone(&gateway.gateway), Arc::clone(&gateway.verifier));
     if app
         .start_seat_listener()
         .await
@@ -205,9 +215,24 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let tokens = TokenKeys::load(store.as_ref(), None)
         .await
         .map_err(|e| anyhow::anyhow!("loading the token signing key: {e}"))?;
-    let app = App::new(store, Arc::new(SystemClock), tokens)
+    let clock: Arc<dyn boxoffice_app::Clock> = Arc::new(SystemClock);
+    let mut app = App::new(Arc::clone(&store), Arc::clone(&clock), tokens)
         .with_booking_policy(policy(&args.booking)?)
         .with_payment_policy(payment_policy(&args.booking)?);
+    // Keeps the gateway's emulator (if any) alive while the workers run.
+    let _gateway = match args.payments.payment_gateway {
+        config::GatewayKind::Stripe => {
+            let gateway = payments::start(&args.payments, store.as_ref(), clock, None).await?;
+            app = app.with_payments(Arc::clone(&gateway.gateway), Arc::clone(&gateway.verifier));
+            Some(gateway)
+        }
+        config::GatewayKind::Fake => {
+            tracing::info!(
+                "payment workers run in `serve` with the fake gateway; this worker sweeps holds"
+            );
+            None
+        }
+    };
     let stopping = stop_on_signal();
     let payments = app.has_payments().then(|| {
         tokio::spawn(workers::run_payment_workers(
