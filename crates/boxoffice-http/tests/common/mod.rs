@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use boxoffice_app::gateway::{PaymentGateway, WebhookVerifier};
 use boxoffice_app::{App, Clock, ManualClock, TokenKeys};
 
 pub mod fake_gateway;
@@ -54,15 +55,35 @@ impl Api {
     }
 
     pub async fn with_rate_limit(rate_limit: Option<RateLimit>) -> Self {
-        let db = TestDb::new().await;
-        let clock = Arc::new(ManualClock::new(t0()));
         let gateway = Arc::new(FakeGateway::default());
+        let clock = Arc::new(ManualClock::new(t0()));
+        Self::build(
+            rate_limit,
+            clock,
+            Arc::clone(&gateway) as _,
+            Arc::new(FakeVerifier),
+            gateway,
+        )
+        .await
+    }
+
+    /// A harness on `gateway` and `verifier` (the Stripe adapter and its webhook verifier in
+    /// `tests/emulator.rs`), reading time from `clock`; `fake` is what `self.gateway` shows.
+    pub async fn build(
+        rate_limit: Option<RateLimit>,
+        clock: Arc<ManualClock>,
+        gateway: Arc<dyn PaymentGateway>,
+        verifier: Arc<dyn WebhookVerifier>,
+        fake: Arc<FakeGateway>,
+    ) -> Self {
+        let db = TestDb::new().await;
         let app = App::new(
             Arc::clone(&db.store),
             Arc::clone(&clock) as _,
             TokenKeys::from_secret(b"test signing key"),
         )
-        .with_payments(Arc::clone(&gateway) as _, Arc::new(FakeVerifier));
+        .with_payments(gateway, verifier);
+        let gateway = fake;
         let mut api = Self {
             gateway,
             router: boxoffice_http::router(AppState::new(app.clone(), rate_limit)),
