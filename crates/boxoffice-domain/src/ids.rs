@@ -103,3 +103,11 @@ mod tests {
         assert!("not-a-uuid".parse::<MovieId>().is_err());
     }
 }
+typed_id!(
+    /// Identifies a domain event in the outbox; also its message id on the event bus.
+    EventId
+);
+typed_id!(
+    /// Identifies one notification (an email) and its delivery record.
+    NotificationId
+);

@@ -4,6 +4,7 @@
 
 pub mod booking;
 pub mod catalog;
+pub mod event;
 pub mod identity;
 pub mod ids;
 pub mod layout;
@@ -14,7 +15,8 @@ pub mod validation;
 pub mod venue;
 
 pub use ids::{
-    BookingId, CinemaId, HallId, MovieId, PaymentId, RefundId, SeatId, ShowtimeId, TicketId, UserId,
+    BookingId, CinemaId, EventId, HallId, MovieId, NotificationId, PaymentId, RefundId, SeatId,
+    ShowtimeId, TicketId, UserId,
 };
 pub use layout::{SeatLayout, SeatSpec, SeatType};
 pub use money::{Currency, Money};

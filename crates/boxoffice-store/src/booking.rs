@@ -72,6 +72,12 @@ pub trait BookingStore: Send + Sync {
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<SeatChange, HoldError>;
 
+    /// The ids of a showtime's confirmed bookings, oldest first.
+    async fn confirmed_bookings_of_showtime(
+        &self,
+        showtime: ShowtimeId,
+    ) -> Result<Vec<BookingId>, StoreError>;
+
     /// One booking with its items.
     async fn booking(&self, id: BookingId) -> Result<Booking, StoreError>;
 

@@ -8,6 +8,7 @@ mod cursor;
 mod error;
 mod identity;
 mod listing;
+pub mod outbox;
 mod payment;
 
 #[cfg(feature = "contract")]
@@ -27,6 +28,10 @@ pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
 pub use identity::{IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation};
 pub use listing::{PriceBasis, ShowtimeListing};
+pub use outbox::{
+    Delivery, DeliveryReport, DeliveryStatus, NewNotification, Notification, NotificationFilter,
+    NotificationStatus, OutboxStore,
+};
 pub use payment::{
     CheckIn, Checkout, GatewayOutcome, Inbox, InboxEvent, PaymentStore, RefundApplied,
     RefundReport, RefundRequest, Settled, Settlement,
@@ -193,7 +198,11 @@ pub trait ScheduleStore: Send + Sync {
     /// Replaces a showtime's film, hall, times, format and prices, with the same overlap rule as
     /// [`ScheduleStore::insert_showtime`].
     async fn update_showtime(&self, showtime: &Showtime) -> Result<(), StoreError>;
-    /// Marks a showtime cancelled, which frees its slot in the hall.
+    /// Marks a showtime cancelled, which frees its slot in the hall, and in the same transaction
+    /// cancels its bookings that are not paid (held, lapsed or not, and awaiting payment),
+    /// releasing their seats. Its paid bookings are refunded afterwards by the consumer of the
+    /// `showtime.cancelled` event (see [`outbox`]); a payment that succeeds for a booking
+    /// cancelled here is refunded by [`PaymentStore::settle_payment`].
     async fn cancel_showtime(&self, id: ShowtimeId, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// The halls of `cinema` in which a film of `runtime_minutes` starting at `starts_at` (plus
     /// each hall's own buffer) overlaps no scheduled showtime, ignoring `ignoring` (the showtime
@@ -222,6 +231,7 @@ pub trait Store:
     + IdentityStore
     + BookingStore
     + PaymentStore
+    + OutboxStore
     + Send
     + Sync
     + 'static

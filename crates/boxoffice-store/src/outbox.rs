@@ -1,0 +1,330 @@
+//! The transactional outbox (invariant 10) and the notifications it leads to.
+//!
+//! Every store method that changes state writes the [`DomainEvent`]s the change announces in the
+//! same transaction, as one outbox row per event plus one *delivery* per consumer that subscribes
+//! to the event's topic ([`consumers_of`]). The dispatcher claims due deliveries in batches with a
+//! lease (several processes may dispatch at once: PostgreSQL claims with `FOR UPDATE SKIP
+//! LOCKED`, SQLite's single writer makes the claiming update atomic), hands each to its
+//! consumer, and records the outcome: delivered, retried at a later time, or parked as dead for
+//! an admin to replay. Consumers see an event at least once and must be idempotent.
+//!
+//! What each state-changing method writes (nothing else writes events; a call that changes
+//! nothing writes nothing):
+//!
+//! | method | events |
+//! | --- | --- |
+//! | `insert_showtime` / `update_showtime` | `showtime.created` / `showtime.changed` |
+//! | `cancel_showtime` | `showtime.cancelled`, and `booking.cancelled` (reason `showtime_cancelled`) for each booking it cancels |
+//! | `hold_seats` | `booking.held` |
+//! | `cancel_hold` | `booking.cancelled` (reason `cancelled_by_customer`) |
+//! | `expire_holds` | `booking.expired` per booking expired |
+//! | `settle_payment` | confirmed: `payment.succeeded`, `booking.confirmed`; must refund: `payment.succeeded` (and `booking.expired` if it expired the booking); failed: `payment.failed` (and `booking.expired` if the booking is expired now); ignored or already processed: none |
+//! | `apply_refund_report` | `payment.refunded` when the refunded total grew |
+//! | `cancel_confirmed` | `booking.refunded` with the request's reason and the reserved amount (0 if none) |
+//!
+//! Email is one consumer: it turns an event into a [`NewNotification`] (at most one per event and
+//! template), which the mail sender then claims, sends and records the same way.
+
+use async_trait::async_trait;
+use boxoffice_domain::event::{DomainEvent, EventRecord};
+use boxoffice_domain::{EventId, NotificationId};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{Page, PageRequest, StoreError};
+
+/// The consumer that turns booking events into emails.
+pub const NOTIFICATIONS: &str = "notifications";
+/// The consumer that publishes every event to the event bus (NATS JetStream when configured).
+pub const BUS: &str = "bus";
+/// The consumer that refunds the paid bookings of a cancelled showtime.
+pub const SHOWTIME_REFUNDS: &str = "showtime_refunds";
+
+/// The consumers an event of `topic` is delivered to; a delivery row is written for each, in the
+/// transaction that writes the event.
+pub fn consumers_of(topic: &str) -> &'static [&'static str] {
+    match topic {
+        "booking.confirmed" | "booking.expired" | "booking.cancelled" | "booking.refunded" => {
+            &[NOTIFICATIONS, BUS]
+        }
+        "showtime.cancelled" => &[SHOWTIME_REFUNDS, BUS],
+        _ => &[BUS],
+    }
+}
+
+/// The stored form of an event's payload (its JSON, whose `type` is the topic).
+pub fn encode_event(event: &DomainEvent) -> Result<String, StoreError> {
+    serde_json::to_string(event).map_err(|e| anyhow::anyhow!("encoding an event: {e}").into())
+}
+
+/// An event back from its stored columns.
+pub fn decode_event(
+    id: Uuid,
+    payload: &str,
+    occurred_at: DateTime<Utc>,
+) -> Result<EventRecord, StoreError> {
+    let event =
+        serde_json::from_str(payload).map_err(|e| anyhow::anyhow!("decoding event {id}: {e}"))?;
+    Ok(EventRecord {
+        id: EventId(id),
+        event,
+        occurred_at,
+    })
+}
+
+/// One event to hand to one consumer, claimed until the lease ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The event.
+    pub record: EventRecord,
+    /// The consumer's name (see [`consumers_of`]).
+    pub consumer: String,
+    /// Tries so far, this one included (a claim counts as a try).
+    pub attempts: u32,
+}
+
+/// Where a delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    /// Waiting for its (next) try.
+    Pending,
+    /// The consumer took it.
+    Delivered,
+    /// Retries ran out; waits for an admin to replay it.
+    Dead,
+}
+
+impl DeliveryStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "dead" => Ok(Self::Dead),
+            other => Err(anyhow::anyhow!("unknown delivery status {other:?}").into()),
+        }
+    }
+}
+
+/// A delivery as an admin sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// The event.
+    pub record: EventRecord,
+    /// The consumer.
+    pub consumer: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Tries so far.
+    pub attempts: u32,
+    /// The consumer's last error, if it failed.
+    pub last_error: Option<String>,
+    /// When it is due next (pending), or when it was last tried.
+    pub next_attempt_at: DateTime<Utc>,
+    /// When its status last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which channel a notification goes out on.
+pub const EMAIL: &str = "email";
+
+/// Where a notification stands (the API's `status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NotificationStatus {
+    /// Not sent yet; tried again at `next_attempt_at`.
+    Pending,
+    /// The server accepted it.
+    Sent,
+    /// Given up: rejected for good or out of retries.
+    Failed,
+}
+
+impl NotificationStatus {
+    /// The stored and API form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "sent" => Ok(Self::Sent),
+            "failed" => Ok(Self::Failed),
+            other => Err(anyhow::anyhow!("unknown notification status {other:?}").into()),
+        }
+    }
+}
+
+/// A notification to record and send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewNotification {
+    /// Its id.
+    pub id: NotificationId,
+    /// The event that caused it; with `template`, unique: an event never notifies twice.
+    pub event_id: EventId,
+    /// The template it was rendered from (`booking_confirmed`).
+    pub template: String,
+    /// [`EMAIL`].
+    pub channel: String,
+    /// The address.
+    pub recipient: String,
+    /// The subject line.
+    pub subject: String,
+    /// The rendered message as the sender needs it (opaque to the store).
+    pub content: String,
+    /// Now; also when the first try is due.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A notification and its delivery record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// Its id.
+    pub id: NotificationId,
+    /// The event that caused it.
+    pub event_id: EventId,
+    /// The template.
+    pub template: String,
+    /// The channel.
+    pub channel: String,
+    /// The address.
+    pub recipient: String,
+    /// The subject line.
+    pub subject: String,
+    /// The rendered message.
+    pub content: String,
+    /// Where it stands.
+    pub status: NotificationStatus,
+    /// Send attempts so far (a claim counts as one).
+    pub attempts: u32,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// When the next try is due (pending).
+    pub next_attempt_at: DateTime<Utc>,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+    /// When the server accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Filters of the notification list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotificationFilter {
+    /// Only these.
+    pub status: Option<NotificationStatus>,
+    /// Only those caused by this event.
+    pub event_id: Option<EventId>,
+}
+
+/// The outbox, its deliveries and the notification records.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// The events written about an entity (a booking, payment or showtime id), oldest first.
+    async fn events_about(&self, subject_id: Uuid) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Claims up to `limit` pending deliveries due at `now`, oldest event first: each claimed
+    /// delivery's try count goes up by one and it is not due again before `lease_until`, so that
+    /// another dispatcher does not take it meanwhile (and takes it after that if this one never
+    /// reports back). Racing claims never return the same delivery twice within a lease.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Records that `consumer` took the event.
+    async fn delivery_succeeded(
+        &self,
+        event: EventId,
+        consumer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Records that `consumer` failed with `error`: due again at `retry_at`, or parked as dead
+    /// when `retry_at` is `None`.
+    async fn delivery_failed(
+        &self,
+        event: EventId,
+        consumer: &str,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The dead deliveries, most recently failed first.
+    async fn dead_deliveries(&self, page: &PageRequest)
+    -> Result<Page<DeliveryReport>, StoreError>;
+
+    /// An event's deliveries, by consumer name.
+    async fn deliveries_of(&self, event: EventId) -> Result<Vec<DeliveryReport>, StoreError>;
+
+    /// Makes a dead delivery pending again, due at `now`, with its try count reset; returns
+    /// whether it was dead. [`StoreError::NotFound`] when there is no such delivery.
+    async fn replay_delivery(
+        &self,
+        event: EventId,
+        consumer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes the events written before `before` whose deliveries were all delivered; returns
+    /// how many.
+    async fn purge_delivered_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Records a notification unless one exists for the same event and template; returns whether
+    /// it was recorded.
+    async fn enqueue_notification(
+        &self,
+        notification: &NewNotification,
+    ) -> Result<bool, StoreError>;
+
+    /// Claims up to `limit` pending notifications due at `now`, oldest first, as
+    /// [`OutboxStore::claim_deliveries`] does.
+    async fn claim_notifications(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError>;
+
+    /// Records that the server accepted a notification.
+    async fn notification_sent(
+        &self,
+        id: NotificationId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Records a failed try: due again at `retry_at`, or `failed` for good when it is `None`.
+    async fn notification_failed(
+        &self,
+        id: NotificationId,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// One notification.
+    async fn notification(&self, id: NotificationId) -> Result<Notification, StoreError>;
+
+    /// Notifications, newest first.
+    async fn list_notifications(
+        &self,
+        filter: &NotificationFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Notification>, StoreError>;
+}
