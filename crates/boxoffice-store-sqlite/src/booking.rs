@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
 use boxoffice_domain::booking::{Booking, SeatChange, SeatState};
+use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
     BookingStore, Conflict, Cursor, HoldError, IdempotencyRecord, Page, PageRequest, PriceBasis,
@@ -17,7 +18,7 @@ use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqliteExecutor, Transaction}
 use uuid::Uuid;
 
 use crate::rows::{ms, time};
-use crate::{SqliteStore, db};
+use crate::{SqliteStore, db, outbox};
 
 #[derive(sqlx::FromRow)]
 struct BookingRow {
@@ -142,6 +143,21 @@ impl BookingStore for SqliteStore {
             .await
     }
 
+    async fn confirmed_bookings_of_showtime(
+        &self,
+        showtime: ShowtimeId,
+    ) -> Result<Vec<BookingId>, StoreError> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM bookings WHERE showtime_id = $1 AND status = 'confirmed' \
+             ORDER BY created_at, id",
+        )
+        .bind(showtime.0)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(ids.into_iter().map(BookingId).collect())
+    }
+
     async fn booking(&self, id: BookingId) -> Result<Booking, StoreError> {
         let mut conn = self.read.acquire().await.map_err(db)?;
         read_booking(&mut conn, id).await
@@ -209,6 +225,13 @@ impl BookingStore for SqliteStore {
         let booking = read_booking(&mut tx, id).await?;
         let seats = in_item_order(&booking, &released);
         let change = announce(&mut tx, booking.showtime_id, seats).await?;
+        let cancelled = DomainEvent::BookingCancelled {
+            booking_id: booking.id,
+            user_id: booking.user_id,
+            showtime_id: booking.showtime_id,
+            reason: "cancelled_by_customer".to_owned(),
+        };
+        outbox::write_events(&mut tx, &[EventRecord::new(cancelled, now)]).await?;
         tx.commit().await.map_err(db)?;
         Ok((booking, change))
     }
@@ -219,21 +242,35 @@ impl BookingStore for SqliteStore {
         limit: u32,
     ) -> Result<Vec<SeatChange>, StoreError> {
         let mut tx = self.begin().await?;
-        let due: Vec<Uuid> = sqlx::query_scalar(
+        let mut expired: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
             "UPDATE bookings SET status = 'expired', updated_at = $1 \
              WHERE id IN (SELECT id FROM bookings WHERE status IN ('held', 'awaiting_payment') \
                  AND expires_at <= $1 \
                           ORDER BY expires_at LIMIT $2) \
-             RETURNING id",
+             RETURNING id, user_id, showtime_id",
         )
         .bind(ms(now))
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
-        if due.is_empty() {
+        if expired.is_empty() {
             return Ok(Vec::new());
         }
+        expired.sort();
+        let events: Vec<EventRecord> = expired
+            .iter()
+            .map(|(booking, user, showtime)| {
+                let event = DomainEvent::BookingExpired {
+                    booking_id: BookingId(*booking),
+                    user_id: UserId(*user),
+                    showtime_id: ShowtimeId(*showtime),
+                };
+                EventRecord::new(event, now)
+            })
+            .collect();
+        outbox::write_events(&mut tx, &events).await?;
+        let due: Vec<Uuid> = expired.into_iter().map(|(id, _, _)| id).collect();
         // One statement for all the claims and one for all the versions: a sweep holds the write
         // lock, and a statement per booking (up to 500) kept holds waiting for tens of ms.
         let mut release = sqlx::query_as::<_, (Uuid, Uuid)>(AssertSqlSafe(format!(

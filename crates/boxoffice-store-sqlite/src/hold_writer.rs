@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use boxoffice_domain::SeatId;
 use boxoffice_domain::booking::{Booking, HoldRejection, SeatChange, SeatState};
+use boxoffice_domain::event::{DomainEvent, EventRecord};
+use boxoffice_store::outbox::{consumers_of, encode_event};
 use boxoffice_store::{HoldError, IdempotencyRecord, PriceBasis, StoreError};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
@@ -318,6 +320,21 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<SeatChange, HoldE
         )
         .and_then(|mut s| s.query_row([showtime], |r| r.get(0)))
         .map_err(store)?;
+    write_event(
+        conn,
+        &EventRecord::new(
+            DomainEvent::BookingHeld {
+                booking_id: booking.id,
+                user_id: booking.user_id,
+                showtime_id: booking.showtime_id,
+                seats: booking.items.iter().map(|i| i.seat_id).collect(),
+                total: booking.total,
+                currency: booking.currency,
+                expires_at: booking.expires_at,
+            },
+            job.now,
+        ),
+    )?;
     Ok(SeatChange {
         showtime_id: booking.showtime_id,
         version,
@@ -327,6 +344,39 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<SeatChange, HoldE
             .map(|i| (i.seat_id, SeatState::Held))
             .collect(),
     })
+}
+
+/// Writes an event and its pending deliveries to the outbox, inside the hold's savepoint so that
+/// a refused hold leaves no event behind. The same rows as `outbox::write_events`, on this
+/// connection's cached statements.
+fn write_event(conn: &Connection, record: &EventRecord) -> Result<(), HoldError> {
+    let at = ms(record.occurred_at);
+    let payload = encode_event(&record.event)?;
+    conn.prepare_cached(
+        "INSERT INTO outbox (id, topic, subject_id, payload, occurred_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            record.id.0.as_bytes().as_slice(),
+            record.event.topic(),
+            record.event.subject_id().as_bytes().as_slice(),
+            payload,
+            at,
+        ])
+    })
+    .map_err(store)?;
+    let seq = conn.last_insert_rowid();
+    let mut deliver = conn
+        .prepare_cached(
+            "INSERT INTO outbox_deliveries (event_seq, consumer, status, attempts, \
+             next_attempt_at, updated_at) VALUES (?1, ?2, 'pending', 0, ?3, ?3)",
+        )
+        .map_err(store)?;
+    for consumer in consumers_of(record.event.topic()) {
+        deliver.execute(params![seq, consumer, at]).map_err(store)?;
+    }
+    Ok(())
 }
 
 /// A failed statement as the store reports it: a missing user or showtime (a foreign key) is

@@ -9,6 +9,7 @@
 mod booking;
 mod hold_writer;
 mod identity;
+mod outbox;
 mod payment;
 mod rows;
 
@@ -17,10 +18,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use boxoffice_domain::booking::SeatState;
 use boxoffice_domain::catalog::Movie;
+use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::schedule::{Showtime, ShowtimeStatus};
 use boxoffice_domain::venue::{Cinema, Hall, Seat};
-use boxoffice_domain::{CinemaId, HallId, MovieId, SeatId, ShowtimeId};
+use boxoffice_domain::{BookingId, CinemaId, HallId, MovieId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::codec::{discounts_to_json, prices_to_json, search_key, strings_to_json};
 use boxoffice_store::{
     CatalogStore, Conflict, Cursor, MovieFilter, Page, PageRequest, ScheduleStore, ShowtimeFilter,
@@ -552,6 +555,7 @@ macro_rules! listing_select {
 #[async_trait]
 impl ScheduleStore for SqliteStore {
     async fn insert_showtime(&self, showtime: &Showtime) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO showtimes (id, movie_id, hall_id, starts_at, ends_at, local_date, format, \
              prices, status, created_at, updated_at) \
@@ -568,10 +572,17 @@ impl ScheduleStore for SqliteStore {
         .bind(showtime.status.as_str())
         .bind(ms(showtime.created_at))
         .bind(ms(showtime.updated_at))
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        let created = DomainEvent::ShowtimeCreated {
+            showtime_id: showtime.id,
+            movie_id: showtime.movie_id,
+            hall_id: showtime.hall_id,
+            starts_at: showtime.starts_at,
+        };
+        outbox::write_events(&mut tx, &[EventRecord::new(created, showtime.created_at)]).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn showtime(&self, id: ShowtimeId) -> Result<ShowtimeListing, StoreError> {
@@ -620,6 +631,7 @@ impl ScheduleStore for SqliteStore {
     }
 
     async fn update_showtime(&self, showtime: &Showtime) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE showtimes SET revision = revision + 1, movie_id = $2, hall_id = $3, starts_at = $4, ends_at = $5, \
              local_date = $6, format = $7, prices = $8, status = $9, updated_at = $10 \
@@ -635,23 +647,88 @@ impl ScheduleStore for SqliteStore {
         .bind(prices_to_json(&showtime.prices))
         .bind(showtime.status.as_str())
         .bind(ms(showtime.updated_at))
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        found(done.rows_affected())
+        found(done.rows_affected())?;
+        let changed = DomainEvent::ShowtimeChanged {
+            showtime_id: showtime.id,
+            movie_id: showtime.movie_id,
+            hall_id: showtime.hall_id,
+            starts_at: showtime.starts_at,
+        };
+        outbox::write_events(&mut tx, &[EventRecord::new(changed, showtime.updated_at)]).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn cancel_showtime(&self, id: ShowtimeId, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE showtimes SET revision = revision + 1, status = $2, updated_at = $3 WHERE id = $1",
-        )
+        let mut tx = self.begin().await?;
+        let status: String = sqlx::query_scalar("SELECT status FROM showtimes WHERE id = $1")
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let mut events = Vec::new();
+        if status != ShowtimeStatus::Cancelled.as_str() {
+            sqlx::query(
+                "UPDATE showtimes SET revision = revision + 1, status = $2, updated_at = $3 \
+                 WHERE id = $1",
+            )
             .bind(id.0)
             .bind(ShowtimeStatus::Cancelled.as_str())
             .bind(ms(now))
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        found(done.rows_affected())
+            events.push(EventRecord::new(
+                DomainEvent::ShowtimeCancelled { showtime_id: id },
+                now,
+            ));
+        }
+        // Its unpaid bookings, lapsed or not: no hold may outlive its showtime, and a payment
+        // that succeeds for one of them later is refunded by `settle_payment`.
+        let unpaid: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "UPDATE bookings SET status = 'cancelled', updated_at = $2 \
+             WHERE showtime_id = $1 AND status IN ('held', 'awaiting_payment') \
+             RETURNING id, user_id",
+        )
+        .bind(id.0)
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut unpaid: Vec<(BookingId, UserId)> = unpaid
+            .into_iter()
+            .map(|(b, u)| (BookingId(b), UserId(u)))
+            .collect();
+        unpaid.sort();
+        let mut seats = Vec::new();
+        for (booking, user) in &unpaid {
+            let released = booking::release(&mut tx, *booking).await?;
+            if !released.is_empty() {
+                let b = booking::read_booking(&mut tx, *booking).await?;
+                seats.extend(
+                    b.items
+                        .iter()
+                        .filter(|i| released.contains(&i.seat_id))
+                        .map(|i| (i.seat_id, SeatState::Available)),
+                );
+            }
+            events.push(EventRecord::new(
+                DomainEvent::BookingCancelled {
+                    booking_id: *booking,
+                    user_id: *user,
+                    showtime_id: id,
+                    reason: "showtime_cancelled".to_owned(),
+                },
+                now,
+            ));
+        }
+        if !seats.is_empty() {
+            booking::announce(&mut tx, id, seats).await?;
+        }
+        outbox::write_events(&mut tx, &events).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn free_halls(

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::booking::{Booking, BookingStatus, SeatChange, SeatState};
+use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::payment::{LedgerEntry, Payment, PaymentStatus, Refund, RefundState, Ticket};
 use boxoffice_domain::{BookingId, PaymentId, RefundId, SeatId, ShowtimeId, TicketId};
 use boxoffice_store::{
@@ -17,7 +18,7 @@ use uuid::Uuid;
 
 use crate::booking::{announce, insert_record, read_booking, release};
 use crate::rows::{ms, time};
-use crate::{SqliteStore, db};
+use crate::{SqliteStore, db, outbox};
 
 type Tx = Transaction<'static, Sqlite>;
 
@@ -316,6 +317,31 @@ async fn claim_all(tx: &mut Tx, booking: &Booking, now: DateTime<Utc>) -> Result
     }
 }
 
+/// `payment.succeeded` for `payment`.
+fn succeeded(payment: &Payment, now: DateTime<Utc>) -> EventRecord {
+    EventRecord::new(
+        DomainEvent::PaymentSucceeded {
+            payment_id: payment.id,
+            booking_id: payment.booking_id,
+            amount: payment.amount,
+            currency: payment.currency,
+        },
+        now,
+    )
+}
+
+/// `booking.expired` for `booking`.
+fn expired(booking: &Booking, now: DateTime<Utc>) -> EventRecord {
+    EventRecord::new(
+        DomainEvent::BookingExpired {
+            booking_id: booking.id,
+            user_id: booking.user_id,
+            showtime_id: booking.showtime_id,
+        },
+        now,
+    )
+}
+
 async fn settle_success(
     tx: &mut Tx,
     payment: &Payment,
@@ -379,6 +405,17 @@ async fn settle_success(
                 now,
             )
             .await?;
+            let confirmed = EventRecord::new(
+                DomainEvent::BookingConfirmed {
+                    booking_id: booking.id,
+                    user_id: booking.user_id,
+                    showtime_id: booking.showtime_id,
+                    payment_id: payment.id,
+                    late,
+                },
+                now,
+            );
+            outbox::write_events(tx, &[succeeded(payment, now), confirmed]).await?;
             Ok(Settled::Confirmed {
                 payment: read_payment(tx, payment.id).await?,
                 booking: read_booking(tx, booking.id).await?,
@@ -388,10 +425,12 @@ async fn settle_success(
         }
         Some(reason) => {
             let mut change = None;
+            let mut events = vec![succeeded(payment, now)];
             if matches!(
                 booking.status,
                 BookingStatus::Held | BookingStatus::AwaitingPayment
             ) {
+                events.push(expired(&booking, now));
                 sqlx::query(
                     "UPDATE bookings SET status = 'expired', updated_at = $2 WHERE id = $1",
                 )
@@ -422,6 +461,7 @@ async fn settle_success(
                 event,
             )
             .await?;
+            outbox::write_events(tx, &events).await?;
             Ok(Settled::MustRefund {
                 payment: read_payment(tx, payment.id).await?,
                 refund,
@@ -517,6 +557,18 @@ async fn settle_failure(
     } else {
         None
     };
+    let mut events = vec![EventRecord::new(
+        DomainEvent::PaymentFailed {
+            payment_id: payment.id,
+            booking_id: payment.booking_id,
+            reason: reason.to_owned(),
+        },
+        now,
+    )];
+    if booking.status == BookingStatus::Expired {
+        events.push(expired(&booking, now));
+    }
+    outbox::write_events(tx, &events).await?;
     Ok(Settled::Failed {
         payment: read_payment(tx, payment.id).await?,
         booking_status: booking.status,
@@ -862,6 +914,15 @@ impl PaymentStore for SqliteStore {
                 read_payment(&mut tx, payment).await?
             }
         };
+        if updated.refunded_amount > p.refunded_amount {
+            let refunded = DomainEvent::PaymentRefunded {
+                payment_id: updated.id,
+                booking_id: updated.booking_id,
+                refunded_amount: updated.refunded_amount,
+                currency: updated.currency,
+            };
+            outbox::write_events(&mut tx, &[EventRecord::new(refunded, now)]).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(RefundApplied::Applied(updated))
     }
@@ -950,6 +1011,16 @@ impl PaymentStore for SqliteStore {
                 reserved = Some(reserve(&mut tx, &payment, &request, None).await?);
             }
         }
+        let refunded = DomainEvent::BookingRefunded {
+            booking_id: b.id,
+            user_id: b.user_id,
+            showtime_id: b.showtime_id,
+            refund_id: reserved.as_ref().map(|r| r.id),
+            amount: reserved.as_ref().map_or(0, |r| r.amount),
+            currency: b.currency,
+            reason: refund.reason.clone(),
+        };
+        outbox::write_events(&mut tx, &[EventRecord::new(refunded, refund.now)]).await?;
         tx.commit().await.map_err(db)?;
         Ok((b, change, reserved))
     }
