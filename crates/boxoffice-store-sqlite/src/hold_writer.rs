@@ -54,20 +54,7 @@ impl HoldWriter {
     /// Opens a write connection to the database file at `path` (which must exist and be in WAL
     /// mode: the sqlx writer creates it) and starts the thread.
     pub(crate) fn start(path: &Path) -> anyhow::Result<Self> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.execute_batch(&format!(
-            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; \
-             PRAGMA mmap_size = {}; PRAGMA wal_autocheckpoint = {};",
-            crate::MMAP_BYTES,
-            crate::WAL_AUTOCHECKPOINT_PAGES
-        ))?;
-        // While sqlx's writer has the lock, retry every 100 µs instead of SQLite's default
-        // back-off (1, 2, 5, 10 … ms), which would stall every hold queued behind a sweep.
-        conn.busy_handler(Some(busy_retry))?;
-        conn.set_prepared_statement_cache_capacity(32);
+        let conn = open(path)?;
         let (jobs, queue) = mpsc::channel::<(HoldJob, Reply)>();
         std::thread::Builder::new()
             .name("sqlite-holds".into())
@@ -98,6 +85,25 @@ impl HoldWriter {
         self.jobs.send((job, reply)).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
+}
+
+/// The hold thread's connection to the database file at `path`.
+fn open(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; \
+         PRAGMA mmap_size = {}; PRAGMA wal_autocheckpoint = {};",
+        crate::MMAP_BYTES,
+        crate::WAL_AUTOCHECKPOINT_PAGES
+    ))?;
+    // While sqlx's writer has the lock, retry every 100 µs instead of SQLite's default
+    // back-off (1, 2, 5, 10 … ms), which would stall every hold queued behind a sweep.
+    conn.busy_handler(Some(busy_retry))?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
 }
 
 /// SQLite's busy handler for the hold connection: sleep 100 µs and try again, for up to
@@ -392,4 +398,114 @@ fn store(e: rusqlite::Error) -> HoldError {
         _ => StoreError::Other(e.into()),
     };
     HoldError::Store(error)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use boxoffice_store::contract::{base_time, hold_of, on_sale};
+    use boxoffice_store::outbox::{BUS, DeliveryStatus};
+    use boxoffice_store::{OutboxStore, ScheduleStore};
+
+    use super::*;
+    use crate::SqliteStore;
+
+    /// Invariant 10 on the group-commit path: a hold refused inside a batch (its seats are taken
+    /// by the hold before it) rolls back its savepoint with its event, while the holds around it
+    /// commit theirs, each with its delivery.
+    #[tokio::test]
+    async fn a_hold_refused_in_a_batch_writes_no_event() {
+        let path =
+            std::env::temp_dir().join(format!("boxoffice-hold-writer-{}.db", uuid::Uuid::now_v7()));
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let (showtime, seats, user) = on_sale(&store, &["ssss"]).await;
+        let basis = store.showtime(showtime.id).await.unwrap().basis;
+        let now = base_time();
+        let first = hold_of(user, &showtime, &[&seats[0], &seats[1]], now);
+        let refused = hold_of(user, &showtime, &[&seats[1], &seats[2]], now);
+        let third = hold_of(user, &showtime, &[&seats[3]], now);
+
+        let mut answers = Vec::new();
+        let batch = [&first, &refused, &third]
+            .into_iter()
+            .map(|booking| {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                answers.push(answer);
+                let job = HoldJob {
+                    booking: booking.clone(),
+                    basis,
+                    now,
+                    record: None,
+                };
+                (job, reply)
+            })
+            .collect();
+        let mut conn = open(&path).unwrap();
+        hold_batch(&mut conn, batch);
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.unwrap());
+        }
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(
+            matches!(
+                &results[1],
+                Err(HoldError::Rejected(HoldRejection::SeatsUnavailable { seat_ids }))
+                    if seat_ids == &vec![seats[1].id]
+            ),
+            "{:?}",
+            results[1]
+        );
+        assert!(results[2].is_ok(), "{:?}", results[2]);
+
+        assert!(store.events_about(refused.id.0).await.unwrap().is_empty());
+        for held in [&first, &third] {
+            let events = store.events_about(held.id.0).await.unwrap();
+            assert_eq!(events.len(), 1);
+            assert_eq!(events[0].occurred_at, now);
+            assert_eq!(
+                events[0].event,
+                DomainEvent::BookingHeld {
+                    booking_id: held.id,
+                    user_id: user,
+                    showtime_id: showtime.id,
+                    seats: held.items.iter().map(|i| i.seat_id).collect(),
+                    total: held.total,
+                    currency: held.currency,
+                    expires_at: held.expires_at,
+                }
+            );
+            let deliveries = store.deliveries_of(events[0].id).await.unwrap();
+            assert_eq!(deliveries.len(), 1);
+            assert_eq!(deliveries[0].consumer, BUS);
+            assert_eq!(deliveries[0].status, DeliveryStatus::Pending);
+            assert_eq!(deliveries[0].attempts, 0);
+            assert_eq!(deliveries[0].next_attempt_at, now);
+        }
+        // Nothing else reached the tables: no orphan delivery of the refused hold either.
+        let counts: (i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM outbox WHERE topic = 'booking.held'), \
+                        (SELECT count(*) FROM outbox_deliveries d JOIN outbox o \
+                         ON o.seq = d.event_seq WHERE o.topic = 'booking.held'), \
+                        (SELECT count(*) FROM outbox_deliveries d WHERE NOT EXISTS \
+                         (SELECT 1 FROM outbox o WHERE o.seq = d.event_seq))",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(counts, (2, 2, 0));
+
+        drop(conn);
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
