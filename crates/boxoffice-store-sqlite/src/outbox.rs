@@ -586,3 +586,164 @@ impl OutboxStore for SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use boxoffice_domain::payment::{Payment, PaymentStatus, RefundState};
+    use boxoffice_domain::{PaymentId, RefundId, TicketId};
+    use boxoffice_store::contract::{base_time, hold, hold_of, on_sale};
+    use boxoffice_store::{
+        BookingStore, Checkout, GatewayOutcome, PaymentStore, RefundRequest, ScheduleStore,
+        Settled, Settlement,
+    };
+    use chrono::Duration;
+
+    use super::*;
+
+    async fn store() -> (SqliteStore, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("boxoffice-outbox-{}.db", Uuid::now_v7()));
+        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        (store, path)
+    }
+
+    async fn remove(store: SqliteStore, path: std::path::PathBuf) {
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// A refund confirmed by `record_refund` (the answer to our own request, not a gateway
+    /// event) grows the refunded total and announces it, once.
+    #[tokio::test]
+    async fn a_recorded_refund_announces_the_refunded_total() {
+        let (store, path) = store().await;
+        let (s, seats, u) = on_sale(&store, &["ss"]).await;
+        let t0 = base_time();
+        let b = hold_of(u, &s, &[&seats[0], &seats[1]], t0);
+        hold(&store, &b, t0, None).await.unwrap();
+        let payment = Payment {
+            id: PaymentId::generate(),
+            booking_id: b.id,
+            intent_id: None,
+            status: PaymentStatus::Initialized,
+            amount: b.total,
+            currency: b.currency,
+            refunded_amount: 0,
+            client_secret: None,
+            payment_method: None,
+            failure_reason: None,
+            created_at: t0,
+            updated_at: t0,
+        };
+        let checkout = Checkout {
+            payment: payment.clone(),
+            hold_until: t0 + Duration::minutes(15),
+            now: t0,
+        };
+        store.begin_checkout(&checkout, None).await.unwrap();
+        let tickets = b
+            .items
+            .iter()
+            .map(|_| (TicketId::generate(), "code".to_owned()))
+            .enumerate()
+            .map(|(i, (id, code))| (id, format!("{code}-{i}")))
+            .collect();
+        let settled = store
+            .settle_payment(&Settlement {
+                payment_id: payment.id,
+                event_id: None,
+                outcome: GatewayOutcome::Succeeded {
+                    tickets,
+                    refund_id: RefundId::generate(),
+                },
+                now: t0,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(settled, Settled::Confirmed { .. }), "{settled:?}");
+        let refund = store
+            .reserve_refund(
+                &RefundRequest {
+                    id: RefundId::generate(),
+                    payment_id: payment.id,
+                    amount: Some(1200),
+                    reason: "goodwill".into(),
+                    now: t0,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let topics = |events: Vec<EventRecord>| -> Vec<&'static str> {
+            events.iter().map(|e| e.event.topic()).collect()
+        };
+        assert_eq!(
+            topics(store.events_about(payment.id.0).await.unwrap()),
+            ["payment.succeeded"],
+            "a reservation moves no money"
+        );
+        for _ in 0..2 {
+            store
+                .record_refund(refund.id, Some("re_1"), RefundState::Succeeded, t0)
+                .await
+                .unwrap();
+        }
+        let events = store.events_about(payment.id.0).await.unwrap();
+        assert_eq!(
+            topics(events.clone()),
+            ["payment.succeeded", "payment.refunded"]
+        );
+        assert_eq!(
+            events[1].event,
+            boxoffice_domain::event::DomainEvent::PaymentRefunded {
+                payment_id: payment.id,
+                booking_id: b.id,
+                refunded_amount: 1200,
+                currency: b.currency,
+            }
+        );
+        remove(store, path).await;
+    }
+
+    /// Cancelling a showtime releases its holds' claims with one new seat-map version, and a
+    /// second cancellation changes (and announces) nothing.
+    #[tokio::test]
+    async fn cancelling_a_showtime_twice_announces_once() {
+        let (store, path) = store().await;
+        let (s, seats, u) = on_sale(&store, &["ss"]).await;
+        let t0 = base_time();
+        for seat in &seats {
+            hold(&store, &hold_of(u, &s, &[seat], t0), t0, None)
+                .await
+                .unwrap();
+        }
+        let before = store.seat_states(s.id, t0).await.unwrap();
+        assert_eq!(before.taken.len(), 2);
+        store.cancel_showtime(s.id, t0).await.unwrap();
+        let after = store.seat_states(s.id, t0).await.unwrap();
+        assert!(after.taken.is_empty());
+        assert_eq!(after.version, before.version + 1);
+        store.cancel_showtime(s.id, t0).await.unwrap();
+        assert_eq!(
+            store.seat_states(s.id, t0).await.unwrap().version,
+            after.version
+        );
+        let topics: Vec<_> = store
+            .events_about(s.id.0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event.topic())
+            .collect();
+        assert_eq!(topics, ["showtime.created", "showtime.cancelled"]);
+        remove(store, path).await;
+    }
+}

@@ -342,6 +342,25 @@ fn expired(booking: &Booking, now: DateTime<Utc>) -> EventRecord {
     )
 }
 
+/// `payment.refunded` if the refunded total grew from `before` to `after`.
+async fn announce_refunded(
+    tx: &mut Tx,
+    before: &Payment,
+    after: &Payment,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if after.refunded_amount <= before.refunded_amount {
+        return Ok(());
+    }
+    let refunded = DomainEvent::PaymentRefunded {
+        payment_id: after.id,
+        booking_id: after.booking_id,
+        refunded_amount: after.refunded_amount,
+        currency: after.currency,
+    };
+    outbox::write_events(tx, &[EventRecord::new(refunded, now)]).await
+}
+
 async fn settle_success(
     tx: &mut Tx,
     payment: &Payment,
@@ -914,15 +933,7 @@ impl PaymentStore for SqliteStore {
                 read_payment(&mut tx, payment).await?
             }
         };
-        if updated.refunded_amount > p.refunded_amount {
-            let refunded = DomainEvent::PaymentRefunded {
-                payment_id: updated.id,
-                booking_id: updated.booking_id,
-                refunded_amount: updated.refunded_amount,
-                currency: updated.currency,
-            };
-            outbox::write_events(&mut tx, &[EventRecord::new(refunded, now)]).await?;
-        }
+        announce_refunded(&mut tx, &p, &updated, now).await?;
         tx.commit().await.map_err(db)?;
         Ok(RefundApplied::Applied(updated))
     }
@@ -952,7 +963,11 @@ impl PaymentStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Refund, StoreError> {
         let mut tx = self.begin().await?;
+        let payment = read_refund(&mut tx, refund).await?.payment_id;
+        let before = read_payment(&mut tx, payment).await?;
         let refund = settle_refund(&mut tx, refund, gateway_refund_id, state, None, now).await?;
+        let after = read_payment(&mut tx, payment).await?;
+        announce_refunded(&mut tx, &before, &after, now).await?;
         tx.commit().await.map_err(db)?;
         Ok(refund)
     }
