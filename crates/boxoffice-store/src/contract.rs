@@ -75,6 +75,17 @@ macro_rules! store_contract_suite {
             stale_payments_are_claimed_once,
             check_in_admits_a_ticket_once,
             refund_events_settle_pending_refunds,
+            every_state_change_writes_its_events,
+            late_outcomes_announce_what_they_did,
+            refused_holds_write_no_events,
+            cancelling_a_showtime_cancels_its_unpaid_bookings,
+            deliveries_are_leased_retried_parked_and_replayed,
+            deliveries_come_in_order_and_dead_ones_page,
+            racing_dispatchers_claim_each_delivery_once,
+            purging_keeps_undelivered_events,
+            notifications_are_recorded_once_and_tracked,
+            racing_senders_claim_each_notification_once,
+            events_survive_the_outbox,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -172,8 +183,10 @@ pub fn showtime(movie: &Movie, hall: &Hall, starts_at: DateTime<Utc>) -> Showtim
 }
 
 mod booking;
+mod outbox;
 mod payment;
 pub use booking::*;
+pub use outbox::*;
 pub use payment::*;
 
 async fn venue(store: &dyn Store) -> (Cinema, Hall, Movie) {

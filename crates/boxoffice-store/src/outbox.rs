@@ -13,13 +13,13 @@
 //!
 //! | method | events |
 //! | --- | --- |
-//! | `insert_showtime` / `update_showtime` | `showtime.created` / `showtime.changed` |
+//! | `insert_showtime` / `update_showtime` | `showtime.created` / `showtime.changed`, occurring at the showtime's `created_at` / `updated_at` |
 //! | `cancel_showtime` | `showtime.cancelled`, and `booking.cancelled` (reason `showtime_cancelled`) for each booking it cancels |
 //! | `hold_seats` | `booking.held` |
 //! | `cancel_hold` | `booking.cancelled` (reason `cancelled_by_customer`) |
 //! | `expire_holds` | `booking.expired` per booking expired |
 //! | `settle_payment` | confirmed: `payment.succeeded`, `booking.confirmed`; must refund: `payment.succeeded` (and `booking.expired` if it expired the booking); failed: `payment.failed` (and `booking.expired` if the booking is expired now); ignored or already processed: none |
-//! | `apply_refund_report` | `payment.refunded` when the refunded total grew |
+//! | `apply_refund_report`, `record_refund` | `payment.refunded` when the payment's refunded total grew |
 //! | `cancel_confirmed` | `booking.refunded` with the request's reason and the reserved amount (0 if none) |
 //!
 //! Email is one consumer: it turns an event into a [`NewNotification`] (at most one per event and

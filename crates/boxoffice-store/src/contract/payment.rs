@@ -18,11 +18,11 @@ use crate::{
 };
 
 /// How long checkout extends a hold in these cases.
-fn window() -> Duration {
+pub(super) fn window() -> Duration {
     Duration::minutes(15)
 }
 
-fn new_payment(b: &Booking, now: DateTime<Utc>) -> Payment {
+pub(super) fn new_payment(b: &Booking, now: DateTime<Utc>) -> Payment {
     Payment {
         id: PaymentId::generate(),
         booking_id: b.id,
@@ -40,12 +40,16 @@ fn new_payment(b: &Booking, now: DateTime<Utc>) -> Payment {
 }
 
 /// Holds `seats` at `now` and starts checkout at once.
-async fn held_and_checked_out(store: &dyn Store, b: &Booking, now: DateTime<Utc>) -> Payment {
+pub(super) async fn held_and_checked_out(
+    store: &dyn Store,
+    b: &Booking,
+    now: DateTime<Utc>,
+) -> Payment {
     super::booking::hold(store, b, now, None).await.unwrap();
     checkout(store, b, now).await.unwrap()
 }
 
-async fn checkout(
+pub(super) async fn checkout(
     store: &dyn Store,
     b: &Booking,
     now: DateTime<Utc>,
@@ -72,7 +76,12 @@ fn tickets_for(b: &Booking) -> Vec<(TicketId, String)> {
         .collect()
 }
 
-fn success(b: &Booking, p: &Payment, event: Option<&str>, now: DateTime<Utc>) -> Settlement {
+pub(super) fn success(
+    b: &Booking,
+    p: &Payment,
+    event: Option<&str>,
+    now: DateTime<Utc>,
+) -> Settlement {
     Settlement {
         payment_id: p.id,
         event_id: event.map(str::to_owned),
@@ -84,7 +93,7 @@ fn success(b: &Booking, p: &Payment, event: Option<&str>, now: DateTime<Utc>) ->
     }
 }
 
-fn failure(p: &Payment, event: Option<&str>, now: DateTime<Utc>) -> Settlement {
+pub(super) fn failure(p: &Payment, event: Option<&str>, now: DateTime<Utc>) -> Settlement {
     Settlement {
         payment_id: p.id,
         event_id: event.map(str::to_owned),
@@ -95,7 +104,7 @@ fn failure(p: &Payment, event: Option<&str>, now: DateTime<Utc>) -> Settlement {
     }
 }
 
-async fn inbox(store: &dyn Store, id: &str, now: DateTime<Utc>) -> Inbox {
+pub(super) async fn inbox(store: &dyn Store, id: &str, now: DateTime<Utc>) -> Inbox {
     store
         .store_gateway_event(&InboxEvent {
             id: id.into(),
@@ -612,7 +621,7 @@ pub async fn racing_refunds_never_over_refund(store: Arc<dyn Store>) {
     );
 }
 
-fn refund_of(p: &Payment, amount: Option<i64>, now: DateTime<Utc>) -> RefundRequest {
+pub(super) fn refund_of(p: &Payment, amount: Option<i64>, now: DateTime<Utc>) -> RefundRequest {
     RefundRequest {
         id: RefundId::generate(),
         payment_id: p.id,
