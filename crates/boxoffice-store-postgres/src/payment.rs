@@ -956,15 +956,7 @@ impl PaymentStore for PgStore {
                 read_payment(&mut tx, payment).await?
             }
         };
-        if updated.refunded_amount > p.refunded_amount {
-            let refunded = DomainEvent::PaymentRefunded {
-                payment_id: updated.id,
-                booking_id: updated.booking_id,
-                refunded_amount: updated.refunded_amount,
-                currency: updated.currency,
-            };
-            write_events(&mut tx, &[EventRecord::new(refunded, now)]).await?;
-        }
+        write_events(&mut tx, &refunded_events(&p, &updated, now)).await?;
         tx.commit().await.map_err(db)?;
         Ok(RefundApplied::Applied(updated))
     }
@@ -994,7 +986,11 @@ impl PaymentStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Refund, StoreError> {
         let mut tx = self.begin().await?;
+        let payment = read_refund(&mut tx, refund).await?.payment_id;
+        let before = lock_payment(&mut tx, payment).await?;
         let refund = settle_refund(&mut tx, refund, gateway_refund_id, state, None, now).await?;
+        let after = read_payment(&mut tx, payment).await?;
+        write_events(&mut tx, &refunded_events(&before, &after, now)).await?;
         tx.commit().await.map_err(db)?;
         Ok(refund)
     }
@@ -1173,6 +1169,20 @@ impl PaymentStore for PgStore {
         }
         Ok(CheckIn::WrongWindow(ticket))
     }
+}
+
+/// `payment.refunded` if the payment's refunded total grew from `before` to `after`.
+fn refunded_events(before: &Payment, after: &Payment, now: DateTime<Utc>) -> Vec<EventRecord> {
+    if after.refunded_amount <= before.refunded_amount {
+        return Vec::new();
+    }
+    let refunded = DomainEvent::PaymentRefunded {
+        payment_id: after.id,
+        booking_id: after.booking_id,
+        refunded_amount: after.refunded_amount,
+        currency: after.currency,
+    };
+    vec![EventRecord::new(refunded, now)]
 }
 
 /// Moves a pending refund to `state` (a settled refund stays as it is) and records the gateway's
