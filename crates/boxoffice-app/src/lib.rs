@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod identity;
 pub mod live;
 pub mod notify;
+mod outbox;
 pub mod payments;
 mod schedule;
 mod venues;
@@ -31,6 +32,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::AppError;
 pub use identity::{Principal, Session, TokenKeys};
 pub use live::{FeedEvent, SeatFeed};
+pub use outbox::{OutboxPolicy, bus_message, bus_subject};
 pub use payments::{PaymentPolicy, WebhookOutcome};
 pub use schedule::{SeatMap, SeatMapEntry};
 
@@ -50,6 +52,10 @@ pub struct App {
     /// the listing's [`boxoffice_store::PriceBasis`] and the store refuses it if it is.
     listing_cache: Arc<Mutex<HashMap<ShowtimeId, Arc<ShowtimeListing>>>>,
     last_purge: Arc<Mutex<Option<DateTime<Utc>>>>,
+    notifier: Option<outbox::Notifier>,
+    bus: Option<Arc<dyn notify::EventBus>>,
+    outbox_policy: OutboxPolicy,
+    last_outbox_purge: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
 
 type HallSeats = (i64, Arc<HashMap<SeatId, Seat>>);
@@ -69,6 +75,10 @@ impl App {
             seat_cache: Arc::default(),
             listing_cache: Arc::default(),
             last_purge: Arc::default(),
+            notifier: None,
+            bus: None,
+            outbox_policy: OutboxPolicy::default(),
+            last_outbox_purge: Arc::default(),
         }
     }
 

@@ -9,6 +9,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 /// One email, ready to send: rendered parts and attachments, no template logic left.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +91,148 @@ pub trait EventBus: Send + Sync {
     /// same `event_id` again (a redelivery from the outbox) must not produce a second message,
     /// within the bus's deduplication window.
     async fn publish(&self, subject: &str, event_id: &str, payload: &[u8]) -> Result<(), BusError>;
+}
+
+/// Who the mail goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recipient {
+    /// The email address.
+    pub email: String,
+    /// The name to greet, if known.
+    pub name: Option<String>,
+}
+
+/// The showing a booking is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Screening {
+    /// The film's title.
+    pub film: String,
+    /// The cinema's name.
+    pub cinema: String,
+    /// The hall's name.
+    pub hall: String,
+    /// When it starts.
+    pub starts_at: DateTime<Utc>,
+    /// The cinema's IANA timezone (`Europe/Berlin`); an unknown name falls back to UTC.
+    pub timezone: String,
+}
+
+/// One ticket of a confirmed booking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketLine {
+    /// The seat (`F12`).
+    pub seat_label: String,
+    /// `adult`, `child`, `senior`, `student`.
+    pub ticket_type: String,
+    /// The code checked at the door; the QR code encodes exactly this.
+    pub code: String,
+    /// Where the ticket's QR code can be opened online.
+    pub qr_url: String,
+}
+
+/// `booking_confirmed`: the tickets of a paid booking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookingConfirmed {
+    /// Who gets it.
+    pub recipient: Recipient,
+    /// The booking's reference as the customer sees it.
+    pub booking_ref: String,
+    /// The showing.
+    pub screening: Screening,
+    /// One line per seat.
+    pub tickets: Vec<TicketLine>,
+    /// What was paid, in minor units.
+    pub total_minor: i64,
+    /// ISO 4217 code of `total_minor`.
+    pub currency: String,
+    /// A link to the booking, if there is a web page for it.
+    pub booking_url: Option<String>,
+}
+
+/// `booking_refunded`: money was given back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookingRefunded {
+    /// Who gets it.
+    pub recipient: Recipient,
+    /// The booking's reference.
+    pub booking_ref: String,
+    /// The showing.
+    pub screening: Screening,
+    /// The amount refunded, in minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 code of `amount_minor`.
+    pub currency: String,
+    /// Why, in words for the customer (`The showing was cancelled.`).
+    pub reason: String,
+}
+
+/// `booking_cancelled`: the booking's tickets are void.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookingCancelled {
+    /// Who gets it.
+    pub recipient: Recipient,
+    /// The booking's reference.
+    pub booking_ref: String,
+    /// The showing.
+    pub screening: Screening,
+    /// Why, in words for the customer, if there is something to say.
+    pub reason: Option<String>,
+}
+
+/// `hold_expired`: the seats were released because payment did not arrive in time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldExpired {
+    /// Who gets it.
+    pub recipient: Recipient,
+    /// The booking's reference.
+    pub booking_ref: String,
+    /// The showing.
+    pub screening: Screening,
+    /// The seats that were held (`F12`, `F13`).
+    pub seats: Vec<String>,
+    /// A link to choose seats again, if the showing is still on sale.
+    pub showtime_url: Option<String>,
+}
+
+/// What a notification says, before it is rendered: one variant per template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// `booking_confirmed`.
+    BookingConfirmed(BookingConfirmed),
+    /// `booking_refunded`.
+    BookingRefunded(BookingRefunded),
+    /// `booking_cancelled`.
+    BookingCancelled(BookingCancelled),
+    /// `hold_expired`.
+    HoldExpired(HoldExpired),
+}
+
+impl Notice {
+    /// The template's name; with the event id, what makes a notification unique.
+    pub fn template(&self) -> &'static str {
+        match self {
+            Self::BookingConfirmed(_) => "booking_confirmed",
+            Self::BookingRefunded(_) => "booking_refunded",
+            Self::BookingCancelled(_) => "booking_cancelled",
+            Self::HoldExpired(_) => "hold_expired",
+        }
+    }
+
+    /// Who it goes to.
+    pub fn recipient(&self) -> &Recipient {
+        match self {
+            Self::BookingConfirmed(n) => &n.recipient,
+            Self::BookingRefunded(n) => &n.recipient,
+            Self::BookingCancelled(n) => &n.recipient,
+            Self::HoldExpired(n) => &n.recipient,
+        }
+    }
+}
+
+/// Turns a [`Notice`] into a [`Mail`] (the templates live in `boxoffice-notify`).
+pub trait Composer: Send + Sync {
+    /// Renders `notice`; an error is a bug in a template, not something a retry fixes.
+    fn compose(&self, notice: &Notice) -> Result<Mail, String>;
 }
 
 /// A [`Mailer`] that keeps what it is given, for tests. Failures can be queued with

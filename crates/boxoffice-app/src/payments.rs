@@ -161,7 +161,7 @@ impl App {
         self.payment_policy
     }
 
-    fn payments(&self) -> Result<&Payments, AppError> {
+    pub(crate) fn payments(&self) -> Result<&Payments, AppError> {
         self.payments.as_ref().ok_or(AppError::PaymentsUnavailable)
     }
 
@@ -520,7 +520,11 @@ impl App {
 
     /// Sends a reserved refund to the gateway (its id is the idempotency key) and records the
     /// answer. An unreachable gateway leaves it pending; reconciliation sends it again.
-    async fn send_refund(&self, refund: Refund, reason: Option<&str>) -> Result<Refund, AppError> {
+    pub(crate) async fn send_refund(
+        &self,
+        refund: Refund,
+        reason: Option<&str>,
+    ) -> Result<Refund, AppError> {
         let payments = self.payments()?;
         let payment = self.store.payment(refund.payment_id).await?;
         let Some(intent_id) = payment.intent_id else {

@@ -57,3 +57,31 @@ pub async fn run_payment_workers(app: App, idle: Duration, shutdown: impl Future
     }
     tracing::info!("payment workers stopped");
 }
+
+/// Runs the outbox workers until `shutdown` resolves: the dispatcher (events to their consumers)
+/// and the mail sender (recorded notifications to the mail server). Paced like
+/// [`run_hold_sweeper`]; errors are logged and never end the loop. Safe in several processes:
+/// both claim their work under a lease.
+pub async fn run_outbox_workers(app: App, idle: Duration, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    tracing::info!(every = ?idle, "outbox workers started");
+    loop {
+        let mut worked = false;
+        match app.dispatch_outbox().await {
+            Ok(Outcome::Worked) => worked = true,
+            Ok(Outcome::Idle) => {}
+            Err(e) => tracing::error!(error = %e, "dispatching the outbox failed"),
+        }
+        match app.send_notifications().await {
+            Ok(Outcome::Worked) => worked = true,
+            Ok(Outcome::Idle) => {}
+            Err(e) => tracing::error!(error = %e, "sending notifications failed"),
+        }
+        let pause = if worked { Duration::ZERO } else { idle };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = &mut shutdown => break,
+        }
+    }
+    tracing::info!("outbox workers stopped");
+}

@@ -7,8 +7,8 @@
 //! are minor units with an ISO 4217 code and shown with the currency's decimals and code.
 
 use askama::Template;
-use boxoffice_app::notify::{Attachment, Mail};
-use chrono::{DateTime, Utc};
+use boxoffice_app::notify::{Attachment, Composer, Mail};
+
 use chrono_tz::Tz;
 
 /// A template could not be rendered.
@@ -32,105 +32,25 @@ pub enum RenderError {
     },
 }
 
-/// Who the mail goes to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recipient {
-    /// The email address.
-    pub email: String,
-    /// The name to greet, if known.
-    pub name: Option<String>,
-}
+pub use boxoffice_app::notify::{
+    BookingCancelled, BookingConfirmed, BookingRefunded, HoldExpired, Notice, Recipient, Screening,
+    TicketLine,
+};
 
-/// The showing a booking is for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Screening {
-    /// The film's title.
-    pub film: String,
-    /// The cinema's name.
-    pub cinema: String,
-    /// The hall's name.
-    pub hall: String,
-    /// When it starts.
-    pub starts_at: DateTime<Utc>,
-    /// The cinema's IANA timezone (`Europe/Berlin`); an unknown name falls back to UTC.
-    pub timezone: String,
-}
+/// The askama templates behind the [`Composer`] port.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Templates;
 
-/// One ticket of a confirmed booking.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TicketLine {
-    /// The seat (`F12`).
-    pub seat_label: String,
-    /// `adult`, `child`, `senior`, `student`.
-    pub ticket_type: String,
-    /// The code checked at the door; the QR code encodes exactly this.
-    pub code: String,
-    /// Where the ticket's QR code can be opened online.
-    pub qr_url: String,
-}
-
-/// `booking_confirmed`: the tickets of a paid booking.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BookingConfirmed {
-    /// Who gets it.
-    pub recipient: Recipient,
-    /// The booking's reference as the customer sees it.
-    pub booking_ref: String,
-    /// The showing.
-    pub screening: Screening,
-    /// One line per seat.
-    pub tickets: Vec<TicketLine>,
-    /// What was paid, in minor units.
-    pub total_minor: i64,
-    /// ISO 4217 code of `total_minor`.
-    pub currency: String,
-    /// A link to the booking, if there is a web page for it.
-    pub booking_url: Option<String>,
-}
-
-/// `booking_refunded`: money was given back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BookingRefunded {
-    /// Who gets it.
-    pub recipient: Recipient,
-    /// The booking's reference.
-    pub booking_ref: String,
-    /// The showing.
-    pub screening: Screening,
-    /// The amount refunded, in minor units.
-    pub amount_minor: i64,
-    /// ISO 4217 code of `amount_minor`.
-    pub currency: String,
-    /// Why, in words for the customer (`The showing was cancelled.`).
-    pub reason: String,
-}
-
-/// `booking_cancelled`: the booking's tickets are void.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BookingCancelled {
-    /// Who gets it.
-    pub recipient: Recipient,
-    /// The booking's reference.
-    pub booking_ref: String,
-    /// The showing.
-    pub screening: Screening,
-    /// Why, in words for the customer, if there is something to say.
-    pub reason: Option<String>,
-}
-
-/// `hold_expired`: the seats were released because payment did not arrive in time.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HoldExpired {
-    /// Who gets it.
-    pub recipient: Recipient,
-    /// The booking's reference.
-    pub booking_ref: String,
-    /// The showing.
-    pub screening: Screening,
-    /// The seats that were held (`F12`, `F13`).
-    pub seats: Vec<String>,
-    /// A link to choose seats again, if the showing is still on sale.
-    pub showtime_url: Option<String>,
+impl Composer for Templates {
+    fn compose(&self, notice: &Notice) -> Result<Mail, String> {
+        match notice {
+            Notice::BookingConfirmed(data) => render_booking_confirmed(data),
+            Notice::BookingRefunded(data) => render_booking_refunded(data),
+            Notice::BookingCancelled(data) => render_booking_cancelled(data),
+            Notice::HoldExpired(data) => render_hold_expired(data),
+        }
+        .map_err(|e| e.to_string())
+    }
 }
 
 /// One ticket as the templates show it.
