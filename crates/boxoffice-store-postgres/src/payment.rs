@@ -577,7 +577,7 @@ async fn settle_failure(
     .map_err(db)?;
     ledger(tx, payment.id, "failed", 0, event, reason, now).await?;
     // Back to held so that the customer may retry, unless the hold has lapsed meanwhile.
-    sqlx::query(
+    let moved = sqlx::query(
         "UPDATE bookings SET status = CASE WHEN expires_at > $2 THEN 'held' ELSE 'expired' END, \
          updated_at = $2 WHERE id = $1 AND status = 'awaiting_payment'",
     )
@@ -585,17 +585,22 @@ async fn settle_failure(
     .bind(now)
     .execute(&mut **tx)
     .await
-    .map_err(db)?;
+    .map_err(db)?
+    .rows_affected()
+        == 1;
     let booking = read_booking(tx, payment.booking_id).await?;
     let change = if booking.status == BookingStatus::Expired {
-        events.push(EventRecord::new(
-            DomainEvent::BookingExpired {
-                booking_id: booking.id,
-                user_id: booking.user_id,
-                showtime_id: booking.showtime_id,
-            },
-            now,
-        ));
+        // Announced only by the call that expired it (a sweeper may have done so already).
+        if moved {
+            events.push(EventRecord::new(
+                DomainEvent::BookingExpired {
+                    booking_id: booking.id,
+                    user_id: booking.user_id,
+                    showtime_id: booking.showtime_id,
+                },
+                now,
+            ));
+        }
         release_held(tx, &booking).await?
     } else {
         None
