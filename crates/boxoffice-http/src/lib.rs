@@ -9,6 +9,7 @@ pub mod error;
 mod identity;
 mod live;
 pub mod metrics;
+mod notifications;
 mod ops;
 mod pagination;
 mod payments;
@@ -86,6 +87,7 @@ impl AppState {
         (name = "schedule", description = "Showtimes and live seat state"),
         (name = "bookings", description = "Seat holds and bookings"),
         (name = "payments", description = "Checkout, payments, refunds, the gateway's webhook, tickets and check-in"),
+        (name = "notifications", description = "Email delivery records and the outbox's dead letters"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -124,7 +126,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(schedule::router())
                 .merge(live::router())
                 .merge(bookings::router())
-                .merge(payments::router()),
+                .merge(payments::router())
+                .merge(notifications::router()),
         )
         .merge(ops::router())
         .split_for_parts()

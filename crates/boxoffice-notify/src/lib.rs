@@ -13,6 +13,6 @@ pub use mailer::{DEFAULT_FROM, LogMailer, MailConfigError, SmtpMailer, mailer_fr
 pub use nats::{NatsBus, NatsBusConfig, Published};
 pub use templates::{
     BookingCancelled, BookingConfirmed, BookingRefunded, HoldExpired, Recipient, RenderError,
-    Screening, TicketLine, render_booking_cancelled, render_booking_confirmed,
+    Screening, Templates, TicketLine, render_booking_cancelled, render_booking_confirmed,
     render_booking_refunded, render_hold_expired,
 };

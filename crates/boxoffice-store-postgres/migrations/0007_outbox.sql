@@ -49,3 +49,7 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_due ON notifications (next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX notifications_newest ON notifications (created_at, id);
+
+-- Cancelling a showtime cancels its unpaid bookings, and the refunds of a cancelled showtime
+-- read its confirmed ones: both look bookings up by showtime.
+CREATE INDEX bookings_by_showtime ON bookings (showtime_id, created_at);

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
 use boxoffice_domain::booking::{Booking, HoldRejection, SeatChange, SeatState};
+use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
     BookingStore, Conflict, Cursor, HoldError, IdempotencyRecord, ListenEvent, Page, PageRequest,
@@ -25,6 +26,7 @@ use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::outbox::write_events;
 use crate::{PgStore, db};
 
 /// The `LISTEN`/`NOTIFY` channel of seat changes; each payload is a JSON
@@ -280,6 +282,16 @@ impl BookingStore for PgStore {
         {
             return Err(HoldError::KeyTaken);
         }
+        let held = DomainEvent::BookingHeld {
+            booking_id: booking.id,
+            user_id: booking.user_id,
+            showtime_id: booking.showtime_id,
+            seats: items.iter().map(|i| i.seat_id).collect(),
+            total: booking.total,
+            currency: booking.currency,
+            expires_at: booking.expires_at,
+        };
+        write_events(&mut tx, &[EventRecord::new(held, now)]).await?;
         let seats = items.iter().map(|i| (i.seat_id, SeatState::Held)).collect();
         let on_sale = OnSale {
             at: now,
@@ -306,6 +318,21 @@ impl BookingStore for PgStore {
                 })
             }
         }
+    }
+
+    async fn confirmed_bookings_of_showtime(
+        &self,
+        showtime: ShowtimeId,
+    ) -> Result<Vec<BookingId>, StoreError> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM bookings WHERE showtime_id = $1 AND status = 'confirmed' \
+             ORDER BY created_at, id",
+        )
+        .bind(showtime.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(ids.into_iter().map(BookingId).collect())
     }
 
     async fn booking(&self, id: BookingId) -> Result<Booking, StoreError> {
@@ -370,6 +397,13 @@ impl BookingStore for PgStore {
             .map(|(_, seat)| seat)
             .collect();
         let booking = read_booking(&mut tx, id).await?;
+        let cancelled = DomainEvent::BookingCancelled {
+            booking_id: booking.id,
+            user_id: booking.user_id,
+            showtime_id: booking.showtime_id,
+            reason: "cancelled_by_customer".to_owned(),
+        };
+        write_events(&mut tx, &[EventRecord::new(cancelled, now)]).await?;
         let seats = booking
             .items
             .iter()
@@ -390,13 +424,13 @@ impl BookingStore for PgStore {
     ) -> Result<Vec<SeatChange>, StoreError> {
         let mut tx = self.begin().await?;
         // SKIP LOCKED: sweepers in other processes take other bookings instead of waiting.
-        let due: Vec<Uuid> = sqlx::query_scalar(
+        let due: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
             "WITH due AS ( \
                  SELECT id FROM bookings WHERE status IN ('held', 'awaiting_payment') \
                  AND expires_at <= $1 \
                  ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
              UPDATE bookings b SET status = 'expired', updated_at = $1 \
-             FROM due WHERE b.id = due.id RETURNING b.id",
+             FROM due WHERE b.id = due.id RETURNING b.id, b.user_id, b.showtime_id",
         )
         .bind(now)
         .bind(i64::from(limit))
@@ -406,6 +440,19 @@ impl BookingStore for PgStore {
         if due.is_empty() {
             return Ok(Vec::new());
         }
+        let events: Vec<EventRecord> = due
+            .iter()
+            .map(|&(booking, user, showtime)| {
+                let expired = DomainEvent::BookingExpired {
+                    booking_id: BookingId(booking),
+                    user_id: UserId(user),
+                    showtime_id: ShowtimeId(showtime),
+                };
+                EventRecord::new(expired, now)
+            })
+            .collect();
+        write_events(&mut tx, &events).await?;
+        let due: Vec<Uuid> = due.into_iter().map(|(booking, _, _)| booking).collect();
         let mut freed: BTreeMap<ShowtimeId, Vec<(SeatId, SeatState)>> = BTreeMap::new();
         for (showtime, seat) in release(&mut tx, &due).await? {
             freed

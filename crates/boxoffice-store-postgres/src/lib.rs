@@ -6,6 +6,7 @@
 
 mod booking;
 mod identity;
+mod outbox;
 mod payment;
 mod rows;
 
@@ -15,10 +16,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use boxoffice_domain::booking::SeatState;
 use boxoffice_domain::catalog::Movie;
+use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::schedule::{Showtime, ShowtimeStatus};
 use boxoffice_domain::venue::{Cinema, Hall, Seat};
-use boxoffice_domain::{CinemaId, HallId, MovieId, SeatId, ShowtimeId};
+use boxoffice_domain::{BookingId, CinemaId, HallId, MovieId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::codec::{discounts_to_json, prices_to_json, search_key, strings_to_json};
 use boxoffice_store::{
     CatalogStore, Conflict, Cursor, MovieFilter, Page, PageRequest, ScheduleStore, ShowtimeFilter,
@@ -522,6 +525,7 @@ macro_rules! listing_select {
 #[async_trait]
 impl ScheduleStore for PgStore {
     async fn insert_showtime(&self, showtime: &Showtime) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO showtimes (id, movie_id, hall_id, starts_at, ends_at, local_date, format, \
              prices, status, created_at, updated_at) \
@@ -538,10 +542,17 @@ impl ScheduleStore for PgStore {
         .bind(showtime.status.as_str())
         .bind(showtime.created_at)
         .bind(showtime.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        Ok(())
+        let event = DomainEvent::ShowtimeCreated {
+            showtime_id: showtime.id,
+            movie_id: showtime.movie_id,
+            hall_id: showtime.hall_id,
+            starts_at: showtime.starts_at,
+        };
+        outbox::write_events(&mut tx, &[EventRecord::new(event, showtime.created_at)]).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn showtime(&self, id: ShowtimeId) -> Result<ShowtimeListing, StoreError> {
@@ -590,6 +601,7 @@ impl ScheduleStore for PgStore {
     }
 
     async fn update_showtime(&self, showtime: &Showtime) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE showtimes SET revision = revision + 1, movie_id = $2, hall_id = $3, starts_at = $4, ends_at = $5, \
              local_date = $6, format = $7, prices = $8::jsonb, status = $9, updated_at = $10 \
@@ -605,23 +617,91 @@ impl ScheduleStore for PgStore {
         .bind(prices_to_json(&showtime.prices))
         .bind(showtime.status.as_str())
         .bind(showtime.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
-        found(done.rows_affected())
+        found(done.rows_affected())?;
+        let event = DomainEvent::ShowtimeChanged {
+            showtime_id: showtime.id,
+            movie_id: showtime.movie_id,
+            hall_id: showtime.hall_id,
+            starts_at: showtime.starts_at,
+        };
+        outbox::write_events(&mut tx, &[EventRecord::new(event, showtime.updated_at)]).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn cancel_showtime(&self, id: ShowtimeId, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let done = sqlx::query(
+        let mut tx = self.begin().await?;
+        // Lock order. The unpaid bookings first, as sweepers, cancellations and settlements lock
+        // a booking before its showtime's row. Then the showtime's row FOR UPDATE, which
+        // conflicts with the KEY SHARE lock a hold's booking insert takes on it: a hold that has
+        // inserted its booking finishes first (and its booking is cancelled below, by a later
+        // statement that sees it), a hold that has not waits for this transaction and then finds
+        // the showtime cancelled.
+        sqlx::query(
+            "SELECT 1 FROM bookings WHERE showtime_id = $1 \
+             AND status IN ('held', 'awaiting_payment') ORDER BY id FOR UPDATE",
+        )
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let status: String =
+            sqlx::query_scalar("SELECT status FROM showtimes WHERE id = $1 FOR UPDATE")
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        sqlx::query(
             "UPDATE showtimes SET revision = revision + 1, status = $2, updated_at = $3 WHERE id = $1",
         )
-            .bind(id.0)
-            .bind(ShowtimeStatus::Cancelled.as_str())
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        found(done.rows_affected())
+        .bind(id.0)
+        .bind(ShowtimeStatus::Cancelled.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut cancelled: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "UPDATE bookings SET status = 'cancelled', updated_at = $2 \
+             WHERE showtime_id = $1 AND status IN ('held', 'awaiting_payment') \
+             RETURNING id, user_id",
+        )
+        .bind(id.0)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        cancelled.sort_unstable();
+        let mut events = Vec::with_capacity(cancelled.len() + 1);
+        if status != ShowtimeStatus::Cancelled.as_str() {
+            events.push(EventRecord::new(
+                DomainEvent::ShowtimeCancelled { showtime_id: id },
+                now,
+            ));
+        }
+        events.extend(cancelled.iter().map(|&(booking, user)| {
+            EventRecord::new(
+                DomainEvent::BookingCancelled {
+                    booking_id: BookingId(booking),
+                    user_id: UserId(user),
+                    showtime_id: id,
+                    reason: "showtime_cancelled".to_owned(),
+                },
+                now,
+            )
+        }));
+        outbox::write_events(&mut tx, &events).await?;
+        let ids: Vec<Uuid> = cancelled.iter().map(|&(booking, _)| booking).collect();
+        let seats: Vec<_> = booking::release(&mut tx, &ids)
+            .await?
+            .into_iter()
+            .map(|(_, seat)| (seat, SeatState::Available))
+            .collect();
+        if !seats.is_empty() {
+            booking::announce(&mut tx, id, seats, None).await?;
+        }
+        tx.commit().await.map_err(db)
     }
 
     async fn free_halls(

@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::booking::{Booking, BookingStatus, SeatChange, SeatState};
+use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::payment::{LedgerEntry, Payment, PaymentStatus, Refund, RefundState, Ticket};
 use boxoffice_domain::{BookingId, PaymentId, RefundId, SeatId, ShowtimeId, TicketId};
 use boxoffice_store::{
@@ -17,6 +18,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::booking::{announce, insert_record, read_booking, release};
+use crate::outbox::write_events;
 use crate::{PgStore, db};
 
 type Tx = Transaction<'static, Postgres>;
@@ -343,7 +345,17 @@ async fn settle_success(
     tickets: &[(TicketId, String)],
     refund_id: RefundId,
     now: DateTime<Utc>,
+    events: &mut Vec<EventRecord>,
 ) -> Result<Settled, StoreError> {
+    events.push(EventRecord::new(
+        DomainEvent::PaymentSucceeded {
+            payment_id: payment.id,
+            booking_id: payment.booking_id,
+            amount: payment.amount,
+            currency: payment.currency,
+        },
+        now,
+    ));
     sqlx::query(
         "UPDATE payments SET status = 'succeeded', failure_reason = NULL, updated_at = $2 \
          WHERE id = $1",
@@ -415,6 +427,16 @@ async fn settle_success(
                 now,
             )
             .await?;
+            events.push(EventRecord::new(
+                DomainEvent::BookingConfirmed {
+                    booking_id: booking.id,
+                    user_id: booking.user_id,
+                    showtime_id: booking.showtime_id,
+                    payment_id: payment.id,
+                    late,
+                },
+                now,
+            ));
             Ok(Settled::Confirmed {
                 payment: read_payment(tx, payment.id).await?,
                 booking: read_booking(tx, booking.id).await?,
@@ -437,6 +459,14 @@ async fn settle_success(
                 .await
                 .map_err(db)?;
                 change = release_held(tx, &booking).await?;
+                events.push(EventRecord::new(
+                    DomainEvent::BookingExpired {
+                        booking_id: booking.id,
+                        user_id: booking.user_id,
+                        showtime_id: booking.showtime_id,
+                    },
+                    now,
+                ));
             }
             sqlx::query("UPDATE payments SET failure_reason = $2 WHERE id = $1")
                 .bind(payment.id.0)
@@ -526,7 +556,16 @@ async fn settle_failure(
     event: Option<&str>,
     reason: &str,
     now: DateTime<Utc>,
+    events: &mut Vec<EventRecord>,
 ) -> Result<Settled, StoreError> {
+    events.push(EventRecord::new(
+        DomainEvent::PaymentFailed {
+            payment_id: payment.id,
+            booking_id: payment.booking_id,
+            reason: reason.to_owned(),
+        },
+        now,
+    ));
     sqlx::query(
         "UPDATE payments SET status = 'failed', failure_reason = $2, updated_at = $3 WHERE id = $1",
     )
@@ -538,7 +577,7 @@ async fn settle_failure(
     .map_err(db)?;
     ledger(tx, payment.id, "failed", 0, event, reason, now).await?;
     // Back to held so that the customer may retry, unless the hold has lapsed meanwhile.
-    sqlx::query(
+    let moved = sqlx::query(
         "UPDATE bookings SET status = CASE WHEN expires_at > $2 THEN 'held' ELSE 'expired' END, \
          updated_at = $2 WHERE id = $1 AND status = 'awaiting_payment'",
     )
@@ -546,9 +585,22 @@ async fn settle_failure(
     .bind(now)
     .execute(&mut **tx)
     .await
-    .map_err(db)?;
+    .map_err(db)?
+    .rows_affected()
+        == 1;
     let booking = read_booking(tx, payment.booking_id).await?;
     let change = if booking.status == BookingStatus::Expired {
+        // Announced only by the call that expired it (a sweeper may have done so already).
+        if moved {
+            events.push(EventRecord::new(
+                DomainEvent::BookingExpired {
+                    booking_id: booking.id,
+                    user_id: booking.user_id,
+                    showtime_id: booking.showtime_id,
+                },
+                now,
+            ));
+        }
         release_held(tx, &booking).await?
     } else {
         None
@@ -790,10 +842,20 @@ impl PaymentStore for PgStore {
             return Ok(Settled::AlreadyProcessed);
         }
         let payment = lock_payment(&mut tx, s.payment_id).await?;
+        let mut events = Vec::new();
         let settled = match &s.outcome {
             GatewayOutcome::Succeeded { tickets, refund_id } => {
                 if payment.status.accepts_success() {
-                    settle_success(&mut tx, &payment, event, tickets, *refund_id, s.now).await?
+                    settle_success(
+                        &mut tx,
+                        &payment,
+                        event,
+                        tickets,
+                        *refund_id,
+                        s.now,
+                        &mut events,
+                    )
+                    .await?
                 } else {
                     ledger(
                         &mut tx,
@@ -810,7 +872,7 @@ impl PaymentStore for PgStore {
             }
             GatewayOutcome::Failed { reason } => {
                 if payment.status.accepts_failure() {
-                    settle_failure(&mut tx, &payment, event, reason, s.now).await?
+                    settle_failure(&mut tx, &payment, event, reason, s.now, &mut events).await?
                 } else {
                     ledger(
                         &mut tx,
@@ -829,6 +891,7 @@ impl PaymentStore for PgStore {
                 }
             }
         };
+        write_events(&mut tx, &events).await?;
         tx.commit().await.map_err(db)?;
         Ok(settled)
     }
@@ -898,6 +961,7 @@ impl PaymentStore for PgStore {
                 read_payment(&mut tx, payment).await?
             }
         };
+        write_events(&mut tx, &refunded_events(&p, &updated, now)).await?;
         tx.commit().await.map_err(db)?;
         Ok(RefundApplied::Applied(updated))
     }
@@ -927,7 +991,11 @@ impl PaymentStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Refund, StoreError> {
         let mut tx = self.begin().await?;
+        let payment = read_refund(&mut tx, refund).await?.payment_id;
+        let before = lock_payment(&mut tx, payment).await?;
         let refund = settle_refund(&mut tx, refund, gateway_refund_id, state, None, now).await?;
+        let after = read_payment(&mut tx, payment).await?;
+        write_events(&mut tx, &refunded_events(&before, &after, now)).await?;
         tx.commit().await.map_err(db)?;
         Ok(refund)
     }
@@ -988,6 +1056,16 @@ impl PaymentStore for PgStore {
                 reserved = Some(reserve(&mut tx, &payment, &request, None).await?);
             }
         }
+        let refunded = DomainEvent::BookingRefunded {
+            booking_id: b.id,
+            user_id: b.user_id,
+            showtime_id: b.showtime_id,
+            refund_id: reserved.as_ref().map(|r| r.id),
+            amount: reserved.as_ref().map_or(0, |r| r.amount),
+            currency: b.currency,
+            reason: refund.reason.clone(),
+        };
+        write_events(&mut tx, &[EventRecord::new(refunded, refund.now)]).await?;
         tx.commit().await.map_err(db)?;
         Ok((b, change, reserved))
     }
@@ -1096,6 +1174,20 @@ impl PaymentStore for PgStore {
         }
         Ok(CheckIn::WrongWindow(ticket))
     }
+}
+
+/// `payment.refunded` if the payment's refunded total grew from `before` to `after`.
+fn refunded_events(before: &Payment, after: &Payment, now: DateTime<Utc>) -> Vec<EventRecord> {
+    if after.refunded_amount <= before.refunded_amount {
+        return Vec::new();
+    }
+    let refunded = DomainEvent::PaymentRefunded {
+        payment_id: after.id,
+        booking_id: after.booking_id,
+        refunded_amount: after.refunded_amount,
+        currency: after.currency,
+    };
+    vec![EventRecord::new(refunded, now)]
 }
 
 /// Moves a pending refund to `state` (a settled refund stays as it is) and records the gateway's

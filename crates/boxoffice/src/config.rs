@@ -126,6 +126,45 @@ pub struct ServeArgs {
     /// The payment gateway.
     #[command(flatten)]
     pub payments: PaymentArgs,
+    /// Email and the event bus.
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}
+
+/// Settings of outgoing email and the event bus.
+#[derive(Clone, Args)]
+pub struct NotifyArgs {
+    /// The SMTP server for outgoing mail: `smtp://host:port` (plain, for a local relay),
+    /// `smtp://host:port?tls=required` (STARTTLS) or `smtps://user:password@host`. Unset: mail
+    /// is written to the log instead of sent.
+    #[arg(long, env = "BOXOFFICE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of outgoing mail (`Name <address>` or an address).
+    #[arg(
+        long,
+        env = "BOXOFFICE_MAIL_FROM",
+        default_value = boxoffice_notify::DEFAULT_FROM
+    )]
+    pub mail_from: String,
+    /// The public base URL of the API, for links in mail (ticket QR codes). Unset: the listen
+    /// address over http.
+    #[arg(long, env = "BOXOFFICE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Publish every domain event to NATS JetStream at this URL (`nats://127.0.0.1:4222`),
+    /// subject `boxoffice.<domain>.<event>`. Unset: events are not published.
+    #[arg(long, env = "BOXOFFICE_NATS_URL", hide_env_values = true)]
+    pub nats_url: Option<String>,
+}
+
+impl fmt::Debug for NotifyArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotifyArgs")
+            .field("smtp", &self.smtp_url.as_deref().map(redact_url))
+            .field("mail_from", &self.mail_from)
+            .field("public_url", &self.public_url)
+            .field("nats", &self.nats_url.as_deref().map(redact_url))
+            .finish()
+    }
 }
 
 /// Which payment gateway to use.
@@ -182,10 +221,13 @@ pub struct WorkerArgs {
     /// Booking rules and workers.
     #[command(flatten)]
     pub booking: BookingArgs,
-    /// The payment gateway (the payment workers run here only with `stripe`: the fake gateway's
-    /// payments live in the `serve` process that made them).
+    /// The payment gateway (the payment and outbox workers run here only with `stripe`: the
+    /// fake gateway's payments live in the `serve` process that made them).
     #[command(flatten)]
     pub payments: PaymentArgs,
+    /// Email and the event bus.
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 /// Booking rules and the workers that keep them.

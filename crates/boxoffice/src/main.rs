@@ -2,6 +2,7 @@
 //! `admin create-user`.
 
 mod config;
+mod notify;
 mod payments;
 mod telemetry;
 
@@ -101,6 +102,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_booking_policy(policy(&args.booking)?)
         .with_payment_policy(payment_policy(&args.booking)?)
         .with_payments(Arc::clone(&gateway.gateway), Arc::clone(&gateway.verifier));
+    let app = notify::wire(app, &args.notify, format!("http://{}", args.listen)).await?;
     if app
         .start_seat_listener()
         .await
@@ -178,6 +180,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             stopped(stopping.clone()),
         ))
     });
+    let outbox_workers = (!args.no_workers).then(|| {
+        tokio::spawn(workers::run_outbox_workers(
+            app.clone(),
+            args.booking.sweep_interval,
+            stopped(stopping.clone()),
+        ))
+    });
     // Live seat-map streams never end by themselves; end them when shutting down so that the
     // graceful shutdown below does not wait for them forever.
     let live = Arc::clone(app.live());
@@ -205,6 +214,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(workers) = payment_workers {
         workers.await.context("the payment workers panicked")?;
     }
+    if let Some(workers) = outbox_workers {
+        workers.await.context("the outbox workers panicked")?;
+    }
     tracing::info!("stopped: in-flight requests finished");
     Ok(())
 }
@@ -228,22 +240,37 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         }
         config::GatewayKind::Fake => {
             tracing::info!(
-                "payment workers run in `serve` with the fake gateway; this worker sweeps holds"
+                "payment and outbox workers run in `serve` with the fake gateway; this worker \
+                 sweeps holds"
             );
             None
         }
     };
     let stopping = stop_on_signal();
-    let payments = app.has_payments().then(|| {
-        tokio::spawn(workers::run_payment_workers(
-            app.clone(),
-            args.booking.sweep_interval,
-            stopped(stopping.clone()),
-        ))
-    });
+    // The outbox's showtime refunds need the gateway, so the outbox runs where payments do.
+    let (payments, outbox) = if app.has_payments() {
+        let app = notify::wire(app.clone(), &args.notify, String::new()).await?;
+        (
+            Some(tokio::spawn(workers::run_payment_workers(
+                app.clone(),
+                args.booking.sweep_interval,
+                stopped(stopping.clone()),
+            ))),
+            Some(tokio::spawn(workers::run_outbox_workers(
+                app,
+                args.booking.sweep_interval,
+                stopped(stopping.clone()),
+            ))),
+        )
+    } else {
+        (None, None)
+    };
     workers::run_hold_sweeper(app, args.booking.sweep_interval, stopped(stopping)).await;
     if let Some(payments) = payments {
         payments.await.context("the payment workers panicked")?;
+    }
+    if let Some(outbox) = outbox {
+        outbox.await.context("the outbox workers panicked")?;
     }
     Ok(())
 }

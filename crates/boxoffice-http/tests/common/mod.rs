@@ -76,13 +76,43 @@ impl Api {
         verifier: Arc<dyn WebhookVerifier>,
         fake: Arc<FakeGateway>,
     ) -> Self {
-        let db = TestDb::new().await;
-        let app = App::new(
-            Arc::clone(&db.store),
-            Arc::clone(&clock) as _,
-            TokenKeys::from_secret(b"test signing key"),
+        Self::build_with(rate_limit, clock, gateway, verifier, fake, |app| app).await
+    }
+
+    /// The harness on the in-memory gateway with the application passed through `wire` (to add
+    /// notifications, an event bus, other policies).
+    pub async fn wired(wire: impl FnOnce(App) -> App) -> Self {
+        let gateway = Arc::new(FakeGateway::default());
+        let clock = Arc::new(ManualClock::new(t0()));
+        Self::build_with(
+            None,
+            clock,
+            Arc::clone(&gateway) as _,
+            Arc::new(FakeVerifier),
+            gateway,
+            wire,
         )
-        .with_payments(gateway, verifier);
+        .await
+    }
+
+    /// [`Api::build`] with the application passed through `wire` before the router gets it.
+    pub async fn build_with(
+        rate_limit: Option<RateLimit>,
+        clock: Arc<ManualClock>,
+        gateway: Arc<dyn PaymentGateway>,
+        verifier: Arc<dyn WebhookVerifier>,
+        fake: Arc<FakeGateway>,
+        wire: impl FnOnce(App) -> App,
+    ) -> Self {
+        let db = TestDb::new().await;
+        let app = wire(
+            App::new(
+                Arc::clone(&db.store),
+                Arc::clone(&clock) as _,
+                TokenKeys::from_secret(b"test signing key"),
+            )
+            .with_payments(gateway, verifier),
+        );
         let gateway = fake;
         let mut api = Self {
             gateway,

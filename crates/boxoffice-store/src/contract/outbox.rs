@@ -214,7 +214,7 @@ pub async fn every_state_change_writes_its_events(store: Arc<dyn Store>) {
 /// A late success whose seats were taken writes the success (the money is in) and nothing about
 /// a confirmation; a failure after the hold lapsed also announces the expiry.
 pub async fn late_outcomes_announce_what_they_did(store: Arc<dyn Store>) {
-    let (s, seats, u) = on_sale(store.as_ref(), &["ss"]).await;
+    let (s, seats, u) = on_sale(store.as_ref(), &["sss"]).await;
     let t0 = base_time();
     let a = hold_of(u, &s, &[&seats[0]], t0);
     let pa = held_and_checked_out(store.as_ref(), &a, t0).await;
@@ -237,8 +237,21 @@ pub async fn late_outcomes_announce_what_they_did(store: Arc<dyn Store>) {
         ["booking.held", "booking.expired"]
     );
     assert_eq!(topics(store.as_ref(), pb.id.0).await, ["payment.failed"]);
+    // A decline for a booking the sweeper expired first announces the failure, not the expiry
+    // again.
+    let c = hold_of(u, &s, &[&seats[2]], t0);
+    let pc = held_and_checked_out(store.as_ref(), &c, t0).await;
     // Someone else holds seat 0 after a's hold lapsed; a's money arrives late.
     store.expire_holds(late, 100).await.unwrap();
+    store
+        .settle_payment(&failure(&pc, None, late))
+        .await
+        .unwrap();
+    assert_eq!(
+        topics(store.as_ref(), c.id.0).await,
+        ["booking.held", "booking.expired"]
+    );
+    assert_eq!(topics(store.as_ref(), pc.id.0).await, ["payment.failed"]);
     let other = hold_of(u, &s, &[&seats[0]], late);
     hold(store.as_ref(), &other, late, None).await.unwrap();
     assert!(matches!(
