@@ -561,7 +561,7 @@ async fn settle_failure(
     .map_err(db)?;
     ledger(tx, payment.id, "failed", 0, event, reason, now).await?;
     // Back to held so that the customer may retry, unless the hold has lapsed meanwhile.
-    sqlx::query(
+    let reopened = sqlx::query(
         "UPDATE bookings SET status = CASE WHEN expires_at > $2 THEN 'held' ELSE 'expired' END, \
          updated_at = $2 WHERE id = $1 AND status = 'awaiting_payment'",
     )
@@ -584,7 +584,8 @@ async fn settle_failure(
         },
         now,
     )];
-    if booking.status == BookingStatus::Expired {
+    // Only an expiry this call made: one the sweeper made was announced by the sweeper.
+    if reopened.rows_affected() == 1 && booking.status == BookingStatus::Expired {
         events.push(expired(&booking, now));
     }
     outbox::write_events(tx, &events).await?;
