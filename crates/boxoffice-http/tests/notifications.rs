@@ -20,7 +20,6 @@ use boxoffice_app::{App, Clock, Outcome};
 use boxoffice_domain::identity::Role;
 use boxoffice_notify::smtp_sink::SmtpSink;
 use boxoffice_notify::{NatsBus, SmtpMailer, Templates};
-use boxoffice_store::OutboxStore;
 use chrono::Duration;
 use common::fake_gateway::succeeded;
 use common::{Api, OnSale, assert_problem};
@@ -175,6 +174,7 @@ async fn a_paid_booking_is_mailed_once_over_smtp_with_its_tickets() {
     assert_eq!(sink.messages().len(), 1);
 
     // Only admins read delivery records.
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
     let r = api
         .as_bearer(&ann, Method::GET, "/api/v1/notifications", Value::Null)
         .await;
@@ -347,6 +347,7 @@ async fn a_failing_consumer_backs_off_is_parked_and_replayed() {
     );
 
     let admin = api.token_for("admin@example.test", Role::Admin).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
     let replay = format!(
         "/api/v1/outbox/dead/{}/bus/replay",
         d["event_id"].as_str().unwrap()

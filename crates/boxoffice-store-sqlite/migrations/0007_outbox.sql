@@ -48,3 +48,6 @@ CREATE TABLE notifications (
 ) STRICT;
 CREATE INDEX notifications_due ON notifications (next_attempt_at, id) WHERE status = 'pending';
 CREATE INDEX notifications_newest ON notifications (created_at, id);
+
+-- Cancelling a showtime finds its bookings without scanning them all under the write lock.
+CREATE INDEX bookings_by_showtime ON bookings (showtime_id, created_at);

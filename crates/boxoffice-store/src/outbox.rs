@@ -18,7 +18,7 @@
 //! | `hold_seats` | `booking.held` |
 //! | `cancel_hold` | `booking.cancelled` (reason `cancelled_by_customer`) |
 //! | `expire_holds` | `booking.expired` per booking expired |
-//! | `settle_payment` | confirmed: `payment.succeeded`, `booking.confirmed`; must refund: `payment.succeeded` (and `booking.expired` if it expired the booking); failed: `payment.failed` (and `booking.expired` if the booking is expired now); ignored or already processed: none |
+//! | `settle_payment` | confirmed: `payment.succeeded`, `booking.confirmed`; must refund: `payment.succeeded` (and `booking.expired` if it expired the booking); failed: `payment.failed` (and `booking.expired` if this call expired the booking); ignored or already processed: none |
 //! | `apply_refund_report`, `record_refund` | `payment.refunded` when the payment's refunded total grew |
 //! | `cancel_confirmed` | `booking.refunded` with the request's reason and the reserved amount (0 if none) |
 //!
