@@ -149,14 +149,20 @@ impl App {
         Ok(self.store.showtime(id).await?)
     }
 
-    /// Cancels a showtime, freeing its slot in the hall.
+    /// Cancels a showtime, freeing its slot in the hall, and its unpaid bookings (their seats
+    /// released on the live seat map); its paid bookings are refunded by the outbox.
     pub async fn cancel_showtime(&self, id: ShowtimeId) -> Result<(), AppError> {
         let current = self.store.showtime(id).await?;
         if current.showtime.status == ShowtimeStatus::Cancelled {
             return Ok(());
         }
-        self.store.cancel_showtime(id, self.clock.now()).await?;
-        tracing::info!(showtime_id = %id, "showtime cancelled");
+        if let Some(change) = self.store.cancel_showtime(id, self.clock.now()).await? {
+            tracing::info!(showtime_id = %id, seats_released = change.seats.len(),
+                "showtime cancelled; its unpaid bookings were cancelled");
+            self.live.announce(change);
+        } else {
+            tracing::info!(showtime_id = %id, "showtime cancelled");
+        }
         Ok(())
     }
 

@@ -399,6 +399,8 @@ async fn cancelling_a_showtime_refunds_and_notifies_every_booking() {
     api.app.send_notifications().await.unwrap();
     assert_eq!(mailer.sent().len(), 2, "two confirmations");
 
+    let showtime: boxoffice_domain::ShowtimeId = show.showtime_id.parse().unwrap();
+    let mut watcher = api.app.live().subscribe(showtime);
     let r = api
         .staff(
             Method::DELETE,
@@ -420,6 +422,18 @@ async fn cancelling_a_showtime_refunds_and_notifies_every_booking() {
         }
     };
     assert_eq!(status(&ann, &held).await, "cancelled");
+    // Watchers of the seat map see the hold's seat free at once (on PostgreSQL by NOTIFY).
+    let event = tokio::time::timeout(StdDuration::from_secs(10), watcher.recv())
+        .await
+        .expect("no live seat change after the cancellation")
+        .unwrap();
+    let seat: boxoffice_domain::SeatId = show.seat("A5").parse().unwrap();
+    match event {
+        boxoffice_app::FeedEvent::Change(change) => {
+            assert_eq!(change.seats, [(seat, boxoffice_app::SeatState::Available)])
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(status(&ann, &a).await, "confirmed");
     dispatch_all(&api).await;
     assert_eq!(status(&ann, &a).await, "refunded");

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use boxoffice_domain::booking::SeatState;
+use boxoffice_domain::booking::{SeatChange, SeatState};
 use boxoffice_domain::catalog::Movie;
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::schedule::{Showtime, ShowtimeStatus};
@@ -631,7 +631,11 @@ impl ScheduleStore for PgStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn cancel_showtime(&self, id: ShowtimeId, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn cancel_showtime(
+        &self,
+        id: ShowtimeId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SeatChange>, StoreError> {
         let mut tx = self.begin().await?;
         // Lock order. The unpaid bookings first, as sweepers, cancellations and settlements lock
         // a booking before its showtime's row. Then the showtime's row FOR UPDATE, which
@@ -698,10 +702,13 @@ impl ScheduleStore for PgStore {
             .into_iter()
             .map(|(_, seat)| (seat, SeatState::Available))
             .collect();
-        if !seats.is_empty() {
-            booking::announce(&mut tx, id, seats, None).await?;
-        }
-        tx.commit().await.map_err(db)
+        let change = if seats.is_empty() {
+            None
+        } else {
+            booking::announce(&mut tx, id, seats, None).await?
+        };
+        tx.commit().await.map_err(db)?;
+        Ok(change)
     }
 
     async fn free_halls(

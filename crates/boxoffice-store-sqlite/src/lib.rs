@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use boxoffice_domain::booking::SeatState;
+use boxoffice_domain::booking::{SeatChange, SeatState};
 use boxoffice_domain::catalog::Movie;
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::schedule::{Showtime, ShowtimeStatus};
@@ -661,7 +661,11 @@ impl ScheduleStore for SqliteStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn cancel_showtime(&self, id: ShowtimeId, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn cancel_showtime(
+        &self,
+        id: ShowtimeId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SeatChange>, StoreError> {
         let mut tx = self.begin().await?;
         let status: String = sqlx::query_scalar("SELECT status FROM showtimes WHERE id = $1")
             .bind(id.0)
@@ -724,11 +728,14 @@ impl ScheduleStore for SqliteStore {
                 now,
             ));
         }
-        if !seats.is_empty() {
-            booking::announce(&mut tx, id, seats).await?;
-        }
+        let change = if seats.is_empty() {
+            None
+        } else {
+            Some(booking::announce(&mut tx, id, seats).await?)
+        };
         outbox::write_events(&mut tx, &events).await?;
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        Ok(change)
     }
 
     async fn free_halls(

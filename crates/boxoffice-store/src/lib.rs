@@ -15,6 +15,7 @@ mod payment;
 pub mod contract;
 
 use async_trait::async_trait;
+use boxoffice_domain::booking::SeatChange;
 use boxoffice_domain::catalog::Movie;
 use boxoffice_domain::schedule::Showtime;
 use boxoffice_domain::venue::{Cinema, Hall, Seat};
@@ -202,8 +203,13 @@ pub trait ScheduleStore: Send + Sync {
     /// cancels its bookings that are not paid (held, lapsed or not, and awaiting payment),
     /// releasing their seats. Its paid bookings are refunded afterwards by the consumer of the
     /// `showtime.cancelled` event (see [`outbox`]); a payment that succeeds for a booking
-    /// cancelled here is refunded by [`PaymentStore::settle_payment`].
-    async fn cancel_showtime(&self, id: ShowtimeId, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// cancelled here is refunded by [`PaymentStore::settle_payment`]. Returns the seats released
+    /// (`None` when it released none), for the live seat map.
+    async fn cancel_showtime(
+        &self,
+        id: ShowtimeId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SeatChange>, StoreError>;
     /// The halls of `cinema` in which a film of `runtime_minutes` starting at `starts_at` (plus
     /// each hall's own buffer) overlaps no scheduled showtime, ignoring `ignoring` (the showtime
     /// being moved, if any).

@@ -332,7 +332,25 @@ pub async fn cancelling_a_showtime_cancels_its_unpaid_bookings(store: Arc<dyn St
         .unwrap();
 
     let now = t0 + Duration::minutes(1);
-    store.cancel_showtime(s.id, now).await.unwrap();
+    let before = store.seat_states(s.id, now).await.unwrap().version;
+    let change = store.cancel_showtime(s.id, now).await.unwrap().unwrap();
+    let mut released = change.seats.clone();
+    released.sort_by_key(|(id, _)| *id);
+    let mut expected = vec![
+        (seats[0].id, SeatState::Available),
+        (seats[1].id, SeatState::Available),
+        (seats[3].id, SeatState::Available),
+    ];
+    expected.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        released, expected,
+        "the unpaid bookings' seats, for the live map"
+    );
+    assert_eq!(change.version, before + 1);
+    assert!(
+        store.cancel_showtime(s.id, now).await.unwrap().is_none(),
+        "cancelling again releases nothing"
+    );
     for b in [&held, &awaiting, &lapsed] {
         assert_eq!(
             store.booking(b.id).await.unwrap().status,
