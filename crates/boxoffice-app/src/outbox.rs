@@ -27,10 +27,11 @@ use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, EventId, NotificationId, PaymentId, RefundId, ShowtimeId};
 use boxoffice_store::outbox::{BUS, EMAIL, NOTIFICATIONS, SHOWTIME_REFUNDS};
 use boxoffice_store::{
-    Conflict, DeliveryReport, NewNotification, Notification, NotificationFilter, Page, PageRequest,
-    RefundRequest, StoreError,
+    Conflict, Delivery, DeliveryReport, NewNotification, Notification, NotificationFilter, Page,
+    PageRequest, RefundRequest, StoreError,
 };
 use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::notify::{
@@ -38,6 +39,9 @@ use crate::notify::{
     HoldExpired, Mail, Mailer, Notice, Recipient, Screening, TicketLine,
 };
 use crate::{App, AppError, Outcome};
+
+/// How many deliveries (or mails) of a batch are handled at once.
+const CONSUMER_CONCURRENCY: usize = 8;
 
 /// How the outbox workers batch, lease and retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,11 +62,11 @@ pub struct OutboxPolicy {
 }
 
 impl Default for OutboxPolicy {
-    /// Batches of 32 under a 2-minute lease; retries after 10 s, 20 s, 40 s, … up to an hour
+    /// Batches of 128 under a 2-minute lease; retries after 10 s, 20 s, 40 s, … up to an hour
     /// apart, 12 tries (about 5 hours) before giving up; delivered events kept for a week.
     fn default() -> Self {
         Self {
-            batch: 32,
+            batch: 128,
             lease: Duration::minutes(2),
             first_retry: Duration::seconds(10),
             max_retry: Duration::hours(1),
@@ -272,43 +276,69 @@ impl App {
         if batch.is_empty() {
             return Ok(Outcome::Idle);
         }
-        for delivery in batch {
+        // The bus gets its events one by one in outbox order; the other consumers (reads,
+        // rendering, refunds) run concurrently. Successes are recorded in one transaction, so a
+        // busy outbox costs the database a write per batch, not per event.
+        let (bus, others): (Vec<_>, Vec<_>) = batch.into_iter().partition(|d| d.consumer == BUS);
+        let in_order = async {
+            let mut done = Vec::with_capacity(bus.len());
+            for delivery in bus {
+                let result = self.consume(&delivery).await;
+                done.push((delivery, result));
+            }
+            done
+        };
+        let concurrent = futures::stream::iter(others)
+            .map(|delivery| async move {
+                let result = self.consume(&delivery).await;
+                (delivery, result)
+            })
+            .buffer_unordered(CONSUMER_CONCURRENCY)
+            .collect::<Vec<_>>();
+        let (mut results, more) = tokio::join!(in_order, concurrent);
+        results.extend(more);
+        let now = self.clock.now();
+        let mut delivered = Vec::new();
+        for (delivery, result) in results {
             let record = &delivery.record;
             let consumer = delivery.consumer.as_str();
-            let result = match consumer {
-                NOTIFICATIONS => self.notify(record).await,
-                BUS => self.publish(record).await,
-                SHOWTIME_REFUNDS => self.refund_showtime(record).await,
-                other => Err(Refusal::Permanent(format!("no consumer named {other:?}"))),
-            };
-            let now = self.clock.now();
-            match result {
+            let refusal = match result {
                 Ok(()) => {
-                    self.store
-                        .delivery_succeeded(record.id, consumer, now)
-                        .await?;
+                    delivered.push((record.id, delivery.consumer.clone()));
+                    continue;
                 }
-                Err(refusal) => {
-                    let (error, retry_at) = match refusal {
-                        Refusal::Retry(e) => (e, policy.retry_at(delivery.attempts, now)),
-                        Refusal::Permanent(e) => (e, None),
-                    };
-                    match retry_at {
-                        Some(at) => tracing::warn!(event_id = %record.id,
-                            topic = record.event.topic(), consumer, attempts = delivery.attempts,
-                            retry_at = %at, %error, "outbox delivery failed; will retry"),
-                        None => tracing::error!(event_id = %record.id,
-                            topic = record.event.topic(), consumer, attempts = delivery.attempts,
-                            %error, "outbox delivery failed for good; parked as dead \
-                             (an admin can replay it)"),
-                    }
-                    self.store
-                        .delivery_failed(record.id, consumer, &error, retry_at, now)
-                        .await?;
-                }
+                Err(refusal) => refusal,
+            };
+            let (error, retry_at) = match refusal {
+                Refusal::Retry(e) => (e, policy.retry_at(delivery.attempts, now)),
+                Refusal::Permanent(e) => (e, None),
+            };
+            match retry_at {
+                Some(at) => tracing::warn!(event_id = %record.id,
+                    topic = record.event.topic(), consumer, attempts = delivery.attempts,
+                    retry_at = %at, %error, "outbox delivery failed; will retry"),
+                None => tracing::error!(event_id = %record.id,
+                    topic = record.event.topic(), consumer, attempts = delivery.attempts,
+                    %error, "outbox delivery failed for good; parked as dead \
+                     (an admin can replay it)"),
             }
+            self.store
+                .delivery_failed(record.id, consumer, &error, retry_at, now)
+                .await?;
+        }
+        if !delivered.is_empty() {
+            self.store.deliveries_succeeded(&delivered, now).await?;
         }
         Ok(Outcome::Worked)
+    }
+
+    async fn consume(&self, delivery: &Delivery) -> Result<(), Refusal> {
+        match delivery.consumer.as_str() {
+            NOTIFICATIONS => self.notify(&delivery.record).await,
+            BUS => self.publish(&delivery.record).await,
+            SHOWTIME_REFUNDS => self.refund_showtime(&delivery.record).await,
+            other => Err(Refusal::Permanent(format!("no consumer named {other:?}"))),
+        }
     }
 
     fn outbox_purge_due(&self, now: DateTime<Utc>) -> bool {
@@ -341,20 +371,28 @@ impl App {
         if batch.is_empty() {
             return Ok(Outcome::Idle);
         }
-        for n in batch {
-            let sent = match decode_mail(&n.content) {
-                Ok(mail) => notifier.mailer.send(&mail).await.map_err(|e| {
-                    let transient = e.is_transient();
-                    (e.to_string(), transient)
-                }),
-                Err(e) => Err((format!("stored mail unreadable: {e}"), false)),
-            };
-            let now = self.clock.now();
+        let results: Vec<_> = futures::stream::iter(batch)
+            .map(|n| async move {
+                let sent = match decode_mail(&n.content) {
+                    Ok(mail) => notifier.mailer.send(&mail).await.map_err(|e| {
+                        let transient = e.is_transient();
+                        (e.to_string(), transient)
+                    }),
+                    Err(e) => Err((format!("stored mail unreadable: {e}"), false)),
+                };
+                (n, sent)
+            })
+            .buffer_unordered(CONSUMER_CONCURRENCY)
+            .collect()
+            .await;
+        let now = self.clock.now();
+        let mut sent_ids = Vec::new();
+        for (n, sent) in results {
             match sent {
                 Ok(()) => {
-                    self.store.notification_sent(n.id, now).await?;
                     tracing::info!(notification_id = %n.id, template = %n.template,
                         event_id = %n.event_id, "notification sent");
+                    sent_ids.push(n.id);
                 }
                 Err((error, transient)) => {
                     let retry_at = if transient {
@@ -374,6 +412,9 @@ impl App {
                         .await?;
                 }
             }
+        }
+        if !sent_ids.is_empty() {
+            self.store.notifications_sent(&sent_ids, now).await?;
         }
         Ok(Outcome::Worked)
     }

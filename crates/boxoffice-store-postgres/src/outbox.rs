@@ -254,23 +254,26 @@ impl OutboxStore for PgStore {
             .collect()
     }
 
-    async fn delivery_succeeded(
+    async fn deliveries_succeeded(
         &self,
-        event: EventId,
-        consumer: &str,
+        deliveries: &[(EventId, String)],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
+        let events: Vec<Uuid> = deliveries.iter().map(|(e, _)| e.0).collect();
+        let consumers: Vec<&str> = deliveries.iter().map(|(_, c)| c.as_str()).collect();
         let done = sqlx::query(
-            "UPDATE outbox_deliveries SET status = 'delivered', updated_at = $3 \
-             WHERE event_seq = (SELECT seq FROM outbox WHERE id = $1) AND consumer = $2",
+            "UPDATE outbox_deliveries d SET status = 'delivered', updated_at = $3 \
+             FROM unnest($1::uuid[], $2::text[]) AS t(event_id, consumer) \
+             JOIN outbox o ON o.id = t.event_id \
+             WHERE d.event_seq = o.seq AND d.consumer = t.consumer",
         )
-        .bind(event.0)
-        .bind(consumer)
+        .bind(&events)
+        .bind(&consumers)
         .bind(now)
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        found(done.rows_affected())
+        Ok(done.rows_affected())
     }
 
     async fn delivery_failed(
@@ -443,21 +446,22 @@ impl OutboxStore for PgStore {
         rows.into_iter().map(Notification::try_from).collect()
     }
 
-    async fn notification_sent(
+    async fn notifications_sent(
         &self,
-        id: NotificationId,
+        ids: &[NotificationId],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
+        let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
         let done = sqlx::query(
             "UPDATE notifications SET status = 'sent', sent_at = $2, updated_at = $2 \
-             WHERE id = $1",
+             WHERE id = ANY($1)",
         )
-        .bind(id.0)
+        .bind(&ids)
         .bind(now)
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        found(done.rows_affected())
+        Ok(done.rows_affected())
     }
 
     async fn notification_failed(

@@ -306,23 +306,28 @@ impl OutboxStore for SqliteStore {
             .collect()
     }
 
-    async fn delivery_succeeded(
+    async fn deliveries_succeeded(
         &self,
-        event: EventId,
-        consumer: &str,
+        deliveries: &[(EventId, String)],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox_deliveries SET status = 'delivered', updated_at = $3 \
-             WHERE event_seq = (SELECT seq FROM outbox WHERE id = $1) AND consumer = $2",
-        )
-        .bind(event.0)
-        .bind(consumer)
-        .bind(ms(now))
-        .execute(&self.write)
-        .await
-        .map_err(db)?;
-        found(done.rows_affected())
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut found = 0;
+        for (event, consumer) in deliveries {
+            found += sqlx::query(
+                "UPDATE outbox_deliveries SET status = 'delivered', updated_at = $3 \
+                 WHERE event_seq = (SELECT seq FROM outbox WHERE id = $1) AND consumer = $2",
+            )
+            .bind(event.0)
+            .bind(consumer)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(found)
     }
 
     async fn delivery_failed(
@@ -502,21 +507,27 @@ impl OutboxStore for SqliteStore {
         Ok(claimed)
     }
 
-    async fn notification_sent(
+    async fn notifications_sent(
         &self,
-        id: NotificationId,
+        ids: &[NotificationId],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE notifications SET status = 'sent', sent_at = $2, updated_at = $2 \
-             WHERE id = $1",
-        )
-        .bind(id.0)
-        .bind(ms(now))
-        .execute(&self.write)
-        .await
-        .map_err(db)?;
-        found(done.rows_affected())
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut found = 0;
+        for id in ids {
+            found += sqlx::query(
+                "UPDATE notifications SET status = 'sent', sent_at = $2, updated_at = $2 \
+                 WHERE id = $1",
+            )
+            .bind(id.0)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(found)
     }
 
     async fn notification_failed(

@@ -86,6 +86,7 @@ macro_rules! store_contract_suite {
             notifications_are_recorded_once_and_tracked,
             racing_senders_claim_each_notification_once,
             events_survive_the_outbox,
+            outcomes_are_recorded_in_batches,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

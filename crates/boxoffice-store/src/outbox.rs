@@ -247,13 +247,30 @@ pub trait OutboxStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError>;
 
-    /// Records that `consumer` took the event.
+    /// Records that each consumer took its event, in one transaction; returns how many of the
+    /// deliveries exist (unknown ones are skipped).
+    async fn deliveries_succeeded(
+        &self,
+        deliveries: &[(EventId, String)],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Records that `consumer` took the event; [`StoreError::NotFound`] when there is no such
+    /// delivery.
     async fn delivery_succeeded(
         &self,
         event: EventId,
         consumer: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        match self
+            .deliveries_succeeded(&[(event, consumer.to_owned())], now)
+            .await?
+        {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
 
     /// Records that `consumer` failed with `error`: due again at `retry_at`, or parked as dead
     /// when `retry_at` is `None`.
@@ -302,12 +319,26 @@ pub trait OutboxStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Notification>, StoreError>;
 
-    /// Records that the server accepted a notification.
+    /// Records that the server accepted these notifications, in one transaction; returns how
+    /// many exist (unknown ids are skipped).
+    async fn notifications_sent(
+        &self,
+        ids: &[NotificationId],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Records that the server accepted a notification; [`StoreError::NotFound`] when there is
+    /// none with this id.
     async fn notification_sent(
         &self,
         id: NotificationId,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        match self.notifications_sent(&[id], now).await? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
 
     /// Records a failed try: due again at `retry_at`, or `failed` for good when it is `None`.
     async fn notification_failed(

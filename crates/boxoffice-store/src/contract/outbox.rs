@@ -911,3 +911,53 @@ pub async fn events_survive_the_outbox(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(claimed[0].record, records[0]);
 }
+
+/// Outcomes of a whole batch are recorded in one call; unknown deliveries and notifications are
+/// skipped and not counted.
+pub async fn outcomes_are_recorded_in_batches(store: Arc<dyn Store>) {
+    showtimes(store.as_ref(), 4).await;
+    let t0 = base_time();
+    let batch = store.claim_deliveries(t0, t0 + hours(1), 10).await.unwrap();
+    assert_eq!(batch.len(), 4);
+    let mut done: Vec<_> = batch[..3]
+        .iter()
+        .map(|d| (d.record.id, d.consumer.clone()))
+        .collect();
+    done.push((EventId::generate(), BUS.to_owned()));
+    done.push((batch[3].record.id, "nobody".to_owned()));
+    assert_eq!(store.deliveries_succeeded(&done, t0).await.unwrap(), 3);
+    for d in &batch[..3] {
+        assert_eq!(
+            consumers(store.as_ref(), d.record.id).await,
+            [(BUS.to_owned(), DeliveryStatus::Delivered)]
+        );
+    }
+    assert_eq!(
+        consumers(store.as_ref(), batch[3].record.id).await,
+        [(BUS.to_owned(), DeliveryStatus::Pending)]
+    );
+    assert_eq!(store.deliveries_succeeded(&[], t0).await.unwrap(), 0);
+
+    let notices: Vec<_> = (0..3)
+        .map(|i| {
+            notice(
+                EventId::generate(),
+                "booking_confirmed",
+                t0 + Duration::seconds(i),
+            )
+        })
+        .collect();
+    for n in &notices {
+        store.enqueue_notification(n).await.unwrap();
+    }
+    let ids = [notices[0].id, notices[2].id, NotificationId::generate()];
+    assert_eq!(store.notifications_sent(&ids, t0).await.unwrap(), 2);
+    let status = |n: &NewNotification| {
+        let store = Arc::clone(&store);
+        let id = n.id;
+        async move { store.notification(id).await.unwrap().status }
+    };
+    assert_eq!(status(&notices[0]).await, NotificationStatus::Sent);
+    assert_eq!(status(&notices[1]).await, NotificationStatus::Pending);
+    assert_eq!(status(&notices[2]).await, NotificationStatus::Sent);
+}
