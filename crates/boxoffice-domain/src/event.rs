@@ -10,6 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::booking::Booking;
+use crate::payment::Payment;
+use crate::schedule::Showtime;
 use crate::{
     BookingId, Currency, EventId, HallId, MovieId, PaymentId, RefundId, SeatId, ShowtimeId, UserId,
 };
@@ -159,6 +162,60 @@ pub enum DomainEvent {
 }
 
 impl DomainEvent {
+    /// `booking.held` for a booking as it was held.
+    pub fn booking_held(booking: &Booking) -> Self {
+        Self::BookingHeld {
+            booking_id: booking.id,
+            user_id: booking.user_id,
+            showtime_id: booking.showtime_id,
+            seats: booking.items.iter().map(|i| i.seat_id).collect(),
+            total: booking.total,
+            currency: booking.currency,
+            expires_at: booking.expires_at,
+        }
+    }
+
+    /// `showtime.created` for a showtime as scheduled.
+    pub fn showtime_created(showtime: &Showtime) -> Self {
+        Self::ShowtimeCreated {
+            showtime_id: showtime.id,
+            movie_id: showtime.movie_id,
+            hall_id: showtime.hall_id,
+            starts_at: showtime.starts_at,
+        }
+    }
+
+    /// `showtime.changed` for a showtime as it is now.
+    pub fn showtime_changed(showtime: &Showtime) -> Self {
+        Self::ShowtimeChanged {
+            showtime_id: showtime.id,
+            movie_id: showtime.movie_id,
+            hall_id: showtime.hall_id,
+            starts_at: showtime.starts_at,
+        }
+    }
+
+    /// `payment.succeeded` for a payment.
+    pub fn payment_succeeded(payment: &Payment) -> Self {
+        Self::PaymentSucceeded {
+            payment_id: payment.id,
+            booking_id: payment.booking_id,
+            amount: payment.amount,
+            currency: payment.currency,
+        }
+    }
+
+    /// `payment.refunded` when a change took the payment's refunded total from `before` to
+    /// `after` and it grew; `None` when it did not (a report of what was already known).
+    pub fn payment_refunded(before: &Payment, after: &Payment) -> Option<Self> {
+        (after.refunded_amount > before.refunded_amount).then_some(Self::PaymentRefunded {
+            payment_id: after.id,
+            booking_id: after.booking_id,
+            refunded_amount: after.refunded_amount,
+            currency: after.currency,
+        })
+    }
+
     /// `<domain>.<event>`, the `type` of the serialised form.
     pub fn topic(&self) -> &'static str {
         match self {
@@ -220,6 +277,40 @@ impl EventRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::payment::PaymentStatus;
+
+    #[test]
+    fn a_refund_is_announced_only_when_the_refunded_total_grew() {
+        let before = Payment {
+            id: PaymentId::generate(),
+            booking_id: BookingId::generate(),
+            intent_id: None,
+            status: PaymentStatus::Succeeded,
+            amount: 1000,
+            currency: "EUR".parse().unwrap(),
+            refunded_amount: 300,
+            client_secret: None,
+            payment_method: None,
+            failure_reason: None,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        assert_eq!(DomainEvent::payment_refunded(&before, &before), None);
+        let after = Payment {
+            refunded_amount: 1000,
+            ..before.clone()
+        };
+        assert_eq!(
+            DomainEvent::payment_refunded(&before, &after),
+            Some(DomainEvent::PaymentRefunded {
+                payment_id: before.id,
+                booking_id: before.booking_id,
+                refunded_amount: 1000,
+                currency: before.currency,
+            })
+        );
+        assert_eq!(DomainEvent::payment_refunded(&after, &before), None);
+    }
 
     #[test]
     fn the_serialised_type_is_the_topic() {

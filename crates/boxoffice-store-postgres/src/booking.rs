@@ -282,16 +282,11 @@ impl BookingStore for PgStore {
         {
             return Err(HoldError::KeyTaken);
         }
-        let held = DomainEvent::BookingHeld {
-            booking_id: booking.id,
-            user_id: booking.user_id,
-            showtime_id: booking.showtime_id,
-            seats: items.iter().map(|i| i.seat_id).collect(),
-            total: booking.total,
-            currency: booking.currency,
-            expires_at: booking.expires_at,
-        };
-        write_events(&mut tx, &[EventRecord::new(held, now)]).await?;
+        write_events(
+            &mut tx,
+            &[EventRecord::new(DomainEvent::booking_held(booking), now)],
+        )
+        .await?;
         let seats = items.iter().map(|i| (i.seat_id, SeatState::Held)).collect();
         let on_sale = OnSale {
             at: now,

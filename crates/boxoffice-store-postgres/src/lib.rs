@@ -545,13 +545,14 @@ impl ScheduleStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        let event = DomainEvent::ShowtimeCreated {
-            showtime_id: showtime.id,
-            movie_id: showtime.movie_id,
-            hall_id: showtime.hall_id,
-            starts_at: showtime.starts_at,
-        };
-        outbox::write_events(&mut tx, &[EventRecord::new(event, showtime.created_at)]).await?;
+        outbox::write_events(
+            &mut tx,
+            &[EventRecord::new(
+                DomainEvent::showtime_created(showtime),
+                showtime.created_at,
+            )],
+        )
+        .await?;
         tx.commit().await.map_err(db)
     }
 
@@ -621,13 +622,14 @@ impl ScheduleStore for PgStore {
         .await
         .map_err(db)?;
         found(done.rows_affected())?;
-        let event = DomainEvent::ShowtimeChanged {
-            showtime_id: showtime.id,
-            movie_id: showtime.movie_id,
-            hall_id: showtime.hall_id,
-            starts_at: showtime.starts_at,
-        };
-        outbox::write_events(&mut tx, &[EventRecord::new(event, showtime.updated_at)]).await?;
+        outbox::write_events(
+            &mut tx,
+            &[EventRecord::new(
+                DomainEvent::showtime_changed(showtime),
+                showtime.updated_at,
+            )],
+        )
+        .await?;
         tx.commit().await.map_err(db)
     }
 

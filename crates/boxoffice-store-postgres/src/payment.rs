@@ -348,12 +348,7 @@ async fn settle_success(
     events: &mut Vec<EventRecord>,
 ) -> Result<Settled, StoreError> {
     events.push(EventRecord::new(
-        DomainEvent::PaymentSucceeded {
-            payment_id: payment.id,
-            booking_id: payment.booking_id,
-            amount: payment.amount,
-            currency: payment.currency,
-        },
+        DomainEvent::payment_succeeded(payment),
         now,
     ));
     sqlx::query(
@@ -1178,16 +1173,10 @@ impl PaymentStore for PgStore {
 
 /// `payment.refunded` if the payment's refunded total grew from `before` to `after`.
 fn refunded_events(before: &Payment, after: &Payment, now: DateTime<Utc>) -> Vec<EventRecord> {
-    if after.refunded_amount <= before.refunded_amount {
-        return Vec::new();
-    }
-    let refunded = DomainEvent::PaymentRefunded {
-        payment_id: after.id,
-        booking_id: after.booking_id,
-        refunded_amount: after.refunded_amount,
-        currency: after.currency,
-    };
-    vec![EventRecord::new(refunded, now)]
+    DomainEvent::payment_refunded(before, after)
+        .map(|refunded| EventRecord::new(refunded, now))
+        .into_iter()
+        .collect()
 }
 
 /// Moves a pending refund to `state` (a settled refund stays as it is) and records the gateway's

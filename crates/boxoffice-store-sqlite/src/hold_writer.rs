@@ -328,18 +328,7 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<SeatChange, HoldE
         .map_err(store)?;
     write_event(
         conn,
-        &EventRecord::new(
-            DomainEvent::BookingHeld {
-                booking_id: booking.id,
-                user_id: booking.user_id,
-                showtime_id: booking.showtime_id,
-                seats: booking.items.iter().map(|i| i.seat_id).collect(),
-                total: booking.total,
-                currency: booking.currency,
-                expires_at: booking.expires_at,
-            },
-            job.now,
-        ),
+        &EventRecord::new(DomainEvent::booking_held(booking), job.now),
     )?;
     Ok(SeatChange {
         showtime_id: booking.showtime_id,

@@ -575,13 +575,14 @@ impl ScheduleStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        let created = DomainEvent::ShowtimeCreated {
-            showtime_id: showtime.id,
-            movie_id: showtime.movie_id,
-            hall_id: showtime.hall_id,
-            starts_at: showtime.starts_at,
-        };
-        outbox::write_events(&mut tx, &[EventRecord::new(created, showtime.created_at)]).await?;
+        outbox::write_events(
+            &mut tx,
+            &[EventRecord::new(
+                DomainEvent::showtime_created(showtime),
+                showtime.created_at,
+            )],
+        )
+        .await?;
         tx.commit().await.map_err(db)
     }
 
@@ -651,13 +652,14 @@ impl ScheduleStore for SqliteStore {
         .await
         .map_err(db)?;
         found(done.rows_affected())?;
-        let changed = DomainEvent::ShowtimeChanged {
-            showtime_id: showtime.id,
-            movie_id: showtime.movie_id,
-            hall_id: showtime.hall_id,
-            starts_at: showtime.starts_at,
-        };
-        outbox::write_events(&mut tx, &[EventRecord::new(changed, showtime.updated_at)]).await?;
+        outbox::write_events(
+            &mut tx,
+            &[EventRecord::new(
+                DomainEvent::showtime_changed(showtime),
+                showtime.updated_at,
+            )],
+        )
+        .await?;
         tx.commit().await.map_err(db)
     }
 

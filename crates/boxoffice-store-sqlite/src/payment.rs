@@ -319,15 +319,7 @@ async fn claim_all(tx: &mut Tx, booking: &Booking, now: DateTime<Utc>) -> Result
 
 /// `payment.succeeded` for `payment`.
 fn succeeded(payment: &Payment, now: DateTime<Utc>) -> EventRecord {
-    EventRecord::new(
-        DomainEvent::PaymentSucceeded {
-            payment_id: payment.id,
-            booking_id: payment.booking_id,
-            amount: payment.amount,
-            currency: payment.currency,
-        },
-        now,
-    )
+    EventRecord::new(DomainEvent::payment_succeeded(payment), now)
 }
 
 /// `booking.expired` for `booking`.
@@ -349,16 +341,10 @@ async fn announce_refunded(
     after: &Payment,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if after.refunded_amount <= before.refunded_amount {
-        return Ok(());
+    match DomainEvent::payment_refunded(before, after) {
+        Some(refunded) => outbox::write_events(tx, &[EventRecord::new(refunded, now)]).await,
+        None => Ok(()),
     }
-    let refunded = DomainEvent::PaymentRefunded {
-        payment_id: after.id,
-        booking_id: after.booking_id,
-        refunded_amount: after.refunded_amount,
-        currency: after.currency,
-    };
-    outbox::write_events(tx, &[EventRecord::new(refunded, now)]).await
 }
 
 async fn settle_success(
