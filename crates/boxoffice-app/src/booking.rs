@@ -359,7 +359,7 @@ impl App {
         for change in changes {
             self.live.announce(change);
         }
-        if self.purge_due(now) {
+        if crate::hourly(&self.last_purge, now) {
             let purged = self
                 .store
                 .purge_idempotency_records(now - Duration::hours(IDEMPOTENCY_RETENTION_HOURS))
@@ -373,21 +373,6 @@ impl App {
         } else {
             Outcome::Idle
         })
-    }
-
-    /// Whether an hour has passed since the last purge of idempotency keys (or none ran yet).
-    fn purge_due(&self, now: DateTime<Utc>) -> bool {
-        let mut last = self
-            .last_purge
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match *last {
-            Some(at) if now - at < Duration::hours(1) => false,
-            _ => {
-                *last = Some(now);
-                true
-            }
-        }
     }
 
     /// A booking with the status it has now: a lapsed hold reads as expired before the sweeper

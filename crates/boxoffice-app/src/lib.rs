@@ -166,6 +166,21 @@ impl App {
     }
 }
 
+/// Whether an hourly chore is due at `now`, recording `now` as its last run if it is; `last` is
+/// shared by the clones of the application (the idempotency-record and outbox purges).
+fn hourly(last: &Mutex<Option<DateTime<Utc>>>, now: DateTime<Utc>) -> bool {
+    let mut last = last
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match *last {
+        Some(at) if now - at < chrono::Duration::hours(1) => false,
+        _ => {
+            *last = Some(now);
+            true
+        }
+    }
+}
+
 /// Checks a page size against the API's bounds.
 pub fn page_limit(limit: Option<u32>) -> Result<u32, ValidationErrors> {
     match limit {

@@ -18,7 +18,7 @@
 //! idempotent, so a delivery handed over twice (a dispatcher that died after the consumer
 //! succeeded) does no harm.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -260,7 +260,7 @@ impl App {
     pub async fn dispatch_outbox(&self) -> Result<Outcome, AppError> {
         let policy = self.outbox_policy;
         let now = self.clock.now();
-        if self.outbox_purge_due(now) {
+        if crate::hourly(&self.last_outbox_purge, now) {
             let purged = self
                 .store
                 .purge_delivered_events(now - policy.keep_delivered)
@@ -338,20 +338,6 @@ impl App {
             BUS => self.publish(&delivery.record).await,
             SHOWTIME_REFUNDS => self.refund_showtime(&delivery.record).await,
             other => Err(Refusal::Permanent(format!("no consumer named {other:?}"))),
-        }
-    }
-
-    fn outbox_purge_due(&self, now: DateTime<Utc>) -> bool {
-        let mut last = self
-            .last_outbox_purge
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match *last {
-            Some(at) if now - at < Duration::hours(1) => false,
-            _ => {
-                *last = Some(now);
-                true
-            }
         }
     }
 
@@ -527,7 +513,8 @@ impl App {
         };
         let booking = self.store.booking(booking_id).await?;
         let screening = self.screening(&booking).await?;
-        let booking_ref = booking_ref(booking.id);
+        // The reference customers see and quote to support.
+        let booking_ref = booking.id.to_string();
         let notice = match event {
             DomainEvent::BookingConfirmed { .. } => {
                 let tickets = self.store.tickets(booking.id).await?;
@@ -668,11 +655,6 @@ impl App {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-/// The booking reference customers see (and quote to support): the booking's id.
-fn booking_ref(id: BookingId) -> String {
-    id.to_string()
 }
 
 #[cfg(test)]
