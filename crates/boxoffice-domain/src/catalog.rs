@@ -7,6 +7,14 @@ use crate::validation::{ValidationErrors, Validator, optional_text, required_tex
 
 /// The longest runtime we accept, in minutes (a typo guard: the longest features run ~10 h).
 pub const MAX_RUNTIME_MINUTES: i64 = 900;
+/// The longest title, in characters.
+pub const TITLE_MAX: usize = 200;
+/// The longest age rating.
+pub const CERTIFICATE_MAX: usize = 16;
+/// The longest synopsis.
+pub const SYNOPSIS_MAX: usize = 5000;
+/// The longest entry of a tag list.
+pub const TAG_MAX: usize = 40;
 /// The most entries a tag list (genres, languages, amenities) may have.
 pub const MAX_TAGS: usize = 20;
 
@@ -94,7 +102,7 @@ impl MovieDetails {
     fn apply(mut self, input: MovieInput, v: &mut Validator) -> Self {
         if let Some(value) = input
             .title
-            .and_then(|x| v.check("title", required_text(&x, 200)))
+            .and_then(|x| v.check("title", required_text(&x, TITLE_MAX)))
         {
             self.title = value;
         }
@@ -106,7 +114,7 @@ impl MovieDetails {
         }
         if let Some(value) = input
             .certificate
-            .and_then(|x| v.check("certificate", optional_text(&x, 16)))
+            .and_then(|x| v.check("certificate", optional_text(&x, CERTIFICATE_MAX)))
         {
             self.certificate = value;
         }
@@ -121,7 +129,7 @@ impl MovieDetails {
         }
         if let Some(value) = input
             .synopsis
-            .and_then(|x| v.check("synopsis", optional_text(&x, 5000)))
+            .and_then(|x| v.check("synopsis", optional_text(&x, SYNOPSIS_MAX)))
         {
             self.synopsis = value;
         }
@@ -148,7 +156,7 @@ pub fn parse_runtime(minutes: i64) -> Result<u16, String> {
 pub fn parse_tags(tags: Vec<String>) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::with_capacity(tags.len());
     for tag in tags {
-        let tag = required_text(&tag, 40).map_err(|e| format!("every entry {e}"))?;
+        let tag = required_text(&tag, TAG_MAX).map_err(|e| format!("every entry {e}"))?;
         if !out.iter().any(|t| t.eq_ignore_ascii_case(&tag)) {
             out.push(tag);
         }

@@ -14,6 +14,13 @@ pub const MIN_PASSWORD_CHARS: usize = 10;
 /// is not a denial-of-service lever.
 pub const MAX_PASSWORD_CHARS: usize = 1024;
 
+/// The longest display name, in characters.
+pub const NAME_MAX: usize = 100;
+/// The longest email address (RFC 5321's path limit).
+pub const EMAIL_MAX: usize = 254;
+/// The longest phone number as typed.
+pub const PHONE_MAX: usize = 32;
+
 /// What an account may do. Ordered: every role may do what the ones before it may.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
@@ -68,7 +75,7 @@ impl Email {
     /// no spaces, at most 254 characters.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let email = raw.trim().to_lowercase();
-        let valid = email.len() <= 254
+        let valid = email.chars().count() <= EMAIL_MAX
             && !email.chars().any(char::is_whitespace)
             && match email.split_once('@') {
                 Some((local, domain)) => {
@@ -114,7 +121,7 @@ pub fn check_password(password: &str) -> Result<(), String> {
 
 /// Checks a display name.
 pub fn parse_name(name: &str) -> Result<String, String> {
-    required_text(name, 100)
+    required_text(name, NAME_MAX)
 }
 
 /// Checks a phone number: digits with an optional leading `+` and separators, 5 to 32 characters.
@@ -125,7 +132,7 @@ pub fn parse_phone(phone: &str) -> Result<String, String> {
         .chars()
         .enumerate()
         .all(|(i, c)| c.is_ascii_digit() || " -()".contains(c) || (c == '+' && i == 0));
-    if allowed && digits >= 5 && phone.len() <= 32 {
+    if allowed && digits >= 5 && phone.len() <= PHONE_MAX {
         Ok(phone.to_owned())
     } else {
         Err("must be a phone number such as +44 20 7946 0958".into())

@@ -11,6 +11,7 @@ pub mod layout;
 pub mod money;
 pub mod payment;
 pub mod schedule;
+pub mod text;
 pub mod validation;
 pub mod venue;
 

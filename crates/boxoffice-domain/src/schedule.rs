@@ -11,6 +11,9 @@ use crate::money::parse_price;
 use crate::validation::{ValidationErrors, Validator, required_text};
 use crate::{Currency, HallId, MovieId, ShowtimeId};
 
+/// The longest format name (`IMAX 3D`), in characters.
+pub const FORMAT_MAX: usize = 32;
+
 /// The format a showtime is screened in when none is given.
 pub const DEFAULT_FORMAT: &str = "2D";
 
@@ -188,7 +191,7 @@ impl ShowtimeChanges {
         });
         let format = input
             .format
-            .and_then(|f| v.check("format", required_text(&f, 32)));
+            .and_then(|f| v.check("format", required_text(&f, FORMAT_MAX)));
         let prices = match input.prices.map(|p| PriceCard::parse(&p)) {
             Some(Ok(card)) => Some(card),
             Some(Err(errors)) => {

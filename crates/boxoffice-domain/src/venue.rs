@@ -12,6 +12,17 @@ use crate::layout::SeatLayout;
 use crate::validation::{ValidationErrors, Validator, optional_text, required_text};
 use crate::{CinemaId, Currency, HallId, SeatId, SeatSpec};
 
+/// The longest cinema name, in characters.
+pub const CINEMA_NAME_MAX: usize = 120;
+/// The longest city name.
+pub const CITY_MAX: usize = 80;
+/// The longest address.
+pub const ADDRESS_MAX: usize = 300;
+/// The longest hall name.
+pub const HALL_NAME_MAX: usize = 80;
+/// The longest time zone name (`America/Argentina/ComodRivadavia` has 32).
+pub const TIMEZONE_MAX: usize = 64;
+
 /// The default time between two showtimes of a hall: ads before the film plus cleaning after.
 pub const DEFAULT_BUFFER_MINUTES: u16 = 15;
 /// The largest buffer accepted, in minutes.
@@ -105,19 +116,19 @@ impl CinemaDetails {
     fn apply(mut self, input: CinemaInput, v: &mut Validator) -> Self {
         if let Some(name) = input
             .name
-            .and_then(|n| v.check("name", required_text(&n, 120)))
+            .and_then(|n| v.check("name", required_text(&n, CINEMA_NAME_MAX)))
         {
             self.name = name;
         }
         if let Some(city) = input
             .city
-            .and_then(|c| v.check("city", required_text(&c, 80)))
+            .and_then(|c| v.check("city", required_text(&c, CITY_MAX)))
         {
             self.city = city;
         }
         if let Some(address) = input
             .address
-            .and_then(|a| v.check("address", optional_text(&a, 300)))
+            .and_then(|a| v.check("address", optional_text(&a, ADDRESS_MAX)))
         {
             self.address = address;
         }
@@ -254,7 +265,7 @@ impl HallChanges {
         let mut v = Validator::new();
         let name = input
             .name
-            .and_then(|n| v.check("name", required_text(&n, 80)));
+            .and_then(|n| v.check("name", required_text(&n, HALL_NAME_MAX)));
         let layout = input
             .layout
             .and_then(|rows| match SeatLayout::parse(&rows) {

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use boxoffice_domain::text::check_text;
 use boxoffice_domain::validation::ValidationErrors;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -55,6 +56,8 @@ impl Cursor {
     pub fn decode(text: &str) -> Result<Self, CursorError> {
         let raw = hex_decode(text).ok_or(CursorError)?;
         let raw = String::from_utf8(raw).map_err(|_| CursorError)?;
+        // The key is bound into SQL as text: hold it to the rules of all outside text.
+        check_text(&raw, MAX_DECODED).map_err(|_| CursorError)?;
         let (key, id) = match raw.rsplit_once('|') {
             Some((key, id)) => (Some(key.to_owned()), id),
             None => (None, raw.as_str()),
@@ -77,6 +80,9 @@ impl fmt::Display for Cursor {
         Ok(())
     }
 }
+
+/// The longest decoded cursor: half of what [`hex_decode`] accepts.
+const MAX_DECODED: usize = 2048;
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
     // A title is at most 200 characters (800 bytes of UTF-8), hex doubles that, plus the id.
@@ -114,5 +120,11 @@ mod tests {
         assert!(Cursor::decode("zz").is_err());
         assert!(Cursor::decode("abc").is_err());
         assert!(Cursor::decode("6869").is_err());
+        // A hand-made key with a NUL never reaches the database.
+        let nul = Cursor {
+            key: Some("a\0b".into()),
+            id,
+        };
+        assert!(Cursor::decode(&nul.to_string()).is_err());
     }
 }
