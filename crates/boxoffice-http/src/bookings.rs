@@ -1,10 +1,11 @@
 //! `/api/v1/bookings` and `/api/v1/me/bookings`: holding seats, reading and cancelling bookings.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use boxoffice_app::HoldInput;
 use boxoffice_domain::booking::{Booking, BookingItem};
-use boxoffice_domain::{BookingId, SeatId, ShowtimeId, ValidationErrors};
+use boxoffice_domain::text::{IntoPlain, SHORT_TEXT_MAX, Text};
+use boxoffice_domain::{BookingId, SeatId, ShowtimeId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,10 +15,8 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::SignedIn;
 use crate::error::{ApiError, Json, Path, Problem, Query};
+use crate::extract::{IDEMPOTENCY_KEY_MAX, IdempotencyKey};
 use crate::pagination::{List, PageQuery};
-
-/// The header that makes `POST /bookings` safe to retry.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// The booking routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -43,7 +42,7 @@ pub struct SeatBody {
     #[schema(value_type = uuid::Uuid)]
     seat_id: SeatId,
     /// `adult` (default), `child`, `senior` or `student`; the cinema sets their discounts.
-    ticket_type: Option<String>,
+    ticket_type: Option<Text<{ SHORT_TEXT_MAX }>>,
 }
 
 /// A booking: its seats with the prices frozen when they were held.
@@ -120,7 +119,7 @@ impl From<BookingItem> for BookingItemResponse {
 /// `limit`). With an `Idempotency-Key`, a retry of the same request answers the first answer
 /// again; the key with another request is `idempotency_key_reused` (422).
 #[utoipa::path(post, path = "/bookings", tag = "bookings", security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header,
+    params(("Idempotency-Key" = Option<Text<{ IDEMPOTENCY_KEY_MAX }>>, Header,
         description = "Up to 255 characters; kept for 24 hours per account")),
     request_body = HoldBody,
     responses((status = 201, body = BookingResponse), (status = 401, body = Problem),
@@ -128,24 +127,15 @@ impl From<BookingItem> for BookingItemResponse {
 async fn hold_seats(
     State(state): State<AppState>,
     SignedIn(who): SignedIn,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     Json(body): Json<HoldBody>,
 ) -> Result<(StatusCode, axum::Json<BookingResponse>), ApiError> {
-    let key = match headers.get(IDEMPOTENCY_KEY) {
-        None => None,
-        Some(value) => Some(value.to_str().map(str::to_owned).map_err(|_| {
-            ApiError::validation(ValidationErrors::single(
-                "Idempotency-Key",
-                "must be visible ASCII",
-            ))
-        })?),
-    };
     let input = HoldInput {
         showtime_id: body.showtime_id,
         seats: body
             .seats
             .into_iter()
-            .map(|s| (s.seat_id, s.ticket_type))
+            .map(|s| (s.seat_id, s.ticket_type.into_plain()))
             .collect(),
     };
     let booking = state.app.hold_seats(&who, input, key).await?;

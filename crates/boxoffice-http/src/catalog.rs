@@ -3,7 +3,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use boxoffice_domain::MovieId;
-use boxoffice_domain::catalog::{Movie, MovieInput};
+use boxoffice_domain::catalog::{
+    CERTIFICATE_MAX, Movie, MovieInput, SYNOPSIS_MAX, TAG_MAX, TITLE_MAX,
+};
+use boxoffice_domain::text::{IntoPlain, Text};
 use boxoffice_store::MovieFilter;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -61,38 +64,38 @@ impl From<Movie> for MovieResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewMovie {
     #[schema(example = "Dune: Part Two")]
-    title: String,
+    title: Text<{ TITLE_MAX }>,
     #[schema(example = 166)]
     runtime_minutes: i64,
     #[schema(example = "12A")]
-    certificate: Option<String>,
-    genres: Option<Vec<String>>,
-    languages: Option<Vec<String>>,
-    synopsis: Option<String>,
+    certificate: Option<Text<{ CERTIFICATE_MAX }>>,
+    genres: Option<Vec<Text<{ TAG_MAX }>>>,
+    languages: Option<Vec<Text<{ TAG_MAX }>>>,
+    synopsis: Option<Text<{ SYNOPSIS_MAX }>>,
     release_date: Option<NaiveDate>,
 }
 
 /// A change to a film: only the fields given change.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct MoviePatch {
-    title: Option<String>,
+    title: Option<Text<{ TITLE_MAX }>>,
     runtime_minutes: Option<i64>,
-    certificate: Option<String>,
-    genres: Option<Vec<String>>,
-    languages: Option<Vec<String>>,
-    synopsis: Option<String>,
+    certificate: Option<Text<{ CERTIFICATE_MAX }>>,
+    genres: Option<Vec<Text<{ TAG_MAX }>>>,
+    languages: Option<Vec<Text<{ TAG_MAX }>>>,
+    synopsis: Option<Text<{ SYNOPSIS_MAX }>>,
     release_date: Option<NaiveDate>,
 }
 
 impl From<NewMovie> for MovieInput {
     fn from(m: NewMovie) -> Self {
         MovieInput {
-            title: Some(m.title),
+            title: Some(m.title.into_plain()),
             runtime_minutes: Some(m.runtime_minutes),
-            certificate: m.certificate,
-            genres: m.genres,
-            languages: m.languages,
-            synopsis: m.synopsis,
+            certificate: m.certificate.into_plain(),
+            genres: m.genres.into_plain(),
+            languages: m.languages.into_plain(),
+            synopsis: m.synopsis.into_plain(),
             release_date: m.release_date.map(Some),
         }
     }
@@ -101,12 +104,12 @@ impl From<NewMovie> for MovieInput {
 impl From<MoviePatch> for MovieInput {
     fn from(m: MoviePatch) -> Self {
         MovieInput {
-            title: m.title,
+            title: m.title.into_plain(),
             runtime_minutes: m.runtime_minutes,
-            certificate: m.certificate,
-            genres: m.genres,
-            languages: m.languages,
-            synopsis: m.synopsis,
+            certificate: m.certificate.into_plain(),
+            genres: m.genres.into_plain(),
+            languages: m.languages.into_plain(),
+            synopsis: m.synopsis.into_plain(),
             release_date: m.release_date.map(Some),
         }
     }
@@ -117,7 +120,7 @@ impl From<MoviePatch> for MovieInput {
 #[into_params(parameter_in = Query)]
 pub struct MovieQuery {
     /// Part of the title, any case.
-    q: Option<String>,
+    q: Option<Text<{ TITLE_MAX }>>,
 }
 
 /// Lists films by title.
@@ -130,7 +133,7 @@ async fn list_movies(
     Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<List<MovieResponse>>, ApiError> {
     let filter = MovieFilter {
-        title_contains: query.q.filter(|q| !q.trim().is_empty()),
+        title_contains: query.q.into_plain().filter(|q| !q.trim().is_empty()),
     };
     let page = state.app.list_movies(filter, page.request()?).await?;
     Ok(axum::Json(List::from_page(page, MovieResponse::from)))

@@ -4,19 +4,17 @@
 //! shows its cause: the cause is logged inside the request's span, which carries the request id
 //! that is also in the response's `x-request-id` header.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_TYPE, HeaderValue};
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use boxoffice_app::AppError;
 use boxoffice_domain::ValidationErrors;
 use boxoffice_domain::booking::HoldRejection;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
+
+pub use crate::extract::{Json, Path, Query};
 
 /// The media type of problem responses.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -96,6 +94,15 @@ impl ApiError {
     /// 400 `bad_request`.
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+
+    /// 413 `payload_too_large`.
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body is larger than 1 MiB.",
+        )
     }
 
     /// 422 `validation_failed` naming every bad field.
@@ -323,106 +330,6 @@ impl From<ValidationErrors> for ApiError {
     }
 }
 
-/// A JSON body whose rejections are problems: malformed JSON is 400 `bad_request`, JSON of the
-/// wrong shape is 422 `validation_failed` naming the field, a missing content type is 415.
-pub struct Json<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(JsonRejection::JsonDataError(e)) => {
-                let (field, message) = data_error_field(&e.body_text());
-                Err(ApiError::validation(ValidationErrors::single(
-                    field, message,
-                )))
-            }
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Send the body as application/json.",
-            )),
-            Err(e @ JsonRejection::BytesRejection(_))
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "The request body is too large.",
-                ))
-            }
-            Err(e) => Err(ApiError::bad_request(format!(
-                "The body is not valid JSON: {}",
-                e.body_text()
-            ))),
-        }
-    }
-}
-
-/// Splits serde's "path: message" into the field and the message.
-fn data_error_field(text: &str) -> (String, String) {
-    let text = text
-        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
-        .unwrap_or(text);
-    if let Some((field, _)) = text
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.split_once('`'))
-    {
-        return (field.to_owned(), "is required".to_owned());
-    }
-    match text.split_once(": ") {
-        Some((path, message)) if !path.contains(' ') => (path.to_owned(), message.to_owned()),
-        _ => ("body".to_owned(), text.to_owned()),
-    }
-}
-
-/// A path parameter; one that does not parse (an id that is not a UUID) names no resource: 404.
-pub struct Path<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(value)) => Ok(Path(value)),
-            Err(PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::not_found()),
-            Err(e) => Err(ApiError::bad_request(e.body_text())),
-        }
-    }
-}
-
-/// Query parameters; a bad one is 422 `validation_failed`.
-pub struct Query<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(value)) => Ok(Query(value)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                let text = e.body_text();
-                let text = text
-                    .strip_prefix("Failed to deserialize query string: ")
-                    .unwrap_or(&text)
-                    .to_owned();
-                let (field, message) = data_error_field(&text);
-                Err(ApiError::validation(ValidationErrors::single(
-                    if field == "body" {
-                        "query".to_owned()
-                    } else {
-                        field
-                    },
-                    message,
-                )))
-            }
-            Err(e) => Err(ApiError::bad_request(e.body_text())),
-        }
-    }
-}
-
 /// A hold's refusal: 409 when the state of the showtime or its seats is in the way, 422 when the
 /// request itself is wrong. Codes are the rejection's serde tags.
 fn hold_rejected(rejection: HoldRejection) -> ApiError {
@@ -463,29 +370,5 @@ fn hold_rejected(rejection: HoldRejection) -> ApiError {
             "Some seats are held or sold by someone else; nothing was held.",
         )
         .with("seat_ids", json!(seat_ids)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serde_messages_name_the_field() {
-        assert_eq!(
-            data_error_field(
-                "Failed to deserialize the JSON body into the target type: missing field `title` at line 1 column 2"
-            ),
-            ("title".into(), "is required".into())
-        );
-        assert_eq!(
-            data_error_field(
-                "Failed to deserialize the JSON body into the target type: runtime_minutes: invalid type: string \"x\", expected i64 at line 1 column 5"
-            ),
-            (
-                "runtime_minutes".into(),
-                "invalid type: string \"x\", expected i64 at line 1 column 5".into()
-            )
-        );
     }
 }

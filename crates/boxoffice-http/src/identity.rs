@@ -4,7 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use boxoffice_app::Session;
 use boxoffice_domain::UserId;
-use boxoffice_domain::identity::{Role, User};
+use boxoffice_domain::identity::{EMAIL_MAX, MAX_PASSWORD_CHARS, NAME_MAX, PHONE_MAX, Role, User};
+use boxoffice_domain::text::{IntoPlain, SHORT_TEXT_MAX, Text};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -83,33 +84,33 @@ impl From<Session> for SessionResponse {
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
     #[schema(example = "ann@example.com")]
-    email: String,
+    email: Text<{ EMAIL_MAX }>,
     /// At least 10 characters.
-    password: String,
+    password: Text<{ MAX_PASSWORD_CHARS }>,
     #[schema(example = "Ann Example")]
-    name: String,
+    name: Text<{ NAME_MAX }>,
 }
 
 /// Credentials.
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
-    email: String,
-    password: String,
+    email: Text<{ EMAIL_MAX }>,
+    password: Text<{ MAX_PASSWORD_CHARS }>,
 }
 
 /// A refresh token.
 #[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
-    refresh_token: String,
+    refresh_token: Text<{ SHORT_TEXT_MAX }>,
 }
 
 /// A change to the caller's profile; `phone: null` removes the phone.
 #[derive(Deserialize, ToSchema)]
 pub struct ProfilePatch {
-    name: Option<String>,
+    name: Option<Text<{ NAME_MAX }>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    phone: Option<Option<String>>,
+    #[schema(value_type = Option<Text<{ PHONE_MAX }>>)]
+    phone: Option<Option<Text<{ PHONE_MAX }>>>,
 }
 
 /// Tells "absent" (`None`) from "null" (`Some(None)`).
@@ -123,7 +124,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Deserialize, ToSchema)]
 pub struct RoleRequest {
     /// `customer`, `staff` or `admin`.
-    role: String,
+    role: Text<{ SHORT_TEXT_MAX }>,
 }
 
 /// Opens a customer account and signs it in.
@@ -207,7 +208,7 @@ async fn update_me(
     Ok(axum::Json(
         state
             .app
-            .update_me(who, body.name, body.phone)
+            .update_me(who, body.name.into_plain(), body.phone.into_plain())
             .await?
             .into(),
     ))

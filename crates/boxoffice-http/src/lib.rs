@@ -6,21 +6,27 @@ pub mod auth;
 mod bookings;
 mod catalog;
 pub mod error;
+pub mod extract;
+mod framework;
+mod headers;
 mod identity;
 mod live;
 pub mod metrics;
 mod notifications;
+mod openapi;
 mod ops;
 mod pagination;
 mod payments;
 mod schedule;
+pub mod server;
+pub mod telemetry;
 mod venues;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use boxoffice_app::App;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -116,37 +122,41 @@ impl Modify for BearerSecurity {
     }
 }
 
-fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest(
-            "/api/v1",
-            identity::router()
-                .merge(catalog::router())
-                .merge(venues::router())
-                .merge(schedule::router())
-                .merge(live::router())
-                .merge(bookings::router())
-                .merge(payments::router())
-                .merge(notifications::router()),
-        )
+fn api(rate_limit: Option<RateLimit>) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let v1 = identity::router()
+        .merge(catalog::router())
+        .merge(venues::router())
+        .merge(schedule::router())
+        .merge(live::router())
+        .merge(bookings::router())
+        .merge(payments::router())
+        .merge(notifications::router());
+    // Only the API is budgeted: load-balancer probes and scrapers share an address and must not
+    // be refused because the clients behind that address are busy.
+    let v1 = match rate_limit {
+        Some(limit) => v1.layer(rate_limit_layer(limit)),
+        None => v1,
+    };
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1)
         .merge(ops::router())
-        .split_for_parts()
+        .split_for_parts();
+    // After the routes are in: it completes every operation's list of answers.
+    openapi::StandardProblems.modify(&mut doc);
+    openapi::inline_text_schemas(&mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().1
+    api(None).1
 }
 
 /// The whole HTTP service.
 pub fn router(state: AppState) -> Router {
-    let (routes, _) = api();
+    let (routes, _) = api(state.rate_limit);
     let request_id = HeaderName::from_static(REQUEST_ID);
     let docs = SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json"));
-    let routes = match state.rate_limit {
-        Some(limit) => routes.layer(rate_limit_layer(limit)),
-        None => routes,
-    };
     routes
         .merge(docs)
         .fallback(|| async { ApiError::not_found() })
@@ -158,6 +168,11 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal(&anyhow::anyhow!("a handler panicked")).into_response()
         }))
+        .layer(axum::middleware::from_fn(framework::guard_request_head))
+        .layer(axum::middleware::from_fn(
+            framework::problem_for_bare_errors,
+        ))
+        .layer(axum::middleware::from_fn(headers::security_headers))
         // Outside the layers above, so that timeouts, oversize bodies and panics are counted.
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.metrics),
@@ -165,23 +180,14 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(|req: &Request<_>| {
-                    let id = req
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!(
-                        "request",
-                        method = %req.method(),
-                        path = %req.uri().path(),
-                        request_id = %id,
-                    )
-                })
+                .make_span_with(telemetry::request_span)
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::map_request(
+            telemetry::drop_unsafe_request_id,
+        ))
         .with_state(state)
 }
 

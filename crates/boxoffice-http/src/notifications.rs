@@ -1,6 +1,7 @@
 //! Notification delivery records and the outbox's dead letters, for admins.
 
 use axum::extract::State;
+use boxoffice_domain::text::{SHORT_TEXT_MAX, Text};
 use boxoffice_domain::{EventId, NotificationId, ValidationErrors};
 use boxoffice_store::{DeliveryReport, Notification, NotificationFilter, NotificationStatus};
 use chrono::{DateTime, Utc};
@@ -78,7 +79,7 @@ impl From<Notification> for NotificationRecord {
 #[into_params(parameter_in = Query)]
 pub struct NotificationQuery {
     /// Only `pending`, `sent` or `failed` ones.
-    status: Option<String>,
+    status: Option<Text<{ SHORT_TEXT_MAX }>>,
     /// Only those caused by this event.
     #[param(value_type = Option<uuid::Uuid>)]
     event_id: Option<EventId>,

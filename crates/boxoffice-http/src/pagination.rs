@@ -1,11 +1,15 @@
 //! The list convention: `?limit=&cursor=` in, `{"items": [...], "next_cursor": …}` out.
 
 use boxoffice_app::page_limit;
+use boxoffice_domain::text::Text;
 use boxoffice_store::{Cursor, Page, PageRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
+
+/// The longest cursor this server hands out (a title's key, hex-encoded, and an id).
+pub const CURSOR_MAX: usize = 4096;
 
 /// Which page of a list to read.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -14,7 +18,7 @@ pub struct PageQuery {
     /// How many items (1 to 200, default 50).
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    pub cursor: Option<Text<{ CURSOR_MAX }>>,
 }
 
 impl PageQuery {

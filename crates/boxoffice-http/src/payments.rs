@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use boxoffice_app::WebhookOutcome;
 use boxoffice_domain::payment::{LedgerEntry, Payment, Refund, Ticket};
-use boxoffice_domain::{BookingId, PaymentId, RefundId, TicketId, ValidationErrors};
+use boxoffice_domain::text::{IntoPlain, SHORT_TEXT_MAX, Text};
+use boxoffice_domain::{BookingId, PaymentId, RefundId, TicketId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,11 +18,14 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::{Admin, SignedIn, Staff};
-use crate::bookings::IDEMPOTENCY_KEY;
 use crate::error::{ApiError, Json, Path, Problem};
+use crate::extract::{IDEMPOTENCY_KEY_MAX, IdempotencyKey, OptionalJson};
 
 /// The header carrying the gateway's webhook signature.
 pub const SIGNATURE_HEADER: &str = "stripe-signature";
+/// The longest `Stripe-Signature` read; a longer one is treated as malformed (400). Room for a
+/// timestamp and a few signatures while secrets roll.
+pub const SIGNATURE_MAX: usize = 1024;
 
 /// The payment, ticket and check-in routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -40,7 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct CheckoutBody {
     /// A payment method to confirm with at once; with the fake gateway `pm_card_visa` succeeds
     /// and `pm_card_chargeDeclined` fails.
-    payment_method: Option<String>,
+    payment_method: Option<Text<{ SHORT_TEXT_MAX }>>,
 }
 
 /// A payment as the customer sees it.
@@ -194,7 +198,7 @@ pub struct TicketList {
 /// A scanned code.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CheckInBody {
-    code: String,
+    code: Text<{ SHORT_TEXT_MAX }>,
 }
 
 /// An admitted ticket.
@@ -210,33 +214,6 @@ pub struct WebhookResponse {
     outcome: String,
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    match headers.get(IDEMPOTENCY_KEY) {
-        None => Ok(None),
-        Some(value) => value.to_str().map(|v| Some(v.to_owned())).map_err(|_| {
-            ApiError::validation(ValidationErrors::single(
-                "Idempotency-Key",
-                "must be visible ASCII",
-            ))
-        }),
-    }
-}
-
-/// A JSON body that may be absent: no body (or `null`) means the defaults.
-fn optional_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    let parsed: Result<Option<T>, _> = serde_json::from_slice(body);
-    parsed.map(Option::unwrap_or_default).map_err(|e| {
-        if e.is_data() {
-            ApiError::validation(ValidationErrors::single("body", e.to_string()))
-        } else {
-            ApiError::bad_request(format!("The body is not valid JSON: {e}"))
-        }
-    })
-}
-
 /// Starts paying for the caller's held booking: 201 with the payment (its `client_secret` is
 /// for the client to confirm with the gateway); the booking moves to `awaiting_payment` and its
 /// hold is extended while the payment is in flight. The outcome arrives by webhook: poll the
@@ -244,7 +221,7 @@ fn optional_body<T: Default + serde::de::DeserializeOwned>(body: &Bytes) -> Resu
 /// hold; `payment_gateway_unavailable` (503) when the gateway cannot be reached (retry with the
 /// same `Idempotency-Key`); `idempotency_key_reused` (422).
 #[utoipa::path(post, path = "/bookings/{id}/checkout", tag = "payments", security(("bearer" = [])),
-    params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header,
+    params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<Text<{ IDEMPOTENCY_KEY_MAX }>>, Header,
         description = "Up to 255 characters; kept for 24 hours per account")),
     request_body(content = CheckoutBody, description = "Optional; an empty body means no payment method"),
     responses((status = 201, body = CheckoutResponse), (status = 401, body = Problem),
@@ -254,14 +231,12 @@ async fn checkout(
     State(state): State<AppState>,
     SignedIn(who): SignedIn,
     Path(id): Path<BookingId>,
-    headers: HeaderMap,
-    body: Bytes,
+    IdempotencyKey(key): IdempotencyKey,
+    OptionalJson(body): OptionalJson<CheckoutBody>,
 ) -> Result<(StatusCode, axum::Json<CheckoutResponse>), ApiError> {
-    let key = idempotency_key(&headers)?;
-    let body: CheckoutBody = optional_body(&body)?;
     let payment = state
         .app
-        .checkout(&who, id, body.payment_method, key)
+        .checkout(&who, id, body.payment_method.into_plain(), key)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -276,7 +251,7 @@ async fn checkout(
 /// is stored. A verified event is stored before it is acted on; a duplicate answers 200 and
 /// changes nothing; a type that is not handled answers 200 and is ignored.
 #[utoipa::path(post, path = "/payments/webhook", tag = "payments",
-    params(("Stripe-Signature" = String, Header, description = "t=<unix>,v1=<hex HMAC-SHA256>")),
+    params(("Stripe-Signature" = Text<{ SIGNATURE_MAX }>, Header, description = "t=<unix>,v1=<hex HMAC-SHA256>")),
     request_body(content = String, content_type = "application/json"),
     responses((status = 200, body = WebhookResponse), (status = 400, body = Problem),
         (status = 503, body = Problem)))]
@@ -285,7 +260,11 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<axum::Json<WebhookResponse>, ApiError> {
-    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    crate::extract::check_json_text(&body)?;
+    let signature = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= SIGNATURE_MAX);
     let outcome = state.app.receive_webhook(signature, &body).await?;
     let outcome = match outcome {
         WebhookOutcome::Processed => "processed",
@@ -329,7 +308,7 @@ async fn get_payment(
 /// (409). With an `Idempotency-Key` a retry answers the same refund.
 #[utoipa::path(post, path = "/payments/{id}/refunds", tag = "payments",
     security(("bearer" = ["admin"])),
-    params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("id" = uuid::Uuid, Path), ("Idempotency-Key" = Option<Text<{ IDEMPOTENCY_KEY_MAX }>>, Header)),
     request_body(content = RefundBody, description = "Optional; an empty body refunds all that is left"),
     responses((status = 201, body = RefundResponse), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem),
@@ -338,11 +317,9 @@ async fn refund(
     State(state): State<AppState>,
     Admin(who): Admin,
     Path(id): Path<PaymentId>,
-    headers: HeaderMap,
-    body: Bytes,
+    IdempotencyKey(key): IdempotencyKey,
+    OptionalJson(body): OptionalJson<RefundBody>,
 ) -> Result<(StatusCode, axum::Json<RefundResponse>), ApiError> {
-    let key = idempotency_key(&headers)?;
-    let body: RefundBody = optional_body(&body)?;
     let refund = state.app.refund_payment(&who, id, body.amount, key).await?;
     Ok((StatusCode::CREATED, axum::Json(refund.into())))
 }

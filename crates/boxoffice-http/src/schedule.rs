@@ -7,7 +7,8 @@ use axum::http::header::{ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use boxoffice_app::SeatMap;
-use boxoffice_domain::schedule::ShowtimeInput;
+use boxoffice_domain::schedule::{FORMAT_MAX, ShowtimeInput};
+use boxoffice_domain::text::{IntoPlain, SHORT_TEXT_MAX, Text};
 use boxoffice_domain::{CinemaId, HallId, MovieId, SeatId, ShowtimeId};
 use boxoffice_store::{ShowtimeFilter, ShowtimeListing};
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
@@ -103,7 +104,7 @@ pub struct NewShowtime {
     hall_id: HallId,
     starts_at: DateTime<FixedOffset>,
     /// Default `2D`.
-    format: Option<String>,
+    format: Option<Text<{ FORMAT_MAX }>>,
     /// Minor units per seat type; every sellable seat type of the hall needs one.
     #[schema(example = json!({"standard": 1200, "premium": 1500, "wheelchair": 1200, "companion": 1200}))]
     prices: BTreeMap<String, i64>,
@@ -118,7 +119,7 @@ pub struct ShowtimePatch {
     #[schema(value_type = Option<uuid::Uuid>)]
     hall_id: Option<HallId>,
     starts_at: Option<DateTime<FixedOffset>>,
-    format: Option<String>,
+    format: Option<Text<{ FORMAT_MAX }>>,
     prices: Option<BTreeMap<String, i64>>,
 }
 
@@ -174,7 +175,7 @@ async fn create_showtime(
         movie_id: Some(body.movie_id),
         hall_id: Some(body.hall_id),
         starts_at: Some(body.starts_at.to_utc()),
-        format: body.format,
+        format: body.format.into_plain(),
         prices: Some(body.prices),
     };
     let listing = state.app.create_showtime(input).await?;
@@ -208,7 +209,7 @@ async fn update_showtime(
         movie_id: body.movie_id,
         hall_id: body.hall_id,
         starts_at: body.starts_at.map(|t| t.to_utc()),
-        format: body.format,
+        format: body.format.into_plain(),
         prices: body.prices,
     };
     Ok(axum::Json(
@@ -289,7 +290,7 @@ impl From<SeatMap> for SeatMapResponse {
 /// `If-None-Match` names it gets 304 without a body.
 #[utoipa::path(get, path = "/showtimes/{id}/seats", tag = "schedule",
     params(("id" = uuid::Uuid, Path),
-        ("If-None-Match" = Option<String>, Header, description = "An ETag of an earlier answer")),
+        ("If-None-Match" = Option<Text<{ SHORT_TEXT_MAX }>>, Header, description = "An ETag of an earlier answer (a longer value matches nothing)")),
     responses((status = 200, body = SeatMapResponse), (status = 304),
         (status = 404, body = Problem)))]
 async fn seat_map(
@@ -332,6 +333,7 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .get_all(IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.len() <= SHORT_TEXT_MAX)
         .flat_map(|v| v.split(','))
         .map(|t| t.trim())
         .any(|t| t == "*" || t.trim_start_matches("W/") == etag)

@@ -5,7 +5,13 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use boxoffice_domain::venue::{Cinema, CinemaInput, Hall, HallInput, Seat};
+use boxoffice_domain::catalog::TAG_MAX;
+use boxoffice_domain::layout::MAX_ROW_WIDTH;
+use boxoffice_domain::text::{IntoPlain, Text};
+use boxoffice_domain::venue::{
+    ADDRESS_MAX, CINEMA_NAME_MAX, CITY_MAX, Cinema, CinemaInput, HALL_NAME_MAX, Hall, HallInput,
+    Seat, TIMEZONE_MAX,
+};
 use boxoffice_domain::{CinemaId, HallId, SeatId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -71,14 +77,14 @@ impl From<Cinema> for CinemaResponse {
 /// A new cinema.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewCinema {
-    name: String,
-    city: String,
-    address: Option<String>,
+    name: Text<{ CINEMA_NAME_MAX }>,
+    city: Text<{ CITY_MAX }>,
+    address: Option<Text<{ ADDRESS_MAX }>>,
     #[schema(example = "Europe/Berlin")]
-    timezone: String,
+    timezone: Text<{ TIMEZONE_MAX }>,
     #[schema(example = "EUR")]
-    currency: String,
-    amenities: Option<Vec<String>>,
+    currency: Text<3>,
+    amenities: Option<Vec<Text<{ TAG_MAX }>>>,
     /// Percent off by ticket type; default child 25, senior 20, student 15.
     #[schema(example = json!({"child": 25, "senior": 20, "student": 15}))]
     ticket_discounts: Option<BTreeMap<String, i64>>,
@@ -87,12 +93,12 @@ pub struct NewCinema {
 /// A change to a cinema: only the fields given change.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CinemaPatch {
-    name: Option<String>,
-    city: Option<String>,
-    address: Option<String>,
-    timezone: Option<String>,
-    currency: Option<String>,
-    amenities: Option<Vec<String>>,
+    name: Option<Text<{ CINEMA_NAME_MAX }>>,
+    city: Option<Text<{ CITY_MAX }>>,
+    address: Option<Text<{ ADDRESS_MAX }>>,
+    timezone: Option<Text<{ TIMEZONE_MAX }>>,
+    currency: Option<Text<3>>,
+    amenities: Option<Vec<Text<{ TAG_MAX }>>>,
     /// Replaces the discounts by ticket type.
     ticket_discounts: Option<BTreeMap<String, i64>>,
 }
@@ -100,12 +106,12 @@ pub struct CinemaPatch {
 impl From<NewCinema> for CinemaInput {
     fn from(c: NewCinema) -> Self {
         CinemaInput {
-            name: Some(c.name),
-            city: Some(c.city),
-            address: c.address,
-            timezone: Some(c.timezone),
-            currency: Some(c.currency),
-            amenities: c.amenities,
+            name: Some(c.name.into_plain()),
+            city: Some(c.city.into_plain()),
+            address: c.address.into_plain(),
+            timezone: Some(c.timezone.into_plain()),
+            currency: Some(c.currency.into_plain()),
+            amenities: c.amenities.into_plain(),
             ticket_discounts: c.ticket_discounts,
         }
     }
@@ -114,12 +120,12 @@ impl From<NewCinema> for CinemaInput {
 impl From<CinemaPatch> for CinemaInput {
     fn from(c: CinemaPatch) -> Self {
         CinemaInput {
-            name: c.name,
-            city: c.city,
-            address: c.address,
-            timezone: c.timezone,
-            currency: c.currency,
-            amenities: c.amenities,
+            name: c.name.into_plain(),
+            city: c.city.into_plain(),
+            address: c.address.into_plain(),
+            timezone: c.timezone.into_plain(),
+            currency: c.currency.into_plain(),
+            amenities: c.amenities.into_plain(),
             ticket_discounts: c.ticket_discounts,
         }
     }
@@ -206,9 +212,9 @@ impl HallResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewHall {
     #[schema(example = "Hall 1")]
-    name: String,
+    name: Text<{ HALL_NAME_MAX }>,
     #[schema(example = json!(["ssss_ssss", "ssss_ssss", "pppp_pppp", "wc_____cw"]))]
-    layout: Vec<String>,
+    layout: Vec<Text<{ MAX_ROW_WIDTH }>>,
     /// Default 15.
     #[schema(example = 20)]
     buffer_minutes: Option<i64>,
@@ -218,8 +224,8 @@ pub struct NewHall {
 /// label survives; a new buffer applies to showtimes scheduled afterwards.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct HallPatch {
-    name: Option<String>,
-    layout: Option<Vec<String>>,
+    name: Option<Text<{ HALL_NAME_MAX }>>,
+    layout: Option<Vec<Text<{ MAX_ROW_WIDTH }>>>,
     buffer_minutes: Option<i64>,
 }
 
@@ -300,8 +306,8 @@ async fn create_hall(
     Json(body): Json<NewHall>,
 ) -> Result<(StatusCode, axum::Json<HallResponse>), ApiError> {
     let input = HallInput {
-        name: Some(body.name),
-        layout: Some(body.layout),
+        name: Some(body.name.into_plain()),
+        layout: Some(body.layout.into_plain()),
         buffer_minutes: body.buffer_minutes,
     };
     let (hall, seats) = state.app.create_hall(id, input).await?;
@@ -334,8 +340,8 @@ async fn update_hall(
     Json(body): Json<HallPatch>,
 ) -> Result<axum::Json<HallResponse>, ApiError> {
     let input = HallInput {
-        name: body.name,
-        layout: body.layout,
+        name: body.name.into_plain(),
+        layout: body.layout.into_plain(),
         buffer_minutes: body.buffer_minutes,
     };
     let (hall, seats) = state.app.update_hall(id, input).await?;

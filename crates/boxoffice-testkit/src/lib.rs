@@ -108,6 +108,28 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Runs `sql` on the database over a connection of its own, behind the store's back: for
+    /// tests that break the schema to provoke a server fault.
+    pub async fn execute(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.cleanup {
+            Cleanup::File(_) => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("open the test SQLite file");
+                sqlx::query(sql).execute(&mut c).await.expect("run SQL");
+            }
+            Cleanup::Database { .. } => {
+                let mut c = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect to the test database");
+                sqlx::query(sql).execute(&mut c).await.expect("run SQL");
+            }
+        }
+    }
+}
+
 /// `url` with its database name replaced by `name`.
 fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {

@@ -117,6 +117,17 @@ pub struct ServeArgs {
     /// Seed a demo chain into an empty database, and create a demo admin when none is set.
     #[arg(long)]
     pub demo: bool,
+    /// How long a client may take to send a request's headers, and how long a keep-alive
+    /// connection may stay idle (`10s`).
+    #[arg(long, env = "BOXOFFICE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// The most connections open at once from one client address.
+    #[arg(
+        long,
+        env = "BOXOFFICE_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 256
+    )]
+    pub max_connections_per_client: usize,
     /// Booking rules and workers.
     #[command(flatten)]
     pub booking: BookingArgs,

@@ -7,7 +7,6 @@ mod payments;
 mod telemetry;
 
 use std::io::BufRead;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -15,6 +14,7 @@ use boxoffice_app::{App, BookingPolicy, PaymentPolicy, SystemClock, TokenKeys, d
 use boxoffice_domain::identity::Role;
 use boxoffice_http::AppState;
 use boxoffice_http::auth::{RateLimit, Secret};
+use boxoffice_http::server::ConnectionLimits;
 use boxoffice_store::Store;
 use boxoffice_store_postgres::PgStore;
 use boxoffice_store_sqlite::SqliteStore;
@@ -201,13 +201,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(address = %args.listen, backend = store.backend(), ?rate_limit,
         hold_ttl = ?args.booking.hold_ttl, workers = !args.no_workers, "listening");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stopped(stopping))
-    .await
-    .context("serving HTTP")?;
+    let limits = ConnectionLimits {
+        header_read_timeout: args.header_timeout,
+        max_per_client: args.max_connections_per_client.max(1),
+    };
+    boxoffice_http::server::serve(listener, router, limits, stopped(stopping))
+        .await
+        .context("serving HTTP")?;
     if let Some(sweeper) = sweeper {
         sweeper.await.context("the hold sweeper panicked")?;
     }

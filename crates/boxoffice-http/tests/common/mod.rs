@@ -141,6 +141,11 @@ impl Api {
             .access_token
     }
 
+    /// The test database under the store.
+    pub fn db(&self) -> &TestDb {
+        &self._db
+    }
+
     pub async fn send(&self, request: Request<Body>) -> Reply {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
