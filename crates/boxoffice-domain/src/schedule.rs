@@ -14,6 +14,10 @@ use crate::{Currency, HallId, MovieId, ShowtimeId};
 /// The longest format name (`IMAX 3D`), in characters.
 pub const FORMAT_MAX: usize = 32;
 
+/// How far ahead a showtime may be scheduled: a typo guard (year 9999 would end past what
+/// RFC 3339 can write) that leaves room for any real programme.
+pub const MAX_DAYS_AHEAD: i64 = 5 * 366;
+
 /// The format a showtime is screened in when none is given.
 pub const DEFAULT_FORMAT: &str = "2D";
 
@@ -182,10 +186,12 @@ impl ShowtimeChanges {
         let starts_at = input.starts_at.and_then(|s| {
             v.check(
                 "starts_at",
-                if s > now {
-                    Ok(s)
-                } else {
+                if s <= now {
                     Err("must be in the future".to_owned())
+                } else if s > now + chrono::Duration::days(MAX_DAYS_AHEAD) {
+                    Err(format!("must be at most {MAX_DAYS_AHEAD} days ahead"))
+                } else {
+                    Ok(s)
                 },
             )
         });
@@ -303,6 +309,16 @@ mod tests {
         };
         assert!(ShowtimeChanges::parse(input.clone(), at(11, 0)).is_err());
         assert!(ShowtimeChanges::parse(input, at(9, 0)).is_ok());
+    }
+
+    #[test]
+    fn a_start_years_ahead_is_rejected() {
+        let far = |days| ShowtimeInput {
+            starts_at: Some(at(10, 0) + Duration::days(days)),
+            ..ShowtimeInput::default()
+        };
+        assert!(ShowtimeChanges::parse(far(MAX_DAYS_AHEAD), at(10, 0)).is_ok());
+        assert!(ShowtimeChanges::parse(far(MAX_DAYS_AHEAD + 1), at(10, 0)).is_err());
     }
 
     proptest! {
