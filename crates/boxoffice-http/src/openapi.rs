@@ -1,10 +1,11 @@
 //! The answers every operation can give besides its own, added to the OpenAPI document in one
 //! place so that the document stays true without each handler repeating them: problem bodies
 //! are `application/problem+json`; an operation with a body can be refused as malformed (400),
-//! too large (413), of another media type (415) or invalid (422); one with parameters as invalid
-//! (422); one with path parameters as naming nothing (404); a protected one without a session
-//! (401) or, for staff and admin scopes, without the role (403); every API operation may be
-//! rate limited (429) or time out (503).
+//! too large (413), of another media type (415) or invalid (422); one with parameters as
+//! invalid (422), with query parameters as too long a URI (414); one with path parameters as
+//! naming nothing (404); a protected one without a session (401) or, for staff and admin
+//! scopes, without the role (403); every API operation may be rate limited (429) or time out
+//! (503).
 
 use utoipa::Modify;
 use utoipa::openapi::path::Operation;
@@ -98,6 +99,13 @@ fn add_standard_problems(operation: &mut Operation, in_api: bool) {
     }
     if !params.is_empty() {
         add.push(("422", "A parameter is invalid"));
+    }
+    let has_query_param = params.iter().any(|p| match p {
+        RefOr::T(p) => matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query),
+        RefOr::Ref(_) => false,
+    });
+    if has_query_param {
+        add.push(("414", "The URI is longer than 8 KiB"));
     }
     if has_path_param {
         add.push(("404", "Nothing has that id"));
