@@ -30,6 +30,15 @@ async fn admin_token(client: &reqwest::Client, base: &str) -> String {
     session["access_token"].as_str().unwrap().to_owned()
 }
 
+/// A start a month from now, on the real clock the server processes run on: far enough that the
+/// showtime never starts during the test, within the five years a schedule may reach.
+#[allow(clippy::disallowed_methods)]
+fn a_month_ahead() -> String {
+    (chrono::Utc::now() + chrono::TimeDelta::days(30))
+        .format("%Y-%m-%dT18:00:00Z")
+        .to_string()
+}
+
 /// A showtime far in the future with a 4 × 10 hall of standard seats, and its seat ids.
 async fn showtime(client: &reqwest::Client, base: &str) -> (String, Vec<String>) {
     let token = admin_token(client, base).await;
@@ -72,7 +81,7 @@ async fn showtime(client: &reqwest::Client, base: &str) -> (String, Vec<String>)
         post(
             "/showtimes",
             json!({"movie_id": movie["id"], "hall_id": hall["id"],
-                "starts_at": "2099-01-01T18:00:00Z", "prices": {"standard": 900}}),
+                "starts_at": a_month_ahead(), "prices": {"standard": 900}}),
         )
         .await
         .unwrap(),
