@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use boxoffice_domain::booking::{Booking, BookingStatus};
 use boxoffice_domain::identity::Role;
-use boxoffice_domain::payment::{LedgerEntry, Payment, PaymentStatus, Refund, RefundState, Ticket};
+use boxoffice_domain::payment::{
+    LedgerEntry, Payment, PaymentStatus, Refund, RefundState, ReportRefused, Ticket,
+};
 use boxoffice_domain::{BookingId, PaymentId, RefundId, TicketId, ValidationErrors};
 use boxoffice_store::{
     CheckIn, Checkout, Conflict, GatewayOutcome, IdempotencyRecord, Inbox, InboxEvent,
@@ -93,6 +95,10 @@ pub enum WebhookOutcome {
     Duplicate,
     /// A type the saga does not handle, or not about one of our payments: acknowledged.
     Ignored,
+    /// Signed, but what it reports cannot be true of the payment (another amount or currency,
+    /// an impossible refund): recorded in the ledger as `event_refused`, logged, and nothing
+    /// else changed. Acknowledged all the same: delivering it again would not make it true.
+    Refused,
 }
 
 /// What a checkout made with an idempotency key stored for replay.
@@ -127,6 +133,22 @@ fn ticket_code() -> Result<String, AppError> {
 /// Whether `code` looks like a ticket code (before looking it up).
 pub fn is_ticket_code(code: &str) -> bool {
     code.len() == 32 && code.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Holds what `event` reports against `payment` (the rules are the domain's): a success must be
+/// the payment's amount in its currency, a refund between nothing and what was paid. Failures
+/// carry no money and are not checked.
+fn check_report(payment: &Payment, event: &GatewayEvent) -> Result<(), ReportRefused> {
+    match &event.what {
+        EventData::Intent(intent) if event.kind == "payment_intent.succeeded" => {
+            payment.check_success(intent.amount, intent.currency)
+        }
+        EventData::ChargeRefunded {
+            amount_refunded, ..
+        } => payment.check_refund(*amount_refunded),
+        EventData::Refund(refund) => payment.check_refund(refund.amount),
+        EventData::Intent(_) | EventData::Other => Ok(()),
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> AppError {
@@ -383,6 +405,9 @@ impl App {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Err(why) = check_report(&payment, event) {
+            return self.refuse_event(&payment, event, &why).await;
+        }
         let event_id = Some(event.id.clone());
         match (&event.what, event.kind.as_str()) {
             (EventData::Intent(_), "payment_intent.succeeded") => {
@@ -429,6 +454,40 @@ impl App {
             }
         }
         Ok(WebhookOutcome::Processed)
+    }
+
+    /// Records that `event` was refused and why, changing nothing else.
+    ///
+    /// Most honest for money is to act on none of it: confirming would hand out seats the money
+    /// does not cover; failing the payment would hide money that may have been taken; refunding
+    /// would send back an amount we cannot trust either. So the payment keeps the status it had
+    /// (an `initialized` one lapses with its hold and keeps being asked about by reconciliation,
+    /// which refuses the same numbers again), the ledger says what the gateway claimed, and the
+    /// error log calls a person.
+    async fn refuse_event(
+        &self,
+        payment: &Payment,
+        event: &GatewayEvent,
+        why: &ReportRefused,
+    ) -> Result<WebhookOutcome, AppError> {
+        let settled = self
+            .store
+            .settle_payment(&Settlement {
+                payment_id: payment.id,
+                event_id: Some(event.id.clone()),
+                outcome: GatewayOutcome::Refused {
+                    detail: format!("{} refused: {why}", event.kind),
+                },
+                now: self.clock.now(),
+            })
+            .await?;
+        if settled == Settled::AlreadyProcessed {
+            return Ok(WebhookOutcome::Duplicate);
+        }
+        tracing::error!(payment_id = %payment.id, event_id = %event.id, kind = %event.kind,
+            reason = %why, "a signed gateway event reports what cannot be true of the payment; \
+            refused, nothing changed");
+        Ok(WebhookOutcome::Refused)
     }
 
     /// Returns whether the report was deferred.
@@ -896,6 +955,13 @@ impl App {
     ) -> Result<(), AppError> {
         match intent.status {
             IntentStatus::Succeeded => {
+                // The same check as for the success event: no ledger row here, as this is asked
+                // again every round; the error repeats until a person looks.
+                if let Err(why) = payment.check_success(intent.amount, intent.currency) {
+                    tracing::error!(payment_id = %payment.id, intent_id = %intent.id,
+                        reason = %why, "the gateway's intent cannot be this payment's; not settled");
+                    return Ok(());
+                }
                 self.settle_success(payment, None).await?;
             }
             IntentStatus::Canceled => {

@@ -83,7 +83,8 @@ pub struct CheckoutResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LedgerEvent {
     /// `initialized`, `intent_created`, `succeeded`, `failed`, `booking_confirmed`,
-    /// `refund_reserved`, `refund_succeeded`, `refund_failed`, `refunded`, `event_ignored`.
+    /// `refund_reserved`, `refund_succeeded`, `refund_failed`, `refunded`, `event_ignored`,
+    /// `event_refused`.
     kind: String,
     /// Minor units involved (0 when none).
     amount: i64,
@@ -206,7 +207,8 @@ pub struct CheckInResponse {
 /// What the webhook did with a delivery.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookResponse {
-    /// `processed`, `deferred`, `duplicate` or `ignored`.
+    /// `processed`, `deferred`, `duplicate`, `ignored`, or `refused` (signed, but its amount or
+    /// currency cannot be the payment's: recorded in the ledger, nothing else changed).
     outcome: String,
 }
 
@@ -292,6 +294,7 @@ async fn webhook(
         WebhookOutcome::Deferred => "deferred",
         WebhookOutcome::Duplicate => "duplicate",
         WebhookOutcome::Ignored => "ignored",
+        WebhookOutcome::Refused => "refused",
     };
     Ok(axum::Json(WebhookResponse {
         outcome: outcome.to_owned(),

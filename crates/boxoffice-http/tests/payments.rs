@@ -12,7 +12,9 @@ use boxoffice_app::Outcome;
 use boxoffice_app::gateway::IntentStatus;
 use boxoffice_domain::identity::Role;
 use chrono::{Duration, TimeZone, Utc};
-use common::fake_gateway::{charge_refunded, failed, sign, succeeded};
+use common::fake_gateway::{
+    charge_refunded, failed, refund_updated, sign, succeeded, succeeded_in,
+};
 use common::{Api, OnSale, assert_problem};
 use serde_json::{Value, json};
 
@@ -389,6 +391,126 @@ async fn duplicate_forged_stale_and_unhandled_webhooks() {
     let r = api.deliver(&other).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["outcome"], "ignored");
+}
+
+/// The ledger rows of a payment of kind `kind`, by the gateway event that caused each.
+async fn ledger_events_of(api: &Api, payment_id: &str, kind: &str) -> Vec<Value> {
+    payment(api, payment_id).await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| e["gateway_event_id"].clone())
+        .collect()
+}
+
+/// A signature proves who sent an event, not that its numbers are the payment's: a success for
+/// another amount or currency confirms nothing, a refund below nothing or above what was paid
+/// moves nothing, and each is recorded in the ledger as `event_refused`.
+#[tokio::test]
+async fn signed_events_with_impossible_amounts_change_nothing() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let b = hold(&api, &ann, &show, &["A1"]).await;
+    assert_eq!(b.total, 1000);
+    let (p, intent) = paying(&api, &ann, &b.id).await;
+    api.gateway
+        .set_intent_status(&intent, IntentStatus::Succeeded, None);
+
+    let untrue = [
+        ("evt_cheap", succeeded("evt_cheap", &intent, 1)),
+        ("evt_dear", succeeded("evt_dear", &intent, b.total + 1)),
+        ("evt_gbp", succeeded_in("evt_gbp", &intent, b.total, "GBP")),
+    ];
+    for (evt, body) in &untrue {
+        let r = api.deliver(body).await;
+        assert_eq!(r.status, StatusCode::OK, "{evt}: {}", r.body);
+        assert_eq!(r.body["outcome"], "refused", "{evt}: {}", r.body);
+        assert_eq!(api.deliver(body).await.body["outcome"], "duplicate");
+    }
+    let still = booking(&api, &ann, &b.id).await;
+    assert_eq!(
+        (
+            still["status"].as_str(),
+            still["payment"]["status"].as_str()
+        ),
+        (Some("awaiting_payment"), Some("initialized"))
+    );
+    assert!(
+        api.app
+            .store()
+            .tickets(b.id.parse().unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ledger_events_of(&api, &p, "event_refused").await,
+        [json!("evt_cheap"), json!("evt_dear"), json!("evt_gbp")]
+    );
+
+    // The genuine success confirms the booking; impossible refund reports then move nothing.
+    assert_eq!(
+        api.deliver(&succeeded("evt_ok", &intent, b.total))
+            .await
+            .body["outcome"],
+        "processed"
+    );
+    assert_eq!(booking(&api, &ann, &b.id).await["status"], "confirmed");
+    for body in [
+        charge_refunded("evt_negative", &intent, -500),
+        charge_refunded("evt_too_much", &intent, b.total + 1),
+        refund_updated("evt_refund_negative", "re_x", &intent, -1),
+    ] {
+        let r = api.deliver(&body).await;
+        assert_eq!(r.body["outcome"], "refused", "{body}: {}", r.body);
+    }
+    let after = payment(&api, &p).await;
+    assert_eq!(
+        (after["status"].as_str(), after["refunded_amount"].as_i64()),
+        (Some("succeeded"), Some(0)),
+        "{after}"
+    );
+    assert_eq!(
+        ledger_events_of(&api, &p, "refunded").await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(
+        ledger_events_of(&api, &p, "event_refused").await[3..],
+        [
+            json!("evt_negative"),
+            json!("evt_too_much"),
+            json!("evt_refund_negative")
+        ]
+    );
+    assert_eq!(booking(&api, &ann, &b.id).await["status"], "confirmed");
+}
+
+/// Reconciliation holds the intent it retrieves to the same rule as the success event.
+#[tokio::test]
+async fn reconciliation_does_not_settle_an_intent_for_another_amount() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let b = hold(&api, &ann, &show, &["A1"]).await;
+    let (p, intent) = paying(&api, &ann, &b.id).await;
+    api.gateway
+        .set_intent_status(&intent, IntentStatus::Succeeded, None);
+    api.gateway.set_intent_amount(&intent, 1);
+    api.clock.advance(Duration::minutes(6));
+    let ann = fresh(&api, "ann@example.com", Role::Customer).await;
+    assert_eq!(api.app.reconcile_payments().await.unwrap(), Outcome::Worked);
+    assert!(
+        api.gateway
+            .calls()
+            .contains(&format!("retrieve_intent {intent}"))
+    );
+    assert_eq!(
+        booking(&api, &ann, &b.id).await["status"],
+        "awaiting_payment"
+    );
+    assert_eq!(payment(&api, &p).await["status"], "initialized");
 }
 
 #[tokio::test]

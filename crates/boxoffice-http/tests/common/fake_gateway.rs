@@ -55,6 +55,17 @@ impl FakeGateway {
         intent.last_error = last_error.map(str::to_owned);
     }
 
+    /// Changes what the gateway says an intent is for, as a tampered intent would.
+    pub fn set_intent_amount(&self, id: &str, amount: i64) {
+        self.0
+            .lock()
+            .unwrap()
+            .intents
+            .get_mut(id)
+            .expect("no such intent")
+            .amount = amount;
+    }
+
     /// An intent as the gateway holds it.
     pub fn intent(&self, id: &str) -> GatewayIntent {
         self.0.lock().unwrap().intents[id].clone()
@@ -205,7 +216,7 @@ impl WebhookVerifier for FakeVerifier {
                     _ => IntentStatus::RequiresPaymentMethod,
                 },
                 amount: o["amount"].as_i64().unwrap_or(0),
-                currency: "EUR".parse().unwrap(),
+                currency: o["currency"].as_str().unwrap_or("EUR").parse().unwrap(),
                 client_secret: String::new(),
                 last_error: o["last_error"].as_str().map(str::to_owned),
             })
@@ -241,6 +252,20 @@ impl WebhookVerifier for FakeVerifier {
 pub fn succeeded(event: &str, intent: &str, amount: i64) -> String {
     json!({"id": event, "type": "payment_intent.succeeded",
         "data": {"id": intent, "status": "succeeded", "amount": amount}})
+    .to_string()
+}
+
+/// A `payment_intent.succeeded` event body in `currency`.
+pub fn succeeded_in(event: &str, intent: &str, amount: i64, currency: &str) -> String {
+    json!({"id": event, "type": "payment_intent.succeeded",
+        "data": {"id": intent, "status": "succeeded", "amount": amount, "currency": currency}})
+    .to_string()
+}
+
+/// A `refund.updated` event body.
+pub fn refund_updated(event: &str, refund: &str, intent: &str, amount: i64) -> String {
+    json!({"id": event, "type": "refund.updated",
+        "data": {"id": refund, "payment_intent": intent, "amount": amount, "status": "succeeded"}})
     .to_string()
 }
 
