@@ -7,7 +7,8 @@
 //! [`App::reconcile_payments`]):
 //!
 //! 1. `begin_checkout` (payment `initialized`, booking `awaiting_payment`, hold extended), then
-//!    `create_intent` with an idempotency key derived from the payment id, then `record_intent`.
+//!    `create_intent` with an idempotency key derived from the payment id, then `record_intent`,
+//!    then any events for the intent that came before it was recorded.
 //!    A payment left without an intent gets it from reconciliation with the same key.
 //! 2. An event is stored in the inbox before anything else; `settle_payment` applies it and marks
 //!    it processed in one transaction.
@@ -133,6 +134,16 @@ fn ticket_code() -> Result<String, AppError> {
 /// Whether `code` looks like a ticket code (before looking it up).
 pub fn is_ticket_code(code: &str) -> bool {
     code.len() == 32 && code.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The intent an event is about (`""` for none).
+fn intent_of(event: &GatewayEvent) -> &str {
+    match &event.what {
+        EventData::Intent(i) => i.id.as_str(),
+        EventData::ChargeRefunded { intent_id, .. } => intent_id.as_str(),
+        EventData::Refund(r) => r.intent_id.as_str(),
+        EventData::Other => "",
+    }
 }
 
 /// Holds what `event` reports against `payment` (the rules are the domain's): a success must be
@@ -323,7 +334,7 @@ impl App {
                         self.clock.now(),
                     )
                     .await?;
-                Ok(recorded)
+                Ok(self.process_early_events(recorded).await)
             }
             Err(GatewayError::Unavailable(why)) => {
                 tracing::warn!(payment_id = %payment.id, error = %why,
@@ -337,6 +348,54 @@ impl App {
                     .await?;
                 Ok(self.store.payment(payment.id).await?)
             }
+        }
+    }
+
+    /// Applies the events for `payment`'s intent that arrived before the intent was recorded, and
+    /// returns the payment as it stands after them.
+    ///
+    /// The gateway often sends its webhook before its answer to `create_intent` is back here;
+    /// such an event is stored and deferred (no payment has its intent yet), and without this it
+    /// would wait for the inbox worker's next round past its 5 s grace. The webhook stores the
+    /// event before it looks up the intent, and this runs after the intent is committed, so one
+    /// of the two sees the other; if both apply it, the store applies it once. A failure here
+    /// leaves the events to the worker and does not fail the checkout, which did happen.
+    async fn process_early_events(&self, payment: Payment) -> Payment {
+        let Some(intent_id) = payment.intent_id.clone() else {
+            return payment;
+        };
+        // Everything stored so far, whatever the clocks of other instances wrote.
+        let bound = self.clock.now() + Duration::hours(1);
+        let stored = match self.store.unprocessed_events(bound, WORKER_BATCH).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(payment_id = %payment.id, error = %e,
+                    "could not look for early events; the inbox worker will apply them");
+                return payment;
+            }
+        };
+        let mut applied = false;
+        for stored in stored {
+            // An unreadable one is the worker's to report.
+            let Ok(event) = events::from_json(&stored.payload) else {
+                continue;
+            };
+            if intent_of(&event) != intent_id {
+                continue;
+            }
+            match self.process_event(&event, stored.received_at).await {
+                Ok(WebhookOutcome::Deferred) => {}
+                Ok(_) => applied = true,
+                Err(e) => tracing::warn!(event_id = %event.id, error = %e,
+                    "an early event failed; the inbox worker will try it again"),
+            }
+        }
+        if !applied {
+            return payment;
+        }
+        match self.store.payment(payment.id).await {
+            Ok(now) => now,
+            Err(_) => payment,
         }
     }
 
@@ -372,12 +431,7 @@ impl App {
         received_at: DateTime<Utc>,
     ) -> Result<WebhookOutcome, AppError> {
         let now = self.clock.now();
-        let intent_id = match &event.what {
-            EventData::Intent(i) => i.id.as_str(),
-            EventData::ChargeRefunded { intent_id, .. } => intent_id.as_str(),
-            EventData::Refund(r) => r.intent_id.as_str(),
-            EventData::Other => "",
-        };
+        let intent_id = intent_of(event);
         let handled = matches!(
             event.kind.as_str(),
             "payment_intent.succeeded"

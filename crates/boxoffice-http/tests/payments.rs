@@ -749,10 +749,50 @@ async fn a_checkout_without_intent_and_an_early_event_are_resolved_by_the_worker
         booking(&api, &ann, &b.id).await["payment"]["client_secret"],
         "pi_1_secret"
     );
-    // …and the inbox worker processes the stored event.
-    assert_eq!(api.app.process_inbox().await.unwrap(), Outcome::Worked);
+    // …and, having recorded it, applies the event stored early: nothing is left for the worker.
     assert_eq!(booking(&api, &ann, &b.id).await["status"], "confirmed");
     assert_eq!(api.app.process_inbox().await.unwrap(), Outcome::Idle);
+}
+
+/// The gateway's webhook often comes before checkout has recorded the intent it is about (the
+/// emulator and Stripe send it before their answer to `create_intent` is back): it is stored and
+/// deferred, and checkout applies it as soon as it records the intent, rather than the inbox
+/// worker after its grace period. No clock moves and no worker runs here.
+#[tokio::test]
+async fn an_event_that_comes_before_its_intent_is_recorded_is_applied_by_checkout() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let b = hold(&api, &ann, &show, &["A1"]).await;
+    let other = hold(&api, &ann, &show, &["A2"]).await;
+    // The fake gateway names its intents pi_1, pi_2, … in order.
+    let early = api.deliver(&succeeded("evt_early", "pi_1", b.total)).await;
+    assert_eq!(early.body["outcome"], "deferred", "{}", early.body);
+    let unrelated = api.deliver(&succeeded("evt_other", "pi_9", 1)).await;
+    assert_eq!(unrelated.body["outcome"], "deferred");
+
+    let reply = checkout(&api, &ann, &b.id).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["payment"]["client_secret"], "pi_1_secret");
+    assert_eq!(reply.body["payment"]["status"], "succeeded");
+    assert_eq!(booking(&api, &ann, &b.id).await["status"], "confirmed");
+    // Only the event about this intent was applied; another checkout finds nothing of its own.
+    let (_, intent2) = paying(&api, &ann, &other.id).await;
+    assert_eq!(intent2, "pi_2");
+    assert_eq!(
+        booking(&api, &ann, &other.id).await["status"],
+        "awaiting_payment"
+    );
+    let left: Vec<String> = api
+        .app
+        .store()
+        .unprocessed_events(api.clock.now() + Duration::days(1), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, ["evt_other"]);
 }
 
 #[tokio::test]
