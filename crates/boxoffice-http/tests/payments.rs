@@ -513,6 +513,42 @@ async fn reconciliation_does_not_settle_an_intent_for_another_amount() {
     assert_eq!(payment(&api, &p).await["status"], "initialized");
 }
 
+/// While a webhook secret is rolled the gateway signs with the old and the new one:
+/// `Stripe-Signature: t=…,v1=<old>,v1=<new>`. One matching `v1` is enough; none is a forgery.
+#[tokio::test]
+async fn a_signature_with_several_v1_values_is_accepted_if_one_matches() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let b = hold(&api, &ann, &show, &["A1"]).await;
+    let (_, intent) = paying(&api, &ann, &b.id).await;
+    let body = succeeded("evt_rolled", &intent, b.total);
+    let now = api.clock.now().timestamp();
+    let v1 = |header: String| header.split_once(",v1=").unwrap().1.to_owned();
+    let good = v1(sign(&body, now));
+    let old_secret = v1(boxoffice_payments::signature::sign(
+        "whsec_rolled_away",
+        now,
+        body.as_bytes(),
+    ));
+
+    let none_matches = format!("t={now},v1={old_secret},v1={}", "0".repeat(64));
+    assert_problem(
+        &api.deliver_signed(&body, Some(&none_matches)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_webhook",
+    );
+    for header in [
+        format!("t={now},v1={old_secret},v1={good}"),
+        format!("t={now},v1={good},v1={old_secret}"),
+        format!("t={now}, v0={old_secret}, v1={old_secret}, v1={good}"),
+    ] {
+        let r = api.deliver_signed(&body, Some(&header)).await;
+        assert_eq!(r.status, StatusCode::OK, "{header}: {}", r.body);
+    }
+    assert_eq!(booking(&api, &ann, &b.id).await["status"], "confirmed");
+}
+
 #[tokio::test]
 async fn a_late_payment_confirms_if_the_seats_are_free_and_is_refunded_if_not() {
     let api = Api::new().await;
