@@ -136,6 +136,16 @@ pub fn is_ticket_code(code: &str) -> bool {
     code.len() == 32 && code.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// `payment` as `who` may see it. The client secret lets whoever holds it confirm the payment at
+/// the gateway from a browser: it is the booking owner's alone, so staff and admins looking at
+/// someone else's booking get the payment without it.
+fn shown_to(who: &Principal, booking: &Booking, mut payment: Payment) -> Payment {
+    if booking.user_id != who.user_id {
+        payment.client_secret = None;
+    }
+    payment
+}
+
 /// The intent an event is about (`""` for none).
 fn intent_of(event: &GatewayEvent) -> &str {
     match &event.what {
@@ -761,24 +771,24 @@ impl App {
             .ok_or(AppError::NotFound)
     }
 
-    /// A payment with its ledger: the owner's, or any for staff and admins.
+    /// A payment with its ledger: the owner's, or any for staff and admins (without its client
+    /// secret unless the booking is theirs).
     pub async fn payment_with_ledger(
         &self,
         who: &Principal,
         id: PaymentId,
     ) -> Result<(Payment, Vec<LedgerEntry>), AppError> {
         let payment = self.store.payment(id).await?;
-        if !who.role.includes(Role::Staff) {
-            let booking = self.store.booking(payment.booking_id).await?;
-            if booking.user_id != who.user_id {
-                return Err(AppError::NotFound);
-            }
+        let booking = self.store.booking(payment.booking_id).await?;
+        if booking.user_id != who.user_id && !who.role.includes(Role::Staff) {
+            return Err(AppError::NotFound);
         }
         let ledger = self.store.ledger(id).await?;
-        Ok((payment, ledger))
+        Ok((shown_to(who, &booking, payment), ledger))
     }
 
-    /// A booking the caller may see with its latest payment.
+    /// A booking the caller may see with its latest payment (without its client secret unless
+    /// the booking is the caller's).
     pub async fn booking_with_payment(
         &self,
         who: &Principal,
@@ -786,6 +796,7 @@ impl App {
     ) -> Result<(Booking, Option<Payment>), AppError> {
         let booking = self.booking(who, id).await?;
         let payment = self.store.latest_payment(id).await?;
+        let payment = payment.map(|p| shown_to(who, &booking, p));
         Ok((booking, payment))
     }
 

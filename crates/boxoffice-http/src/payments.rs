@@ -50,7 +50,8 @@ pub struct PaymentSummary {
     id: PaymentId,
     /// `initialized`, `succeeded`, `failed`, `partially_refunded` or `refunded`.
     status: String,
-    /// For the client to confirm the payment with the gateway; `null` until the intent exists.
+    /// For the client to confirm the payment with the gateway; `null` until the intent exists,
+    /// and for anyone but the booking's owner.
     client_secret: Option<String>,
     /// Minor units.
     amount: i64,

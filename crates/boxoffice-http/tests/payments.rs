@@ -549,6 +549,52 @@ async fn a_signature_with_several_v1_values_is_accepted_if_one_matches() {
     assert_eq!(booking(&api, &ann, &b.id).await["status"], "confirmed");
 }
 
+/// The client secret lets its holder confirm the payment at the gateway: the booking's owner
+/// gets it (on checkout and on the booking), staff and admins see the payment without it.
+#[tokio::test]
+async fn only_the_owner_sees_the_client_secret() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let staff = api.token_for("staff@example.test", Role::Staff).await;
+    let admin = api.token_for("admin@example.com", Role::Admin).await;
+    let b = hold(&api, &ann, &show, &["A1"]).await;
+    let (p, _) = paying(&api, &ann, &b.id).await;
+
+    let own = booking(&api, &ann, &b.id).await;
+    assert_eq!(own["payment"]["client_secret"], "pi_1_secret");
+    for token in [&staff, &admin] {
+        let seen = booking(&api, token, &b.id).await;
+        assert_eq!(seen["payment"]["id"], p.as_str(), "{seen}");
+        assert_eq!(seen["payment"]["client_secret"], Value::Null, "{seen}");
+        let detail = api
+            .as_bearer(
+                token,
+                Method::GET,
+                &format!("/api/v1/payments/{p}"),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+        assert!(
+            !detail.body.to_string().contains("pi_1_secret"),
+            "{}",
+            detail.body
+        );
+    }
+    // An admin's own booking is theirs: the secret is shown to them.
+    let mine = hold(&api, &admin, &show, &["A2"]).await;
+    paying(&api, &admin, &mine.id).await;
+    assert_eq!(
+        booking(&api, &admin, &mine.id).await["payment"]["client_secret"],
+        "pi_2_secret"
+    );
+    assert_eq!(
+        booking(&api, &staff, &mine.id).await["payment"]["client_secret"],
+        Value::Null
+    );
+}
+
 #[tokio::test]
 async fn a_late_payment_confirms_if_the_seats_are_free_and_is_refunded_if_not() {
     let api = Api::new().await;
