@@ -7,7 +7,8 @@
 //! [`App::reconcile_payments`]):
 //!
 //! 1. `begin_checkout` (payment `initialized`, booking `awaiting_payment`, hold extended), then
-//!    `create_intent` with an idempotency key derived from the payment id, then `record_intent`.
+//!    `create_intent` with an idempotency key derived from the payment id, then `record_intent`,
+//!    then any events for the intent that came before it was recorded.
 //!    A payment left without an intent gets it from reconciliation with the same key.
 //! 2. An event is stored in the inbox before anything else; `settle_payment` applies it and marks
 //!    it processed in one transaction.
@@ -19,7 +20,9 @@ use std::sync::Arc;
 
 use boxoffice_domain::booking::{Booking, BookingStatus};
 use boxoffice_domain::identity::Role;
-use boxoffice_domain::payment::{LedgerEntry, Payment, PaymentStatus, Refund, RefundState, Ticket};
+use boxoffice_domain::payment::{
+    LedgerEntry, Payment, PaymentStatus, Refund, RefundState, ReportRefused, Ticket,
+};
 use boxoffice_domain::{BookingId, PaymentId, RefundId, TicketId, ValidationErrors};
 use boxoffice_store::{
     CheckIn, Checkout, Conflict, GatewayOutcome, IdempotencyRecord, Inbox, InboxEvent,
@@ -93,6 +96,10 @@ pub enum WebhookOutcome {
     Duplicate,
     /// A type the saga does not handle, or not about one of our payments: acknowledged.
     Ignored,
+    /// Signed, but what it reports cannot be true of the payment (another amount or currency,
+    /// an impossible refund): recorded in the ledger as `event_refused`, logged, and nothing
+    /// else changed. Acknowledged all the same: delivering it again would not make it true.
+    Refused,
 }
 
 /// What a checkout made with an idempotency key stored for replay.
@@ -127,6 +134,42 @@ fn ticket_code() -> Result<String, AppError> {
 /// Whether `code` looks like a ticket code (before looking it up).
 pub fn is_ticket_code(code: &str) -> bool {
     code.len() == 32 && code.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `payment` as `who` may see it. The client secret lets whoever holds it confirm the payment at
+/// the gateway from a browser: it is the booking owner's alone, so staff and admins looking at
+/// someone else's booking get the payment without it.
+fn shown_to(who: &Principal, booking: &Booking, mut payment: Payment) -> Payment {
+    if booking.user_id != who.user_id {
+        payment.client_secret = None;
+    }
+    payment
+}
+
+/// The intent an event is about (`""` for none).
+fn intent_of(event: &GatewayEvent) -> &str {
+    match &event.what {
+        EventData::Intent(i) => i.id.as_str(),
+        EventData::ChargeRefunded { intent_id, .. } => intent_id.as_str(),
+        EventData::Refund(r) => r.intent_id.as_str(),
+        EventData::Other => "",
+    }
+}
+
+/// Holds what `event` reports against `payment` (the rules are the domain's): a success must be
+/// the payment's amount in its currency, a refund between nothing and what was paid. Failures
+/// carry no money and are not checked.
+fn check_report(payment: &Payment, event: &GatewayEvent) -> Result<(), ReportRefused> {
+    match &event.what {
+        EventData::Intent(intent) if event.kind == "payment_intent.succeeded" => {
+            payment.check_success(intent.amount, intent.currency)
+        }
+        EventData::ChargeRefunded {
+            amount_refunded, ..
+        } => payment.check_refund(*amount_refunded),
+        EventData::Refund(refund) => payment.check_refund(refund.amount),
+        EventData::Intent(_) | EventData::Other => Ok(()),
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> AppError {
@@ -301,7 +344,7 @@ impl App {
                         self.clock.now(),
                     )
                     .await?;
-                Ok(recorded)
+                Ok(self.process_early_events(recorded).await)
             }
             Err(GatewayError::Unavailable(why)) => {
                 tracing::warn!(payment_id = %payment.id, error = %why,
@@ -315,6 +358,54 @@ impl App {
                     .await?;
                 Ok(self.store.payment(payment.id).await?)
             }
+        }
+    }
+
+    /// Applies the events for `payment`'s intent that arrived before the intent was recorded, and
+    /// returns the payment as it stands after them.
+    ///
+    /// The gateway often sends its webhook before its answer to `create_intent` is back here;
+    /// such an event is stored and deferred (no payment has its intent yet), and without this it
+    /// would wait for the inbox worker's next round past its 5 s grace. The webhook stores the
+    /// event before it looks up the intent, and this runs after the intent is committed, so one
+    /// of the two sees the other; if both apply it, the store applies it once. A failure here
+    /// leaves the events to the worker and does not fail the checkout, which did happen.
+    async fn process_early_events(&self, payment: Payment) -> Payment {
+        let Some(intent_id) = payment.intent_id.clone() else {
+            return payment;
+        };
+        // Everything stored so far, whatever the clocks of other instances wrote.
+        let bound = self.clock.now() + Duration::hours(1);
+        let stored = match self.store.unprocessed_events(bound, WORKER_BATCH).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(payment_id = %payment.id, error = %e,
+                    "could not look for early events; the inbox worker will apply them");
+                return payment;
+            }
+        };
+        let mut applied = false;
+        for stored in stored {
+            // An unreadable one is the worker's to report.
+            let Ok(event) = events::from_json(&stored.payload) else {
+                continue;
+            };
+            if intent_of(&event) != intent_id {
+                continue;
+            }
+            match self.process_event(&event, stored.received_at).await {
+                Ok(WebhookOutcome::Deferred) => {}
+                Ok(_) => applied = true,
+                Err(e) => tracing::warn!(event_id = %event.id, error = %e,
+                    "an early event failed; the inbox worker will try it again"),
+            }
+        }
+        if !applied {
+            return payment;
+        }
+        match self.store.payment(payment.id).await {
+            Ok(now) => now,
+            Err(_) => payment,
         }
     }
 
@@ -350,12 +441,7 @@ impl App {
         received_at: DateTime<Utc>,
     ) -> Result<WebhookOutcome, AppError> {
         let now = self.clock.now();
-        let intent_id = match &event.what {
-            EventData::Intent(i) => i.id.as_str(),
-            EventData::ChargeRefunded { intent_id, .. } => intent_id.as_str(),
-            EventData::Refund(r) => r.intent_id.as_str(),
-            EventData::Other => "",
-        };
+        let intent_id = intent_of(event);
         let handled = matches!(
             event.kind.as_str(),
             "payment_intent.succeeded"
@@ -383,6 +469,9 @@ impl App {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Err(why) = check_report(&payment, event) {
+            return self.refuse_event(&payment, event, &why).await;
+        }
         let event_id = Some(event.id.clone());
         match (&event.what, event.kind.as_str()) {
             (EventData::Intent(_), "payment_intent.succeeded") => {
@@ -429,6 +518,40 @@ impl App {
             }
         }
         Ok(WebhookOutcome::Processed)
+    }
+
+    /// Records that `event` was refused and why, changing nothing else.
+    ///
+    /// Most honest for money is to act on none of it: confirming would hand out seats the money
+    /// does not cover; failing the payment would hide money that may have been taken; refunding
+    /// would send back an amount we cannot trust either. So the payment keeps the status it had
+    /// (an `initialized` one lapses with its hold and keeps being asked about by reconciliation,
+    /// which refuses the same numbers again), the ledger says what the gateway claimed, and the
+    /// error log calls a person.
+    async fn refuse_event(
+        &self,
+        payment: &Payment,
+        event: &GatewayEvent,
+        why: &ReportRefused,
+    ) -> Result<WebhookOutcome, AppError> {
+        let settled = self
+            .store
+            .settle_payment(&Settlement {
+                payment_id: payment.id,
+                event_id: Some(event.id.clone()),
+                outcome: GatewayOutcome::Refused {
+                    detail: format!("{} refused: {why}", event.kind),
+                },
+                now: self.clock.now(),
+            })
+            .await?;
+        if settled == Settled::AlreadyProcessed {
+            return Ok(WebhookOutcome::Duplicate);
+        }
+        tracing::error!(payment_id = %payment.id, event_id = %event.id, kind = %event.kind,
+            reason = %why, "a signed gateway event reports what cannot be true of the payment; \
+            refused, nothing changed");
+        Ok(WebhookOutcome::Refused)
     }
 
     /// Returns whether the report was deferred.
@@ -648,24 +771,24 @@ impl App {
             .ok_or(AppError::NotFound)
     }
 
-    /// A payment with its ledger: the owner's, or any for staff and admins.
+    /// A payment with its ledger: the owner's, or any for staff and admins (without its client
+    /// secret unless the booking is theirs).
     pub async fn payment_with_ledger(
         &self,
         who: &Principal,
         id: PaymentId,
     ) -> Result<(Payment, Vec<LedgerEntry>), AppError> {
         let payment = self.store.payment(id).await?;
-        if !who.role.includes(Role::Staff) {
-            let booking = self.store.booking(payment.booking_id).await?;
-            if booking.user_id != who.user_id {
-                return Err(AppError::NotFound);
-            }
+        let booking = self.store.booking(payment.booking_id).await?;
+        if booking.user_id != who.user_id && !who.role.includes(Role::Staff) {
+            return Err(AppError::NotFound);
         }
         let ledger = self.store.ledger(id).await?;
-        Ok((payment, ledger))
+        Ok((shown_to(who, &booking, payment), ledger))
     }
 
-    /// A booking the caller may see with its latest payment.
+    /// A booking the caller may see with its latest payment (without its client secret unless
+    /// the booking is the caller's).
     pub async fn booking_with_payment(
         &self,
         who: &Principal,
@@ -673,6 +796,7 @@ impl App {
     ) -> Result<(Booking, Option<Payment>), AppError> {
         let booking = self.booking(who, id).await?;
         let payment = self.store.latest_payment(id).await?;
+        let payment = payment.map(|p| shown_to(who, &booking, p));
         Ok((booking, payment))
     }
 
@@ -896,6 +1020,13 @@ impl App {
     ) -> Result<(), AppError> {
         match intent.status {
             IntentStatus::Succeeded => {
+                // The same check as for the success event: no ledger row here, as this is asked
+                // again every round; the error repeats until a person looks.
+                if let Err(why) = payment.check_success(intent.amount, intent.currency) {
+                    tracing::error!(payment_id = %payment.id, intent_id = %intent.id,
+                        reason = %why, "the gateway's intent cannot be this payment's; not settled");
+                    return Ok(());
+                }
                 self.settle_success(payment, None).await?;
             }
             IntentStatus::Canceled => {

@@ -126,6 +126,78 @@ pub struct Payment {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Why a report from the gateway cannot be true of the payment it names. The report is signed,
+/// so it did come from the gateway (or from whoever holds the signing secret), but acting on it
+/// would confirm seats or move the ledger on numbers that are not the payment's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReportRefused {
+    /// Success reported for another amount than the payment's: the money taken does not cover
+    /// the booking (or is more than was asked), so the booking must not be confirmed on it.
+    #[error("the gateway reports {reported} taken for a payment of {expected}")]
+    AmountMismatch {
+        /// The payment's amount, minor units.
+        expected: i64,
+        /// What the gateway reports, minor units.
+        reported: i64,
+    },
+    /// Success reported in another currency than the payment's.
+    #[error("the gateway reports the payment in {reported}, not {expected}")]
+    CurrencyMismatch {
+        /// The payment's currency.
+        expected: Currency,
+        /// What the gateway reports.
+        reported: Currency,
+    },
+    /// A refund of less than nothing.
+    #[error("the gateway reports a negative refund ({0})")]
+    NegativeRefund(i64),
+    /// More refunded than was paid.
+    #[error("the gateway reports {reported} refunded of a payment of {paid}")]
+    RefundExceedsPayment {
+        /// The payment's amount, minor units.
+        paid: i64,
+        /// What the gateway reports refunded, minor units.
+        reported: i64,
+    },
+}
+
+impl Payment {
+    /// Whether the gateway's report that `amount` in `currency` was taken may settle this
+    /// payment as a success: only exactly its amount in its currency.
+    pub fn check_success(&self, amount: i64, currency: Currency) -> Result<(), ReportRefused> {
+        if currency != self.currency {
+            return Err(ReportRefused::CurrencyMismatch {
+                expected: self.currency,
+                reported: currency,
+            });
+        }
+        if amount != self.amount {
+            return Err(ReportRefused::AmountMismatch {
+                expected: self.amount,
+                reported: amount,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a refund amount the gateway reports for this payment (one refund, or the total
+    /// refunded so far) can be true: from nothing up to what was paid. A total lower than what
+    /// is already known is possible (an older report delivered late) and is not refused here;
+    /// `refunded_amount` only grows anyway.
+    pub fn check_refund(&self, reported: i64) -> Result<(), ReportRefused> {
+        if reported < 0 {
+            return Err(ReportRefused::NegativeRefund(reported));
+        }
+        if reported > self.amount {
+            return Err(ReportRefused::RefundExceedsPayment {
+                paid: self.amount,
+                reported,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Where a refund stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -235,5 +307,90 @@ mod tests {
         for s in PaymentStatus::ALL {
             assert_eq!(PaymentStatus::parse(s.as_str()), Some(s));
         }
+    }
+
+    fn paid(amount: i64) -> Payment {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        Payment {
+            id: PaymentId::generate(),
+            booking_id: BookingId::generate(),
+            intent_id: Some("pi_1".into()),
+            status: PaymentStatus::Initialized,
+            amount,
+            currency: eur(),
+            refunded_amount: 0,
+            client_secret: None,
+            payment_method: None,
+            failure_reason: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn eur() -> Currency {
+        "EUR".parse().unwrap()
+    }
+
+    #[test]
+    fn success_must_be_the_payments_amount_in_its_currency() {
+        let p = paid(1000);
+        assert_eq!(p.check_success(1000, eur()), Ok(()));
+        assert_eq!(
+            p.check_success(1, eur()),
+            Err(ReportRefused::AmountMismatch {
+                expected: 1000,
+                reported: 1
+            })
+        );
+        assert_eq!(
+            p.check_success(1001, eur()),
+            Err(ReportRefused::AmountMismatch {
+                expected: 1000,
+                reported: 1001
+            })
+        );
+        let gbp: Currency = "GBP".parse().unwrap();
+        assert_eq!(
+            p.check_success(1000, gbp),
+            Err(ReportRefused::CurrencyMismatch {
+                expected: eur(),
+                reported: gbp
+            })
+        );
+        assert_eq!(
+            p.check_success(-1000, eur()),
+            Err(ReportRefused::AmountMismatch {
+                expected: 1000,
+                reported: -1000
+            })
+        );
+    }
+
+    #[test]
+    fn refunds_reported_lie_between_nothing_and_what_was_paid() {
+        let p = paid(1000);
+        for ok in [0, 1, 999, 1000] {
+            assert_eq!(p.check_refund(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(p.check_refund(-1), Err(ReportRefused::NegativeRefund(-1)));
+        assert_eq!(
+            p.check_refund(i64::MIN),
+            Err(ReportRefused::NegativeRefund(i64::MIN))
+        );
+        assert_eq!(
+            p.check_refund(1001),
+            Err(ReportRefused::RefundExceedsPayment {
+                paid: 1000,
+                reported: 1001
+            })
+        );
+        assert_eq!(
+            ReportRefused::AmountMismatch {
+                expected: 1000,
+                reported: 1
+            }
+            .to_string(),
+            "the gateway reports 1 taken for a payment of 1000"
+        );
     }
 }

@@ -66,7 +66,8 @@ pub struct BookingResponse {
     /// When the status last changed.
     updated_at: DateTime<Utc>,
     /// The latest payment (`{id, status, client_secret, amount, currency, refunded_amount}`),
-    /// once checkout has started; `null` before.
+    /// once checkout has started; `null` before. `client_secret` is the owner's alone: `null`
+    /// for staff and admins viewing someone else's booking.
     #[schema(value_type = Option<Object>)]
     payment: Option<serde_json::Value>,
 }

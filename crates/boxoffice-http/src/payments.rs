@@ -54,7 +54,8 @@ pub struct PaymentSummary {
     id: PaymentId,
     /// `initialized`, `succeeded`, `failed`, `partially_refunded` or `refunded`.
     status: String,
-    /// For the client to confirm the payment with the gateway; `null` until the intent exists.
+    /// For the client to confirm the payment with the gateway; `null` until the intent exists,
+    /// and for anyone but the booking's owner.
     client_secret: Option<String>,
     /// Minor units.
     amount: i64,
@@ -87,7 +88,8 @@ pub struct CheckoutResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LedgerEvent {
     /// `initialized`, `intent_created`, `succeeded`, `failed`, `booking_confirmed`,
-    /// `refund_reserved`, `refund_succeeded`, `refund_failed`, `refunded`, `event_ignored`.
+    /// `refund_reserved`, `refund_succeeded`, `refund_failed`, `refunded`, `event_ignored`,
+    /// `event_refused`.
     kind: String,
     /// Minor units involved (0 when none).
     amount: i64,
@@ -210,7 +212,8 @@ pub struct CheckInResponse {
 /// What the webhook did with a delivery.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookResponse {
-    /// `processed`, `deferred`, `duplicate` or `ignored`.
+    /// `processed`, `deferred`, `duplicate`, `ignored`, or `refused` (signed, but its amount or
+    /// currency cannot be the payment's: recorded in the ledger, nothing else changed).
     outcome: String,
 }
 
@@ -271,6 +274,7 @@ async fn webhook(
         WebhookOutcome::Deferred => "deferred",
         WebhookOutcome::Duplicate => "duplicate",
         WebhookOutcome::Ignored => "ignored",
+        WebhookOutcome::Refused => "refused",
     };
     Ok(axum::Json(WebhookResponse {
         outcome: outcome.to_owned(),

@@ -12,7 +12,9 @@ use boxoffice_app::Outcome;
 use boxoffice_app::gateway::IntentStatus;
 use boxoffice_domain::identity::Role;
 use chrono::{Duration, TimeZone, Utc};
-use common::fake_gateway::{charge_refunded, failed, sign, succeeded};
+use common::fake_gateway::{
+    charge_refunded, failed, refund_updated, sign, succeeded, succeeded_in,
+};
 use common::{Api, OnSale, assert_problem};
 use serde_json::{Value, json};
 
@@ -391,6 +393,208 @@ async fn duplicate_forged_stale_and_unhandled_webhooks() {
     assert_eq!(r.body["outcome"], "ignored");
 }
 
+/// The ledger rows of a payment of kind `kind`, by the gateway event that caused each.
+async fn ledger_events_of(api: &Api, payment_id: &str, kind: &str) -> Vec<Value> {
+    payment(api, payment_id).await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| e["gateway_event_id"].clone())
+        .collect()
+}
+
+/// A signature proves who sent an event, not that its numbers are the payment's: a success for
+/// another amount or currency confirms nothing, a refund below nothing or above what was paid
+/// moves nothing, and each is recorded in the ledger as `event_refused`.
+#[tokio::test]
+async fn signed_events_with_impossible_amounts_change_nothing() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let b = hold(&api, &ann, &show, &["A1"]).await;
+    assert_eq!(b.total, 1000);
+    let (p, intent) = paying(&api, &ann, &b.id).await;
+    api.gateway
+        .set_intent_status(&intent, IntentStatus::Succeeded, None);
+
+    let untrue = [
+        ("evt_cheap", succeeded("evt_cheap", &intent, 1)),
+        ("evt_dear", succeeded("evt_dear", &intent, b.total + 1)),
+        ("evt_gbp", succeeded_in("evt_gbp", &intent, b.total, "GBP")),
+    ];
+    for (evt, body) in &untrue {
+        let r = api.deliver(body).await;
+        assert_eq!(r.status, StatusCode::OK, "{evt}: {}", r.body);
+        assert_eq!(r.body["outcome"], "refused", "{evt}: {}", r.body);
+        assert_eq!(api.deliver(body).await.body["outcome"], "duplicate");
+    }
+    let still = booking(&api, &ann, &b.id).await;
+    assert_eq!(
+        (
+            still["status"].as_str(),
+            still["payment"]["status"].as_str()
+        ),
+        (Some("awaiting_payment"), Some("initialized"))
+    );
+    assert!(
+        api.app
+            .store()
+            .tickets(b.id.parse().unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ledger_events_of(&api, &p, "event_refused").await,
+        [json!("evt_cheap"), json!("evt_dear"), json!("evt_gbp")]
+    );
+
+    // The genuine success confirms the booking; impossible refund reports then move nothing.
+    assert_eq!(
+        api.deliver(&succeeded("evt_ok", &intent, b.total))
+            .await
+            .body["outcome"],
+        "processed"
+    );
+    assert_eq!(booking(&api, &ann, &b.id).await["status"], "confirmed");
+    for body in [
+        charge_refunded("evt_negative", &intent, -500),
+        charge_refunded("evt_too_much", &intent, b.total + 1),
+        refund_updated("evt_refund_negative", "re_x", &intent, -1),
+    ] {
+        let r = api.deliver(&body).await;
+        assert_eq!(r.body["outcome"], "refused", "{body}: {}", r.body);
+    }
+    let after = payment(&api, &p).await;
+    assert_eq!(
+        (after["status"].as_str(), after["refunded_amount"].as_i64()),
+        (Some("succeeded"), Some(0)),
+        "{after}"
+    );
+    assert_eq!(
+        ledger_events_of(&api, &p, "refunded").await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(
+        ledger_events_of(&api, &p, "event_refused").await[3..],
+        [
+            json!("evt_negative"),
+            json!("evt_too_much"),
+            json!("evt_refund_negative")
+        ]
+    );
+    assert_eq!(booking(&api, &ann, &b.id).await["status"], "confirmed");
+}
+
+/// Reconciliation holds the intent it retrieves to the same rule as the success event.
+#[tokio::test]
+async fn reconciliation_does_not_settle_an_intent_for_another_amount() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let b = hold(&api, &ann, &show, &["A1"]).await;
+    let (p, intent) = paying(&api, &ann, &b.id).await;
+    api.gateway
+        .set_intent_status(&intent, IntentStatus::Succeeded, None);
+    api.gateway.set_intent_amount(&intent, 1);
+    api.clock.advance(Duration::minutes(6));
+    let ann = fresh(&api, "ann@example.com", Role::Customer).await;
+    assert_eq!(api.app.reconcile_payments().await.unwrap(), Outcome::Worked);
+    assert!(
+        api.gateway
+            .calls()
+            .contains(&format!("retrieve_intent {intent}"))
+    );
+    assert_eq!(
+        booking(&api, &ann, &b.id).await["status"],
+        "awaiting_payment"
+    );
+    assert_eq!(payment(&api, &p).await["status"], "initialized");
+}
+
+/// While a webhook secret is rolled the gateway signs with the old and the new one:
+/// `Stripe-Signature: t=…,v1=<old>,v1=<new>`. One matching `v1` is enough; none is a forgery.
+#[tokio::test]
+async fn a_signature_with_several_v1_values_is_accepted_if_one_matches() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let b = hold(&api, &ann, &show, &["A1"]).await;
+    let (_, intent) = paying(&api, &ann, &b.id).await;
+    let body = succeeded("evt_rolled", &intent, b.total);
+    let now = api.clock.now().timestamp();
+    let v1 = |header: String| header.split_once(",v1=").unwrap().1.to_owned();
+    let good = v1(sign(&body, now));
+    let old_secret = v1(boxoffice_payments::signature::sign(
+        "whsec_rolled_away",
+        now,
+        body.as_bytes(),
+    ));
+
+    let none_matches = format!("t={now},v1={old_secret},v1={}", "0".repeat(64));
+    assert_problem(
+        &api.deliver_signed(&body, Some(&none_matches)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_webhook",
+    );
+    for header in [
+        format!("t={now},v1={old_secret},v1={good}"),
+        format!("t={now},v1={good},v1={old_secret}"),
+        format!("t={now}, v0={old_secret}, v1={old_secret}, v1={good}"),
+    ] {
+        let r = api.deliver_signed(&body, Some(&header)).await;
+        assert_eq!(r.status, StatusCode::OK, "{header}: {}", r.body);
+    }
+    assert_eq!(booking(&api, &ann, &b.id).await["status"], "confirmed");
+}
+
+/// The client secret lets its holder confirm the payment at the gateway: the booking's owner
+/// gets it (on checkout and on the booking), staff and admins see the payment without it.
+#[tokio::test]
+async fn only_the_owner_sees_the_client_secret() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let staff = api.token_for("staff@example.test", Role::Staff).await;
+    let admin = api.token_for("admin@example.com", Role::Admin).await;
+    let b = hold(&api, &ann, &show, &["A1"]).await;
+    let (p, _) = paying(&api, &ann, &b.id).await;
+
+    let own = booking(&api, &ann, &b.id).await;
+    assert_eq!(own["payment"]["client_secret"], "pi_1_secret");
+    for token in [&staff, &admin] {
+        let seen = booking(&api, token, &b.id).await;
+        assert_eq!(seen["payment"]["id"], p.as_str(), "{seen}");
+        assert_eq!(seen["payment"]["client_secret"], Value::Null, "{seen}");
+        let detail = api
+            .as_bearer(
+                token,
+                Method::GET,
+                &format!("/api/v1/payments/{p}"),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+        assert!(
+            !detail.body.to_string().contains("pi_1_secret"),
+            "{}",
+            detail.body
+        );
+    }
+    // An admin's own booking is theirs: the secret is shown to them.
+    let mine = hold(&api, &admin, &show, &["A2"]).await;
+    paying(&api, &admin, &mine.id).await;
+    assert_eq!(
+        booking(&api, &admin, &mine.id).await["payment"]["client_secret"],
+        "pi_2_secret"
+    );
+    assert_eq!(
+        booking(&api, &staff, &mine.id).await["payment"]["client_secret"],
+        Value::Null
+    );
+}
+
 #[tokio::test]
 async fn a_late_payment_confirms_if_the_seats_are_free_and_is_refunded_if_not() {
     let api = Api::new().await;
@@ -627,10 +831,50 @@ async fn a_checkout_without_intent_and_an_early_event_are_resolved_by_the_worker
         booking(&api, &ann, &b.id).await["payment"]["client_secret"],
         "pi_1_secret"
     );
-    // …and the inbox worker processes the stored event.
-    assert_eq!(api.app.process_inbox().await.unwrap(), Outcome::Worked);
+    // …and, having recorded it, applies the event stored early: nothing is left for the worker.
     assert_eq!(booking(&api, &ann, &b.id).await["status"], "confirmed");
     assert_eq!(api.app.process_inbox().await.unwrap(), Outcome::Idle);
+}
+
+/// The gateway's webhook often comes before checkout has recorded the intent it is about (the
+/// emulator and Stripe send it before their answer to `create_intent` is back): it is stored and
+/// deferred, and checkout applies it as soon as it records the intent, rather than the inbox
+/// worker after its grace period. No clock moves and no worker runs here.
+#[tokio::test]
+async fn an_event_that_comes_before_its_intent_is_recorded_is_applied_by_checkout() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let b = hold(&api, &ann, &show, &["A1"]).await;
+    let other = hold(&api, &ann, &show, &["A2"]).await;
+    // The fake gateway names its intents pi_1, pi_2, … in order.
+    let early = api.deliver(&succeeded("evt_early", "pi_1", b.total)).await;
+    assert_eq!(early.body["outcome"], "deferred", "{}", early.body);
+    let unrelated = api.deliver(&succeeded("evt_other", "pi_9", 1)).await;
+    assert_eq!(unrelated.body["outcome"], "deferred");
+
+    let reply = checkout(&api, &ann, &b.id).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["payment"]["client_secret"], "pi_1_secret");
+    assert_eq!(reply.body["payment"]["status"], "succeeded");
+    assert_eq!(booking(&api, &ann, &b.id).await["status"], "confirmed");
+    // Only the event about this intent was applied; another checkout finds nothing of its own.
+    let (_, intent2) = paying(&api, &ann, &other.id).await;
+    assert_eq!(intent2, "pi_2");
+    assert_eq!(
+        booking(&api, &ann, &other.id).await["status"],
+        "awaiting_payment"
+    );
+    let left: Vec<String> = api
+        .app
+        .store()
+        .unprocessed_events(api.clock.now() + Duration::days(1), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, ["evt_other"]);
 }
 
 #[tokio::test]

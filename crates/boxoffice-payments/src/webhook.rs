@@ -278,6 +278,34 @@ mod tests {
     }
 
     #[test]
+    fn while_a_secret_is_rolled_either_signature_is_enough() {
+        let body = event(
+            "payment_intent.succeeded",
+            intent_json("succeeded", json!(null)),
+        );
+        let v1 = |secret: &str| {
+            signature::sign(secret, NOW, &body)
+                .split_once(",v1=")
+                .unwrap()
+                .1
+                .to_owned()
+        };
+        let header = format!("t={NOW},v1={},v1={}", v1("whsec_old"), v1("whsec_new"));
+        for secret in ["whsec_old", "whsec_new"] {
+            assert!(
+                StripeWebhooks::new(secret)
+                    .verify(Some(&header), &body, NOW)
+                    .is_ok(),
+                "{secret}"
+            );
+        }
+        assert_eq!(
+            StripeWebhooks::new("whsec_other").verify(Some(&header), &body, NOW),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    #[test]
     fn the_signature_is_checked_before_the_body_is_read() {
         let verifier = StripeWebhooks::new(SECRET);
         assert_eq!(

@@ -885,6 +885,19 @@ impl PaymentStore for PgStore {
                     Settled::Ignored { payment }
                 }
             }
+            GatewayOutcome::Refused { detail } => {
+                ledger(
+                    &mut tx,
+                    payment.id,
+                    "event_refused",
+                    0,
+                    event,
+                    detail,
+                    s.now,
+                )
+                .await?;
+                Settled::Ignored { payment }
+            }
         };
         write_events(&mut tx, &events).await?;
         tx.commit().await.map_err(db)?;

@@ -850,6 +850,19 @@ impl PaymentStore for SqliteStore {
                     Settled::Ignored { payment }
                 }
             }
+            GatewayOutcome::Refused { detail } => {
+                ledger(
+                    &mut tx,
+                    payment.id,
+                    "event_refused",
+                    0,
+                    event,
+                    detail,
+                    s.now,
+                )
+                .await?;
+                Settled::Ignored { payment }
+            }
         };
         tx.commit().await.map_err(db)?;
         Ok(settled)

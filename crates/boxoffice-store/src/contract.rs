@@ -66,6 +66,7 @@ macro_rules! store_contract_suite {
             holds_priced_on_an_outdated_basis_are_refused,
             checkout_then_success_sells_the_seats_and_issues_tickets,
             a_duplicate_event_changes_nothing,
+            a_refused_outcome_changes_nothing_but_the_ledger,
             a_late_payment_confirms_if_free_and_refunds_if_taken,
             declines_and_out_of_order_events,
             a_decline_after_the_hold_lapsed_releases_the_seats,

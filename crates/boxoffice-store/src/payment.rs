@@ -64,6 +64,13 @@ pub enum GatewayOutcome {
         /// The gateway's reason.
         reason: String,
     },
+    /// The event reports what cannot be true of the payment (the domain's
+    /// `payment::ReportRefused`: another amount or currency, an impossible refund). It is marked
+    /// processed and written to the ledger as `event_refused` with `detail`; nothing else changes.
+    Refused {
+        /// Why, for people reading the ledger.
+        detail: String,
+    },
 }
 
 /// A payment outcome to apply, maybe caused by a stored event.
@@ -85,7 +92,8 @@ pub enum Settled {
     /// The event had been processed already; nothing changed.
     AlreadyProcessed,
     /// The payment already had an outcome this one may not change (a failure after success, a
-    /// second success): recorded in the ledger, nothing else changed.
+    /// second success), or the outcome was [`GatewayOutcome::Refused`]: recorded in the ledger,
+    /// nothing else changed.
     Ignored {
         /// The payment as it stands.
         payment: Payment,
@@ -235,7 +243,8 @@ pub trait PaymentStore: Send + Sync {
     /// claims are still its own or its seats are free again; otherwise the booking is left
     /// expired/cancelled and a full refund is reserved, with the reason on the payment and in the
     /// ledger. Failure returns the booking to `held` (or `expired` if its hold lapsed). An
-    /// outcome the payment's status does not accept changes nothing but the ledger.
+    /// outcome the payment's status does not accept, or a refused one, changes nothing but the
+    /// ledger.
     async fn settle_payment(&self, settlement: &Settlement) -> Result<Settled, StoreError>;
 
     /// Applies a refund reported by the gateway: `refunded_amount` only grows, capped at the

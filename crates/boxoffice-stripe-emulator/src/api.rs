@@ -1,6 +1,6 @@
 //! The Stripe-shaped HTTP API: payment intents, refunds, `Idempotency-Key` handling, Bearer
 //! authentication and Stripe's error bodies, over an in-memory store; plus the `/_emulator`
-//! control routes. Every request runs under one lock with no await inside, so concurrent
+//! control routes, behind the same key. Every request runs under one lock with no await inside, so concurrent
 //! requests with the same idempotency key are serialised as on Stripe.
 
 use std::collections::{BTreeMap, HashMap};
@@ -862,19 +862,43 @@ async fn unknown_route(method: Method, uri: Uri) -> Response {
     .into_response_with(false)
 }
 
-async fn get_config(State(api): Shared) -> Response {
+// The control routes can pause, duplicate or reorder deliveries and show every event sent, so
+// they take the same key as `/v1/*`: whoever could reach the port could otherwise steer the
+// webhooks of a `serve` that runs the emulator.
+
+async fn get_config(State(api): Shared, headers: HeaderMap) -> Response {
+    if let Err(reply) = api.authenticate(&headers) {
+        return reply.into_response_with(false);
+    }
     Json(api.outbox.switches()).into_response()
 }
 
-async fn set_config(State(api): Shared, Json(patch): Json<SwitchesPatch>) -> Response {
+async fn set_config(State(api): Shared, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(reply) = api.authenticate(&headers) {
+        return reply.into_response_with(false);
+    }
+    // Read after the key is checked, so that a caller without it learns nothing from the body.
+    let patch: SwitchesPatch = match serde_json::from_slice(&body) {
+        Ok(patch) => patch,
+        Err(e) => {
+            return Reply::invalid("parameter_invalid_json", None, format!("Invalid JSON: {e}"))
+                .into_response_with(false);
+        }
+    };
     Json(api.outbox.patch_switches(&patch)).into_response()
 }
 
-async fn flush(State(api): Shared) -> StatusCode {
+async fn flush(State(api): Shared, headers: HeaderMap) -> Response {
+    if let Err(reply) = api.authenticate(&headers) {
+        return reply.into_response_with(false);
+    }
     api.outbox.flush();
-    StatusCode::NO_CONTENT
+    StatusCode::NO_CONTENT.into_response()
 }
 
-async fn events(State(api): Shared) -> Response {
+async fn events(State(api): Shared, headers: HeaderMap) -> Response {
+    if let Err(reply) = api.authenticate(&headers) {
+        return reply.into_response_with(false);
+    }
     Json(api.outbox.deliveries()).into_response()
 }

@@ -34,7 +34,8 @@ pub use target::{HttpWebhookTarget, WebhookTarget};
 pub struct EmulatorConfig {
     /// Where to listen; port 0 picks a free one (default `127.0.0.1:0`).
     pub listen: SocketAddr,
-    /// The only API key accepted (`Authorization: Bearer …`).
+    /// The only API key accepted (`Authorization: Bearer …`), on `/v1/*` and on the
+    /// `/_emulator/*` control routes alike.
     pub secret_key: String,
     /// The secret webhooks are signed with (`whsec_…`).
     pub webhook_secret: String,

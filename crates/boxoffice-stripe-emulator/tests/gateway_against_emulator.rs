@@ -699,6 +699,7 @@ async fn raw_http_speaks_stripes_shapes() {
     let switches: Value = s
         .http()
         .post(s.url("/_emulator/config"))
+        .bearer_auth(SECRET_KEY)
         .json(&json!({"duplicate": true, "delay_ms": 5}))
         .send()
         .await
@@ -715,6 +716,7 @@ async fn raw_http_speaks_stripes_shapes() {
     let log: Value = s
         .http()
         .get(s.url("/_emulator/events"))
+        .bearer_auth(SECRET_KEY)
         .send()
         .await
         .unwrap()
@@ -723,4 +725,58 @@ async fn raw_http_speaks_stripes_shapes() {
         .unwrap();
     assert_eq!(log.as_array().unwrap().len(), s.emulator.deliveries().len());
     assert_eq!(log[0]["kind"], "payment_intent.payment_failed");
+}
+
+/// The control routes change how webhooks are delivered and show every event sent: they need the
+/// API key like `/v1/*`, and answer Stripe's 401 without it (or with another one), changing
+/// nothing.
+#[tokio::test]
+async fn the_control_routes_need_the_key() {
+    let s = Setup::new(Switches::default()).await;
+    let routes = [
+        (reqwest::Method::GET, "/_emulator/config", None),
+        (
+            reqwest::Method::POST,
+            "/_emulator/config",
+            Some(json!({"paused": true})),
+        ),
+        (reqwest::Method::POST, "/_emulator/flush", None),
+        (reqwest::Method::GET, "/_emulator/events", None),
+    ];
+    for key in [None, Some("sk_test_someone_else")] {
+        for (method, path, body) in &routes {
+            let mut request = s.http().request(method.clone(), s.url(path));
+            if let Some(key) = key {
+                request = request.bearer_auth(key);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let reply = request.send().await.unwrap();
+            assert_eq!(reply.status(), 401, "{method} {path} with {key:?}");
+            let error: Value = reply.json().await.unwrap();
+            assert_eq!(error["error"]["type"], "invalid_request_error", "{error}");
+        }
+    }
+    assert!(
+        !s.emulator.switches().paused,
+        "a refused patch changed nothing"
+    );
+
+    for (method, path, body) in &routes {
+        let mut request = s
+            .http()
+            .request(method.clone(), s.url(path))
+            .bearer_auth(SECRET_KEY);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let reply = request.send().await.unwrap();
+        assert!(
+            reply.status().is_success(),
+            "{method} {path}: {}",
+            reply.status()
+        );
+    }
+    assert!(s.emulator.switches().paused);
 }

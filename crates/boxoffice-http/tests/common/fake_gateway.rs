@@ -1,8 +1,9 @@
 //! An in-memory payment gateway and webhook verifier for the API tests: records every call,
 //! honours idempotency keys, can be made unavailable (failure injection), and lets a test emit
-//! webhook events signed with a trivial scheme the fake verifier checks:
-//! `Stripe-Signature: t=<unix>,v1=<hex SHA-256 of "fake-secret.<t>.<body>">`.
-//! The real Stripe adapter and emulator replace both at integration.
+//! webhook events in a small JSON shape of its own. Their signatures are Stripe's scheme, checked
+//! by the real `boxoffice_payments::signature` (several `v1` values, tolerance and all), so the
+//! fake does not keep a second copy of that logic. The real Stripe adapter and emulator replace
+//! both at integration.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
@@ -14,8 +15,8 @@ use boxoffice_app::gateway::{
     EventData, GatewayError, GatewayEvent, GatewayIntent, GatewayRefund, IntentStatus, NewIntent,
     NewRefund, PaymentGateway, RefundStatus, WebhookError, WebhookVerifier,
 };
+use boxoffice_payments::signature;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const SECRET: &str = "fake-secret";
 /// Seconds a signature stays valid, as Stripe's default tolerance.
@@ -53,6 +54,17 @@ impl FakeGateway {
         let intent = s.intents.get_mut(id).expect("no such intent");
         intent.status = status;
         intent.last_error = last_error.map(str::to_owned);
+    }
+
+    /// Changes what the gateway says an intent is for, as a tampered intent would.
+    pub fn set_intent_amount(&self, id: &str, amount: i64) {
+        self.0
+            .lock()
+            .unwrap()
+            .intents
+            .get_mut(id)
+            .expect("no such intent")
+            .amount = amount;
     }
 
     /// An intent as the gateway holds it.
@@ -166,9 +178,7 @@ pub struct FakeVerifier;
 
 /// The signature header for `body` signed at `t`.
 pub fn sign(body: &str, t: i64) -> String {
-    let mut h = Sha256::new();
-    h.update(format!("{SECRET}.{t}.{body}").as_bytes());
-    format!("t={t},v1={}", hex::encode(h.finalize()))
+    signature::sign(SECRET, t, body.as_bytes())
 }
 
 impl WebhookVerifier for FakeVerifier {
@@ -179,19 +189,9 @@ impl WebhookVerifier for FakeVerifier {
         now_unix: i64,
     ) -> Result<GatewayEvent, WebhookError> {
         let header = signature_header.ok_or(WebhookError::MissingSignature)?;
-        let t: i64 = header
-            .split(',')
-            .find_map(|p| p.strip_prefix("t="))
-            .and_then(|t| t.parse().ok())
-            .ok_or(WebhookError::MalformedSignature)?;
+        let t = signature::verify(SECRET, header, body, now_unix, TOLERANCE)?;
         let text =
             std::str::from_utf8(body).map_err(|e| WebhookError::BadPayload(e.to_string()))?;
-        if sign(text, t) != header {
-            return Err(WebhookError::BadSignature);
-        }
-        if (now_unix - t).abs() > TOLERANCE {
-            return Err(WebhookError::StaleTimestamp);
-        }
         let v: Value =
             serde_json::from_str(text).map_err(|e| WebhookError::BadPayload(e.to_string()))?;
         let kind = v["type"].as_str().unwrap_or_default().to_owned();
@@ -205,7 +205,7 @@ impl WebhookVerifier for FakeVerifier {
                     _ => IntentStatus::RequiresPaymentMethod,
                 },
                 amount: o["amount"].as_i64().unwrap_or(0),
-                currency: "EUR".parse().unwrap(),
+                currency: o["currency"].as_str().unwrap_or("EUR").parse().unwrap(),
                 client_secret: String::new(),
                 last_error: o["last_error"].as_str().map(str::to_owned),
             })
@@ -241,6 +241,20 @@ impl WebhookVerifier for FakeVerifier {
 pub fn succeeded(event: &str, intent: &str, amount: i64) -> String {
     json!({"id": event, "type": "payment_intent.succeeded",
         "data": {"id": intent, "status": "succeeded", "amount": amount}})
+    .to_string()
+}
+
+/// A `payment_intent.succeeded` event body in `currency`.
+pub fn succeeded_in(event: &str, intent: &str, amount: i64, currency: &str) -> String {
+    json!({"id": event, "type": "payment_intent.succeeded",
+        "data": {"id": intent, "status": "succeeded", "amount": amount, "currency": currency}})
+    .to_string()
+}
+
+/// A `refund.updated` event body.
+pub fn refund_updated(event: &str, refund: &str, intent: &str, amount: i64) -> String {
+    json!({"id": event, "type": "refund.updated",
+        "data": {"id": refund, "payment_intent": intent, "amount": amount, "status": "succeeded"}})
     .to_string()
 }
 

@@ -285,6 +285,60 @@ pub async fn a_duplicate_event_changes_nothing(store: Arc<dyn Store>) {
     assert!(!store.skip_gateway_event("evt_other", t0).await.unwrap());
 }
 
+/// A refused outcome (the domain found the event's numbers untrue of the payment) is written to
+/// the ledger once, marks its event processed, and changes neither the payment nor the booking.
+pub async fn a_refused_outcome_changes_nothing_but_the_ledger(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let t0 = base_time();
+    let b = hold_of(u, &s, &[&seats[0]], t0);
+    let p = held_and_checked_out(store.as_ref(), &b, t0).await;
+    assert_eq!(inbox(store.as_ref(), "evt_untrue", t0).await, Inbox::New);
+    let refused = Settlement {
+        payment_id: p.id,
+        event_id: Some("evt_untrue".into()),
+        outcome: GatewayOutcome::Refused {
+            detail: "the gateway reports 1 taken".into(),
+        },
+        now: t0 + Duration::seconds(1),
+    };
+    match store.settle_payment(&refused).await.unwrap() {
+        Settled::Ignored { payment } => assert_eq!(payment.status, PaymentStatus::Initialized),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.settle_payment(&refused).await.unwrap(),
+        Settled::AlreadyProcessed
+    );
+    assert_eq!(
+        inbox(store.as_ref(), "evt_untrue", t0).await,
+        Inbox::Processed
+    );
+    let after = store.payment(p.id).await.unwrap();
+    assert_eq!(
+        (after.status, after.refunded_amount, after.failure_reason),
+        (PaymentStatus::Initialized, 0, None)
+    );
+    assert_eq!(
+        store.booking(b.id).await.unwrap().status,
+        BookingStatus::AwaitingPayment
+    );
+    assert!(store.tickets(b.id).await.unwrap().is_empty());
+    let ledger = store.ledger(p.id).await.unwrap();
+    assert_eq!(
+        ledger_kinds(store.as_ref(), p.id).await,
+        ["initialized", "event_refused"]
+    );
+    let row = &ledger[1];
+    assert_eq!(
+        (
+            row.amount,
+            row.gateway_event_id.as_deref(),
+            row.detail.as_str()
+        ),
+        (0, Some("evt_untrue"), "the gateway reports 1 taken")
+    );
+}
+
 /// Invariant 5: a payment that succeeds after the hold lapsed confirms the booking when its seats
 /// are still free, and reserves a full refund (booking left expired) when they were taken.
 pub async fn a_late_payment_confirms_if_free_and_refunds_if_taken(store: Arc<dyn Store>) {
