@@ -106,12 +106,13 @@ struct Claims {
     exp: i64,
 }
 
-/// Who a request comes from, as its access token says.
+/// Who a request comes from: the account its access token names, with the role the account has
+/// now (see [`App::authenticate`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Principal {
     /// The account.
     pub user_id: UserId,
-    /// Its role when the token was issued.
+    /// Its role as stored when the request arrived, not as the token says.
     pub role: Role,
 }
 
@@ -258,17 +259,21 @@ impl App {
         Ok(())
     }
 
-    /// Checks an access token: signature, then its times against the application's clock.
-    pub fn authenticate(&self, access_token: &str) -> Result<Principal, AppError> {
+    /// Who an access token belongs to, as the account is now. The token's signature and times
+    /// are checked, then the account is read (one read by primary key), so that a role change or
+    /// an erasure applies to the account's very next request instead of when its token expires;
+    /// the role in the token is only informative. An erased or unknown account is
+    /// unauthenticated.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AppError> {
         let claims = self.tokens.verify(access_token, self.clock.now())?;
-        let role = claims
-            .role
-            .parse::<Role>()
-            .map_err(|_| AppError::Unauthenticated)?;
-        Ok(Principal {
-            user_id: UserId(claims.sub),
-            role,
-        })
+        match self.store.user(UserId(claims.sub)).await {
+            Ok(user) if user.profile.is_some() => Ok(Principal {
+                user_id: user.id,
+                role: user.role,
+            }),
+            Ok(_) | Err(StoreError::NotFound) => Err(AppError::Unauthenticated),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The caller's account; an erased account no longer signs anything in.
@@ -320,7 +325,7 @@ impl App {
         Ok(())
     }
 
-    /// Gives an account a role. Takes effect with the account's next access token.
+    /// Gives an account a role. Takes effect with the account's next request.
     pub async fn set_role(&self, target: UserId, role: Role) -> Result<User, AppError> {
         self.store.set_role(target, role, self.clock.now()).await?;
         tracing::info!(user_id = %target, %role, "role changed");

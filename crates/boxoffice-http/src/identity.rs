@@ -225,7 +225,7 @@ async fn delete_me(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Gives an account a role; it applies from the account's next access token (at most 15 minutes).
+/// Gives an account a role; it applies from the account's next request.
 #[utoipa::path(post, path = "/users/{id}/role", tag = "identity", security(("bearer" = ["admin"])),
     params(("id" = uuid::Uuid, Path)), request_body = RoleRequest,
     responses((status = 200, body = UserResponse), (status = 401, body = Problem),
