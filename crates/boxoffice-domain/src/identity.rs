@@ -60,6 +60,39 @@ impl fmt::Display for Role {
     }
 }
 
+/// A change to an account that may take its admin role away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountChange {
+    /// It gets this role.
+    Role(Role),
+    /// Its personal data is erased, and with it the means to sign in.
+    Erasure,
+}
+
+/// Refused: the change would leave no account that can sign in as an admin, and with it no one
+/// who can give the role back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the last admin can neither give up the role nor be erased")]
+pub struct LastAdmin;
+
+/// The rule that an admin must remain. `live_admins` are the accounts that are admins and not
+/// erased; `change` to `target` is refused when `target` is the only one of them and would stop
+/// being one (demoted or erased). The store reads `live_admins` and applies what this decides in
+/// one atomic step, so that two admins demoting each other at once cannot both pass.
+pub fn an_admin_remains(
+    live_admins: &[UserId],
+    target: UserId,
+    change: AccountChange,
+) -> Result<(), LastAdmin> {
+    let stays_admin = change == AccountChange::Role(Role::Admin);
+    let others = live_admins.iter().filter(|&&id| id != target).count();
+    if live_admins.contains(&target) && !stays_admin && others == 0 {
+        Err(LastAdmin)
+    } else {
+        Ok(())
+    }
+}
+
 /// An email address, trimmed and lower-cased: two spellings of one address are one account.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Email(String);
@@ -333,6 +366,36 @@ mod tests {
         assert!(!Role::Customer.includes(Role::Staff));
         assert_eq!("admin".parse::<Role>(), Ok(Role::Admin));
         assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn the_last_admin_neither_steps_down_nor_is_erased() {
+        let (ann, bob, cat) = (UserId::generate(), UserId::generate(), UserId::generate());
+        let demote = AccountChange::Role(Role::Staff);
+        assert_eq!(an_admin_remains(&[ann], ann, demote), Err(LastAdmin));
+        assert_eq!(
+            an_admin_remains(&[ann], ann, AccountChange::Erasure),
+            Err(LastAdmin)
+        );
+        assert_eq!(
+            an_admin_remains(&[ann], ann, AccountChange::Role(Role::Admin)),
+            Ok(())
+        );
+        assert_eq!(an_admin_remains(&[ann, bob], ann, demote), Ok(()));
+        assert_eq!(
+            an_admin_remains(&[ann, bob], bob, AccountChange::Erasure),
+            Ok(())
+        );
+        // Accounts that are not admins come and go as they like, even with no admin at all.
+        assert_eq!(
+            an_admin_remains(&[ann], cat, AccountChange::Erasure),
+            Ok(())
+        );
+        assert_eq!(an_admin_remains(&[], cat, demote), Ok(()));
+        assert_eq!(
+            an_admin_remains(&[], cat, AccountChange::Role(Role::Admin)),
+            Ok(())
+        );
     }
 
     #[test]

@@ -464,6 +464,49 @@ async fn an_erased_accounts_old_token_is_refused_at_once() {
     }
 }
 
+/// The last admin can neither step down nor erase themselves (409 `last_admin`); once another
+/// account is admin, they can.
+#[tokio::test]
+async fn the_last_admin_stays_an_admin() {
+    let api = Api::new().await;
+    let root = api.token_for("root@example.com", Role::Admin).await;
+    let root_id = my_id(&api, &root).await;
+    let own_role = format!("/api/v1/users/{root_id}/role");
+    let demoted = api
+        .as_bearer(&root, Method::POST, &own_role, json!({"role": "staff"}))
+        .await;
+    assert_problem(&demoted, StatusCode::CONFLICT, "last_admin");
+    let erased = api
+        .as_bearer(&root, Method::DELETE, "/api/v1/me", json!({}))
+        .await;
+    assert_problem(&erased, StatusCode::CONFLICT, "last_admin");
+    let me = api
+        .as_bearer(&root, Method::GET, "/api/v1/me", json!({}))
+        .await;
+    assert_eq!(me.body["role"], "admin");
+
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let ann_id = my_id(&api, &ann).await;
+    let promoted = api
+        .as_bearer(
+            &root,
+            Method::POST,
+            &format!("/api/v1/users/{ann_id}/role"),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.body);
+    let stepped_down = api
+        .as_bearer(&root, Method::POST, &own_role, json!({"role": "staff"}))
+        .await;
+    assert_eq!(stepped_down.status, StatusCode::OK, "{}", stepped_down.body);
+    // Now ann is the last one.
+    let gone = api
+        .as_bearer(&ann, Method::DELETE, "/api/v1/me", json!({}))
+        .await;
+    assert_problem(&gone, StatusCode::CONFLICT, "last_admin");
+}
+
 /// Every operation of the OpenAPI document × every kind of caller: anonymous callers of a
 /// protected route get 401, callers without the role get 403, callers with it get neither;
 /// public routes never answer 401 or 403. The role an operation needs is read from its
