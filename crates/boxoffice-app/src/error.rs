@@ -114,6 +114,9 @@ pub enum AppError {
     /// The ticket's booking was cancelled and refunded.
     #[error("the ticket is no longer valid")]
     TicketNotValid,
+    /// The account is the last admin: it can neither give up the role nor be erased.
+    #[error("the last admin can neither give up the role nor be erased")]
+    LastAdmin,
     /// Something failed that is not the caller's fault; logged, never shown.
     #[error(transparent)]
     Internal(anyhow::Error),
@@ -138,6 +141,7 @@ impl From<StoreError> for AppError {
             }
             StoreError::Conflict(Conflict::RefundTooLarge) => AppError::RefundTooLarge,
             StoreError::Conflict(Conflict::PaymentNotRefundable) => AppError::PaymentNotRefundable,
+            StoreError::Conflict(Conflict::LastAdmin) => AppError::LastAdmin,
             StoreError::Conflict(
                 c @ (Conflict::BookingNotPayable | Conflict::IdempotencyKeyTaken),
             ) => AppError::Internal(anyhow::anyhow!("unhandled store conflict: {c}")),

@@ -26,6 +26,9 @@ use crate::{App, AppError};
 
 /// How long an access token is valid.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::minutes(15);
+/// How far in the future a token's issue time may lie: the clocks of the instances that share the
+/// signing key may disagree by this much.
+pub const CLOCK_SKEW: Duration = Duration::seconds(60);
 /// How long a refresh token is valid if it is not used.
 pub const REFRESH_TOKEN_TTL: Duration = Duration::days(30);
 /// The window failed logins are counted in.
@@ -49,6 +52,29 @@ impl TokenKeys {
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+        }
+    }
+
+    /// Checks an access token at `now`: the signature, then the times against the application's
+    /// clock (the library's wall clock would not move in tests). Refused: a token that has
+    /// expired, one issued more than [`CLOCK_SKEW`] in the future, and one whose lifetime is
+    /// longer than the [`ACCESS_TOKEN_TTL`] this server issues, which it cannot have signed: the
+    /// key leaked, or another program shares it.
+    fn verify(&self, access_token: &str, now: DateTime<Utc>) -> Result<Claims, AppError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        let claims = jsonwebtoken::decode::<Claims>(access_token, &self.decoding, &validation)
+            .map_err(|_| AppError::Unauthenticated)?
+            .claims;
+        let now = now.timestamp();
+        let valid = claims.exp > now
+            && claims.iat <= now + CLOCK_SKEW.num_seconds()
+            && claims.exp - claims.iat <= ACCESS_TOKEN_TTL.num_seconds();
+        if valid {
+            Ok(claims)
+        } else {
+            Err(AppError::Unauthenticated)
         }
     }
 
@@ -80,12 +106,13 @@ struct Claims {
     exp: i64,
 }
 
-/// Who a request comes from, as its access token says.
+/// Who a request comes from: the account its access token names, with the role the account has
+/// now (see [`App::authenticate`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Principal {
     /// The account.
     pub user_id: UserId,
-    /// Its role when the token was issued.
+    /// Its role as stored when the request arrived, not as the token says.
     pub role: Role,
 }
 
@@ -232,27 +259,21 @@ impl App {
         Ok(())
     }
 
-    /// Checks an access token: signature, then expiry against the application's clock.
-    pub fn authenticate(&self, access_token: &str) -> Result<Principal, AppError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Expiry is checked below against the Clock port, not the library's wall clock.
-        validation.validate_exp = false;
-        validation.required_spec_claims.clear();
-        let claims =
-            jsonwebtoken::decode::<Claims>(access_token, &self.tokens.decoding, &validation)
-                .map_err(|_| AppError::Unauthenticated)?
-                .claims;
-        if claims.exp <= self.clock.now().timestamp() {
-            return Err(AppError::Unauthenticated);
+    /// Who an access token belongs to, as the account is now. The token's signature and times
+    /// are checked, then the account is read (one read by primary key), so that a role change or
+    /// an erasure applies to the account's very next request instead of when its token expires;
+    /// the role in the token is only informative. An erased or unknown account is
+    /// unauthenticated.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AppError> {
+        let claims = self.tokens.verify(access_token, self.clock.now())?;
+        match self.store.user(UserId(claims.sub)).await {
+            Ok(user) if user.profile.is_some() => Ok(Principal {
+                user_id: user.id,
+                role: user.role,
+            }),
+            Ok(_) | Err(StoreError::NotFound) => Err(AppError::Unauthenticated),
+            Err(e) => Err(e.into()),
         }
-        let role = claims
-            .role
-            .parse::<Role>()
-            .map_err(|_| AppError::Unauthenticated)?;
-        Ok(Principal {
-            user_id: UserId(claims.sub),
-            role,
-        })
     }
 
     /// The caller's account; an erased account no longer signs anything in.
@@ -304,7 +325,7 @@ impl App {
         Ok(())
     }
 
-    /// Gives an account a role. Takes effect with the account's next access token.
+    /// Gives an account a role. Takes effect with the account's next request.
     pub async fn set_role(&self, target: UserId, role: Role) -> Result<User, AppError> {
         self.store.set_role(target, role, self.clock.now()).await?;
         tracing::info!(user_id = %target, %role, "role changed");
@@ -467,4 +488,62 @@ async fn dummy_hash() -> Result<&'static str, AppError> {
     }
     let hash = hash_password(&random_hex(16)?).await?;
     Ok(DUMMY.get_or_init(|| hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2030, 1, 1, 10, 0, 0).unwrap()
+    }
+
+    /// A token signed with `secret` whose times are `iat` and `exp` seconds from [`now`].
+    fn token(secret: &[u8], iat: i64, exp: i64) -> String {
+        let claims = Claims {
+            sub: Uuid::now_v7(),
+            role: "customer".into(),
+            iat: now().timestamp() + iat,
+            exp: now().timestamp() + exp,
+        };
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn tokens_are_checked_against_the_clock_and_the_issued_lifetime() {
+        let keys = TokenKeys::from_secret(b"the key");
+        let ttl = ACCESS_TOKEN_TTL.num_seconds();
+        let skew = CLOCK_SKEW.num_seconds();
+        let cases = [
+            ("issued now", 0, ttl, true),
+            ("issued a minute ago", -60, ttl - 60, true),
+            ("expires this second", -ttl, 0, false),
+            ("expired", -ttl - 1, -1, false),
+            ("issued within the clock skew", skew, skew + ttl, true),
+            (
+                "issued past the clock skew",
+                skew + 1,
+                skew + 1 + ttl,
+                false,
+            ),
+            ("issued a day ahead", 86_400, 86_400 + ttl, false),
+            ("one second longer than issued", 0, ttl + 1, false),
+            ("valid for a year", -60, 365 * 86_400, false),
+            ("expires before it was issued", 0, -1, false),
+        ];
+        for (what, iat, exp, accepted) in cases {
+            let verdict = keys.verify(&token(b"the key", iat, exp), now());
+            assert_eq!(verdict.is_ok(), accepted, "{what}: {verdict:?}");
+        }
+        assert!(
+            keys.verify(&token(b"another key", 0, ttl), now()).is_err(),
+            "signed with another key"
+        );
+    }
 }

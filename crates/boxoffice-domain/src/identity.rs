@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::UserId;
 use crate::validation::{ValidationErrors, Validator, required_text};
@@ -66,15 +67,51 @@ impl fmt::Display for Role {
     }
 }
 
+/// A change to an account that may take its admin role away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountChange {
+    /// It gets this role.
+    Role(Role),
+    /// Its personal data is erased, and with it the means to sign in.
+    Erasure,
+}
+
+/// Refused: the change would leave no account that can sign in as an admin, and with it no one
+/// who can give the role back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the last admin can neither give up the role nor be erased")]
+pub struct LastAdmin;
+
+/// The rule that an admin must remain. `live_admins` are the accounts that are admins and not
+/// erased; `change` to `target` is refused when `target` is the only one of them and would stop
+/// being one (demoted or erased). The store reads `live_admins` and applies what this decides in
+/// one atomic step, so that two admins demoting each other at once cannot both pass.
+pub fn an_admin_remains(
+    live_admins: &[UserId],
+    target: UserId,
+    change: AccountChange,
+) -> Result<(), LastAdmin> {
+    let stays_admin = change == AccountChange::Role(Role::Admin);
+    let others = live_admins.iter().filter(|&&id| id != target).count();
+    if live_admins.contains(&target) && !stays_admin && others == 0 {
+        Err(LastAdmin)
+    } else {
+        Ok(())
+    }
+}
+
 /// An email address, trimmed and lower-cased: two spellings of one address are one account.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
 impl Email {
     /// Normalises and checks an address: one `@`, a non-empty local part, a domain with a dot,
-    /// no spaces, at most 254 characters.
+    /// no spaces, no invisible characters (see [`is_invisible`]), at most 254 characters.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let email = raw.trim().to_lowercase();
+        if email.chars().any(is_invisible) {
+            return Err("must not contain invisible or control characters".into());
+        }
         let valid = email.chars().count() <= EMAIL_MAX
             && !email.chars().any(char::is_whitespace)
             && match email.split_once('@') {
@@ -104,6 +141,18 @@ impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Whether `c` shows nothing, or only steers how the text around it shows: a control character
+/// (general category Cc) or a format character (Cf: zero-width spaces and joiners, the soft
+/// hyphen, bidi embeddings, overrides and isolates, the byte-order mark, tag characters, …), or
+/// any code point of the Tags block, whose unassigned ones would be invisible too once assigned.
+/// An address with one reads exactly like the address without it, so letting it in would let
+/// someone register a look-alike of an existing account.
+pub fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || c.general_category() == GeneralCategory::Format
+        || ('\u{e0000}'..='\u{e007f}').contains(&c)
 }
 
 /// Checks the password policy: 10 to 1024 characters. Nothing else is imposed: length is what
@@ -213,6 +262,99 @@ mod tests {
         }
     }
 
+    /// Every invisible character the hardening issue names, and a few more of category Cf.
+    const INVISIBLE: &[char] = &[
+        '\u{0}',
+        '\u{7}',
+        '\u{1b}',
+        '\u{7f}',
+        '\u{80}',
+        '\u{9f}',
+        '\u{ad}',
+        '\u{61c}',
+        '\u{180e}',
+        '\u{200b}',
+        '\u{200c}',
+        '\u{200d}',
+        '\u{200e}',
+        '\u{200f}',
+        '\u{202a}',
+        '\u{202b}',
+        '\u{202c}',
+        '\u{202d}',
+        '\u{202e}',
+        '\u{2060}',
+        '\u{2061}',
+        '\u{2062}',
+        '\u{2063}',
+        '\u{2064}',
+        '\u{2066}',
+        '\u{2067}',
+        '\u{2068}',
+        '\u{2069}',
+        '\u{feff}',
+        '\u{fff9}',
+        '\u{e0000}',
+        '\u{e0001}',
+        '\u{e0020}',
+        '\u{e0041}',
+        '\u{e007f}',
+    ];
+
+    #[test]
+    fn emails_with_invisible_characters_are_refused() {
+        for &c in INVISIBLE {
+            assert!(is_invisible(c), "U+{:04X}", c as u32);
+            for raw in [
+                format!("{c}ann@example.com"),
+                format!("an{c}n@example.com"),
+                format!("ann{c}@example.com"),
+                format!("ann@exa{c}mple.com"),
+                format!("ann@example.com{c}"),
+            ] {
+                assert!(Email::parse(&raw).is_err(), "U+{:04X} in {raw:?}", c as u32);
+            }
+        }
+        // Visible letters of any script are still welcome.
+        for good in ["jörg@bücher.de", "ρωμαίος@παράδειγμα.ελ", "李@例子.中国"]
+        {
+            assert!(Email::parse(good).is_ok(), "{good}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Wherever an invisible character goes in an address that parses, the address no
+        /// longer parses (or, for white space at either end, trims back to the same address):
+        /// no look-alike of an account can be registered.
+        #[test]
+        fn an_invisible_character_anywhere_is_refused(
+            local in "[a-z0-9._+-]{1,20}",
+            domain in "[a-z0-9-]{1,20}\\.[a-z]{2,6}",
+            c in proptest::prop_oneof![
+                proptest::sample::select(INVISIBLE),
+                proptest::char::range('\u{e0000}', '\u{e007f}'),
+                proptest::char::range('\u{200b}', '\u{200f}'),
+                proptest::char::range('\u{2060}', '\u{2064}'),
+                proptest::char::range('\u{0}', '\u{1f}'),
+            ],
+            at in 0usize..64,
+        ) {
+            let clean = format!("{local}@{domain}");
+            let parsed = Email::parse(&clean);
+            proptest::prop_assert!(parsed.is_ok(), "{clean}");
+            let mut chars: Vec<char> = clean.chars().collect();
+            chars.insert(at % (chars.len() + 1), c);
+            let dirty: String = chars.into_iter().collect();
+            match Email::parse(&dirty) {
+                Err(_) => {}
+                Ok(same) => proptest::prop_assert!(
+                    Ok(&same) == parsed.as_ref() && c.is_whitespace(),
+                    "{dirty:?} parsed as {same:?}"
+                ),
+            }
+        }
+    }
+
     #[test]
     fn passwords_need_ten_characters() {
         assert!(check_password("123456789").is_err());
@@ -231,6 +373,36 @@ mod tests {
         assert!(!Role::Customer.includes(Role::Staff));
         assert_eq!("admin".parse::<Role>(), Ok(Role::Admin));
         assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn the_last_admin_neither_steps_down_nor_is_erased() {
+        let (ann, bob, cat) = (UserId::generate(), UserId::generate(), UserId::generate());
+        let demote = AccountChange::Role(Role::Staff);
+        assert_eq!(an_admin_remains(&[ann], ann, demote), Err(LastAdmin));
+        assert_eq!(
+            an_admin_remains(&[ann], ann, AccountChange::Erasure),
+            Err(LastAdmin)
+        );
+        assert_eq!(
+            an_admin_remains(&[ann], ann, AccountChange::Role(Role::Admin)),
+            Ok(())
+        );
+        assert_eq!(an_admin_remains(&[ann, bob], ann, demote), Ok(()));
+        assert_eq!(
+            an_admin_remains(&[ann, bob], bob, AccountChange::Erasure),
+            Ok(())
+        );
+        // Accounts that are not admins come and go as they like, even with no admin at all.
+        assert_eq!(
+            an_admin_remains(&[ann], cat, AccountChange::Erasure),
+            Ok(())
+        );
+        assert_eq!(an_admin_remains(&[], cat, demote), Ok(()));
+        assert_eq!(
+            an_admin_remains(&[], cat, AccountChange::Role(Role::Admin)),
+            Ok(())
+        );
     }
 
     #[test]

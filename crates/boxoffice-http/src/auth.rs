@@ -1,6 +1,7 @@
-//! Who is calling. Extractors check the bearer access token and the caller's role, so handlers
-//! state their rule in their signature (`SignedIn`, `Staff`, `Admin`) instead of in code:
-//! missing or invalid token → 401, valid token without the role → 403.
+//! Who is calling. Extractors check the bearer access token and the role the caller's account has
+//! now, so handlers state their rule in their signature (`SignedIn`, `Staff`, `Admin`) instead of
+//! in code: missing or invalid token, or an erased account → 401, valid token of an account
+//! without the role → 403.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use boxoffice_app::Principal;
+use boxoffice_app::{AppError, Principal};
 use boxoffice_domain::identity::Role;
 
 use crate::AppState;
@@ -45,8 +46,10 @@ impl fmt::Debug for Secret {
 pub enum AuthRejection {
     /// No valid access token: 401 with a `Bearer` challenge.
     Unauthenticated,
-    /// A valid token whose role is not enough: 403.
+    /// A valid token whose account's role is not enough: 403.
     Forbidden,
+    /// The account could not be read (the database did not answer): the error as it is.
+    Failed(ApiError),
 }
 
 impl IntoResponse for AuthRejection {
@@ -70,11 +73,18 @@ impl IntoResponse for AuthRejection {
                 "Your role does not allow this.",
             )
             .into_response(),
+            AuthRejection::Failed(error) => error.into_response(),
         }
     }
 }
 
-fn principal(parts: &Parts, state: &AppState, required: Role) -> Result<Principal, AuthRejection> {
+/// The caller with the role their account has now (one read of the account per request, so a
+/// demotion or an erasure applies at once), if it is at least `required`.
+async fn principal(
+    parts: &Parts,
+    state: &AppState,
+    required: Role,
+) -> Result<Principal, AuthRejection> {
     let token = parts
         .headers
         .get(AUTHORIZATION)
@@ -87,7 +97,11 @@ fn principal(parts: &Parts, state: &AppState, required: Role) -> Result<Principa
     let who = state
         .app
         .authenticate(token.trim())
-        .map_err(|_| AuthRejection::Unauthenticated)?;
+        .await
+        .map_err(|e| match e {
+            AppError::Unauthenticated => AuthRejection::Unauthenticated,
+            other => AuthRejection::Failed(other.into()),
+        })?;
     if who.role.includes(required) {
         Ok(who)
     } else {
@@ -108,7 +122,7 @@ macro_rules! role_extractor {
                 parts: &mut Parts,
                 state: &AppState,
             ) -> Result<Self, Self::Rejection> {
-                principal(parts, state, $role).map($name)
+                principal(parts, state, $role).await.map($name)
             }
         }
     };

@@ -319,6 +319,11 @@ impl From<AppError> for ApiError {
                 "ticket_not_valid",
                 "The ticket's booking was cancelled and refunded.",
             ),
+            AppError::LastAdmin => ApiError::new(
+                StatusCode::CONFLICT,
+                "last_admin",
+                "This is the last admin account: make another account admin first.",
+            ),
             AppError::Internal(cause) => ApiError::internal(&cause),
         }
     }

@@ -215,9 +215,9 @@ async fn update_me(
 }
 
 /// Erases the caller's personal data and ends their sessions; bookings and payments stay,
-/// anonymous, for accounting.
+/// anonymous, for accounting. The last admin cannot: 409 `last_admin`.
 #[utoipa::path(delete, path = "/me", tag = "identity", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = Problem)))]
+    responses((status = 204), (status = 401, body = Problem), (status = 409, body = Problem)))]
 async fn delete_me(
     State(state): State<AppState>,
     SignedIn(who): SignedIn,
@@ -226,12 +226,13 @@ async fn delete_me(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Gives an account a role; it applies from the account's next access token (at most 15 minutes).
+/// Gives an account a role; it applies from the account's next request. Taking the role from the
+/// last admin: 409 `last_admin`.
 #[utoipa::path(post, path = "/users/{id}/role", tag = "identity", security(("bearer" = ["admin"])),
     params(("id" = uuid::Uuid, Path)), request_body = RoleRequest,
     responses((status = 200, body = UserResponse), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 422, body = Problem)))]
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn set_role(
     State(state): State<AppState>,
     _admin: Admin,

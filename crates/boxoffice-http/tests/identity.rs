@@ -10,8 +10,10 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode, header};
+use boxoffice_app::gateway::IntentStatus;
 use boxoffice_domain::identity::Role;
 use chrono::Duration;
+use common::fake_gateway::succeeded;
 use common::{Api, PASSWORD, Reply, assert_problem};
 use serde_json::{Value, json};
 
@@ -357,6 +359,152 @@ async fn admins_change_roles_and_the_next_token_carries_them() {
         )
         .await;
     assert_eq!(movie.status, StatusCode::CREATED);
+}
+
+/// The id of the account `access` belongs to.
+async fn my_id(api: &Api, access: &str) -> String {
+    let me = api
+        .as_bearer(access, Method::GET, "/api/v1/me", json!({}))
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    me.body["id"].as_str().unwrap().to_owned()
+}
+
+/// A demotion applies to the demoted account's next request, not to its next token: the old
+/// token no longer creates a film or reads someone else's booking.
+#[tokio::test]
+async fn a_demoted_staff_members_old_token_loses_the_role_at_once() {
+    let api = Api::new().await;
+    let admin = api.token_for("root@example.com", Role::Admin).await;
+    let sam = api.token_for("sam@example.com", Role::Staff).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let show = api.on_sale(json!(["sss"])).await;
+    let held = api.hold(&ann, &show.showtime_id, &[show.seat("A1")]).await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    let booking = format!("/api/v1/bookings/{}", held.body["id"].as_str().unwrap());
+    let film = json!({"title": "Nosferatu", "runtime_minutes": 94});
+    let as_staff = api.as_bearer(&sam, Method::GET, &booking, json!({})).await;
+    assert_eq!(as_staff.status, StatusCode::OK, "{}", as_staff.body);
+
+    let sam_id = my_id(&api, &sam).await;
+    let demoted = api
+        .as_bearer(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/users/{sam_id}/role"),
+            json!({"role": "customer"}),
+        )
+        .await;
+    assert_eq!(demoted.status, StatusCode::OK, "{}", demoted.body);
+
+    let create = api
+        .as_bearer(&sam, Method::POST, "/api/v1/movies", film)
+        .await;
+    assert_problem(&create, StatusCode::FORBIDDEN, "forbidden");
+    let read = api.as_bearer(&sam, Method::GET, &booking, json!({})).await;
+    assert_problem(&read, StatusCode::NOT_FOUND, "not_found");
+    // The token still signs its owner in, as the customer the account now is.
+    assert_eq!(
+        api.as_bearer(&sam, Method::GET, "/api/v1/me", json!({}))
+            .await
+            .body["role"],
+        "customer"
+    );
+}
+
+/// After `DELETE /me` the old access token is refused everywhere, before it expires: it no
+/// longer holds seats, pays or fetches tickets.
+#[tokio::test]
+async fn an_erased_accounts_old_token_is_refused_at_once() {
+    let api = Api::new().await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let show = api.on_sale(json!(["sss"])).await;
+    let paid = api.hold(&ann, &show.showtime_id, &[show.seat("A1")]).await;
+    let paid = paid.body["id"].as_str().unwrap().to_owned();
+    let checkout = api
+        .as_bearer(
+            &ann,
+            Method::POST,
+            &format!("/api/v1/bookings/{paid}/checkout"),
+            json!({"payment_method": "pm_card_visa"}),
+        )
+        .await;
+    assert_eq!(checkout.status, StatusCode::CREATED, "{}", checkout.body);
+    let secret = checkout.body["payment"]["client_secret"].as_str().unwrap();
+    let intent = secret.trim_end_matches("_secret");
+    let total = checkout.body["payment"]["amount"].as_i64().unwrap();
+    api.gateway
+        .set_intent_status(intent, IntentStatus::Succeeded, None);
+    let delivered = api.deliver(&succeeded("evt_1", intent, total)).await;
+    assert_eq!(delivered.body["outcome"], "processed", "{}", delivered.body);
+    let tickets = format!("/api/v1/bookings/{paid}/tickets");
+    let before = api.as_bearer(&ann, Method::GET, &tickets, json!({})).await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.body);
+    let held = api.hold(&ann, &show.showtime_id, &[show.seat("A2")]).await;
+    let held = held.body["id"].as_str().unwrap().to_owned();
+
+    let erased = api
+        .as_bearer(&ann, Method::DELETE, "/api/v1/me", json!({}))
+        .await;
+    assert_eq!(erased.status, StatusCode::NO_CONTENT);
+
+    let hold = api.hold(&ann, &show.showtime_id, &[show.seat("A3")]).await;
+    let pay = api
+        .as_bearer(
+            &ann,
+            Method::POST,
+            &format!("/api/v1/bookings/{held}/checkout"),
+            json!({"payment_method": "pm_card_visa"}),
+        )
+        .await;
+    let fetch = api.as_bearer(&ann, Method::GET, &tickets, json!({})).await;
+    for (what, reply) in [("hold", hold), ("checkout", pay), ("tickets", fetch)] {
+        assert_problem(&reply, StatusCode::UNAUTHORIZED, "unauthorized");
+        assert_eq!(reply.headers[header::WWW_AUTHENTICATE], "Bearer", "{what}");
+    }
+}
+
+/// The last admin can neither step down nor erase themselves (409 `last_admin`); once another
+/// account is admin, they can.
+#[tokio::test]
+async fn the_last_admin_stays_an_admin() {
+    let api = Api::new().await;
+    let root = api.token_for("root@example.com", Role::Admin).await;
+    let root_id = my_id(&api, &root).await;
+    let own_role = format!("/api/v1/users/{root_id}/role");
+    let demoted = api
+        .as_bearer(&root, Method::POST, &own_role, json!({"role": "staff"}))
+        .await;
+    assert_problem(&demoted, StatusCode::CONFLICT, "last_admin");
+    let erased = api
+        .as_bearer(&root, Method::DELETE, "/api/v1/me", json!({}))
+        .await;
+    assert_problem(&erased, StatusCode::CONFLICT, "last_admin");
+    let me = api
+        .as_bearer(&root, Method::GET, "/api/v1/me", json!({}))
+        .await;
+    assert_eq!(me.body["role"], "admin");
+
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let ann_id = my_id(&api, &ann).await;
+    let promoted = api
+        .as_bearer(
+            &root,
+            Method::POST,
+            &format!("/api/v1/users/{ann_id}/role"),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.body);
+    let stepped_down = api
+        .as_bearer(&root, Method::POST, &own_role, json!({"role": "staff"}))
+        .await;
+    assert_eq!(stepped_down.status, StatusCode::OK, "{}", stepped_down.body);
+    // Now ann is the last one.
+    let gone = api
+        .as_bearer(&ann, Method::DELETE, "/api/v1/me", json!({}))
+        .await;
+    assert_problem(&gone, StatusCode::CONFLICT, "last_admin");
 }
 
 /// Every operation of the OpenAPI document × every kind of caller: anonymous callers of a

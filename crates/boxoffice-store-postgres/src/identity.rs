@@ -2,9 +2,10 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::UserId;
-use boxoffice_domain::identity::{Email, Profile, Role, User};
+use boxoffice_domain::identity::{AccountChange, Email, Profile, Role, User};
 use boxoffice_store::{
-    Conflict, IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation, StoreError,
+    AccountFacts, Conflict, IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation,
+    StoreError, codec, decide_account_change,
 };
 use chrono::{DateTime, Utc};
 use sqlx::error::ErrorKind;
@@ -103,25 +104,35 @@ impl IdentityStore for PgStore {
     }
 
     async fn set_role(&self, id: UserId, role: Role, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
+        let mut tx = self.begin().await?;
+        decide_account_change(
+            &accounts_at_stake(&mut tx, id).await?,
+            id,
+            AccountChange::Role(role),
+        )?;
+        sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
             .bind(id.0)
             .bind(role.as_str())
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        found(done.rows_affected())
+        tx.commit().await.map_err(db)
     }
 
     async fn erase_user(&self, id: UserId, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("UPDATE users SET erased_at = $2, updated_at = $2 WHERE id = $1")
+        decide_account_change(
+            &accounts_at_stake(&mut tx, id).await?,
+            id,
+            AccountChange::Erasure,
+        )?;
+        sqlx::query("UPDATE users SET erased_at = $2, updated_at = $2 WHERE id = $1")
             .bind(id.0)
             .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        found(done.rows_affected())?;
         for sql in [
             "DELETE FROM profiles WHERE user_id = $1",
             "DELETE FROM credentials WHERE user_id = $1",
@@ -304,6 +315,39 @@ impl IdentityStore for PgStore {
             .map_err(db)?;
         Ok(())
     }
+}
+
+/// What a role change or an erasure of `id` must know: the account and every admin that is not
+/// erased, with their rows locked until the change commits, so that two transactions changing
+/// admins at once take turns instead of each counting the other's admin as the one that remains.
+/// The rows are locked in id order, the same in every such transaction, so they cannot deadlock.
+/// `FOR NO KEY UPDATE` is the lock the `UPDATE` takes anyway; unlike `FOR UPDATE` it does not
+/// wait for transactions that only insert rows referring to an account (a booking of an admin).
+/// A row that stops being a live admin while this waits is checked again against the `WHERE`
+/// and left out; an account that became an admin meanwhile is not seen, which can only refuse a
+/// change that would have been allowed, never allow one that leaves no admin.
+async fn accounts_at_stake(
+    tx: &mut sqlx::PgConnection,
+    id: UserId,
+) -> Result<Vec<AccountFacts>, StoreError> {
+    let rows: Vec<(Uuid, String, bool)> = sqlx::query_as(
+        "SELECT id, role, erased_at IS NOT NULL FROM users \
+         WHERE id = $1 OR (role = 'admin' AND erased_at IS NULL) \
+         ORDER BY id FOR NO KEY UPDATE",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    rows.into_iter()
+        .map(|(id, role, erased)| {
+            Ok(AccountFacts {
+                id: UserId(id),
+                role: codec::role(&role)?,
+                erased,
+            })
+        })
+        .collect()
 }
 
 /// Stores a refresh token of `user` in `family`.

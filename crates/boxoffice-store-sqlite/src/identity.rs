@@ -2,9 +2,10 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::UserId;
-use boxoffice_domain::identity::{Email, Profile, Role, User};
+use boxoffice_domain::identity::{AccountChange, Email, Profile, Role, User};
 use boxoffice_store::{
-    Conflict, IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation, StoreError,
+    AccountFacts, Conflict, IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation,
+    StoreError, codec, decide_account_change,
 };
 use chrono::{DateTime, Utc};
 use sqlx::error::ErrorKind;
@@ -103,25 +104,35 @@ impl IdentityStore for SqliteStore {
     }
 
     async fn set_role(&self, id: UserId, role: Role, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
+        let mut tx = self.begin().await?;
+        decide_account_change(
+            &accounts_at_stake(&mut tx, id).await?,
+            id,
+            AccountChange::Role(role),
+        )?;
+        sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
             .bind(id.0)
             .bind(role.as_str())
             .bind(ms(now))
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
-        found(done.rows_affected())
+        tx.commit().await.map_err(db)
     }
 
     async fn erase_user(&self, id: UserId, now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("UPDATE users SET erased_at = $2, updated_at = $2 WHERE id = $1")
+        decide_account_change(
+            &accounts_at_stake(&mut tx, id).await?,
+            id,
+            AccountChange::Erasure,
+        )?;
+        sqlx::query("UPDATE users SET erased_at = $2, updated_at = $2 WHERE id = $1")
             .bind(id.0)
             .bind(ms(now))
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        found(done.rows_affected())?;
         for sql in [
             "DELETE FROM profiles WHERE user_id = $1",
             "DELETE FROM credentials WHERE user_id = $1",
@@ -297,6 +308,34 @@ impl IdentityStore for SqliteStore {
             .map_err(db)?;
         Ok(())
     }
+}
+
+/// What a role change or an erasure of `id` must know: the account and every admin that is not
+/// erased. Read inside the change's `BEGIN IMMEDIATE` transaction, which holds SQLite's one write
+/// lock from its first statement: no other write of any connection or process commits between
+/// this read and the change, so reading, deciding and writing are one atomic step, as one
+/// conditional `UPDATE` would be, with the rule in the domain rather than in SQL.
+async fn accounts_at_stake(
+    tx: &mut sqlx::SqliteConnection,
+    id: UserId,
+) -> Result<Vec<AccountFacts>, StoreError> {
+    let rows: Vec<(Uuid, String, Option<i64>)> = sqlx::query_as(
+        "SELECT id, role, erased_at FROM users \
+         WHERE id = $1 OR (role = 'admin' AND erased_at IS NULL)",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    rows.into_iter()
+        .map(|(id, role, erased_at)| {
+            Ok(AccountFacts {
+                id: UserId(id),
+                role: codec::role(&role)?,
+                erased: erased_at.is_some(),
+            })
+        })
+        .collect()
 }
 
 /// Stores a refresh token of `user` in `family`.

@@ -50,6 +50,8 @@ macro_rules! store_contract_suite {
             upcoming_showtimes_in_hall_ignore_past_and_cancelled,
             users_round_trip_and_emails_are_unique,
             erasure_removes_personal_data_and_sessions,
+            the_last_admin_neither_steps_down_nor_is_erased,
+            racing_admin_changes_never_leave_no_admin,
             refresh_tokens_rotate_and_reuse_revokes_the_family,
             one_refresh_token_used_concurrently_rotates_once,
             settings_are_shared_by_whoever_stores_first,
@@ -866,6 +868,120 @@ pub async fn erasure_removes_personal_data_and_sessions(store: Arc<dyn Store>) {
         .insert_user(&user("ann@example.com", Role::Customer), "hash")
         .await
         .unwrap();
+}
+
+/// The accounts of `ids` that are admins and not erased.
+async fn live_admins(store: &dyn Store, ids: &[UserId]) -> Vec<UserId> {
+    let mut live = Vec::new();
+    for &id in ids {
+        let account = store.user(id).await.unwrap();
+        if account.role == Role::Admin && account.profile.is_some() {
+            live.push(id);
+        }
+    }
+    live
+}
+
+/// The only admin can neither take a lesser role nor be erased; with a second admin, either can.
+/// An erased admin does not count as one.
+pub async fn the_last_admin_neither_steps_down_nor_is_erased(store: Arc<dyn Store>) {
+    let ann = user("ann@example.com", Role::Admin);
+    let bob = user("bob@example.com", Role::Customer);
+    store.insert_user(&ann, "hash").await.unwrap();
+    store.insert_user(&bob, "hash").await.unwrap();
+    let last = |r: Result<(), StoreError>| {
+        assert!(
+            matches!(&r, Err(e) if e.is_conflict(Conflict::LastAdmin)),
+            "{r:?}"
+        )
+    };
+    last(store.set_role(ann.id, Role::Staff, base_time()).await);
+    last(store.set_role(ann.id, Role::Customer, base_time()).await);
+    last(store.erase_user(ann.id, base_time()).await);
+    store
+        .set_role(ann.id, Role::Admin, base_time())
+        .await
+        .unwrap();
+    store
+        .set_role(bob.id, Role::Staff, base_time())
+        .await
+        .unwrap();
+    assert_eq!(live_admins(&*store, &[ann.id, bob.id]).await, [ann.id]);
+    assert!(matches!(
+        store
+            .set_role(UserId::generate(), Role::Staff, base_time())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.erase_user(UserId::generate(), base_time()).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // With a second admin the first may go; then the second is the last.
+    store
+        .set_role(bob.id, Role::Admin, base_time())
+        .await
+        .unwrap();
+    store.erase_user(ann.id, base_time()).await.unwrap();
+    last(store.set_role(bob.id, Role::Customer, base_time()).await);
+    last(store.erase_user(bob.id, base_time()).await);
+    // The erased admin's row keeps its role but is no admin anyone can sign in as.
+    assert_eq!(store.user(ann.id).await.unwrap().role, Role::Admin);
+    assert_eq!(live_admins(&*store, &[ann.id, bob.id]).await, [bob.id]);
+    store
+        .set_role(ann.id, Role::Customer, base_time())
+        .await
+        .unwrap();
+}
+
+/// Two admins demote and erase each other and themselves from many tasks at once, over several
+/// rounds: each round ends with exactly one admin, every change either applied or refused as
+/// `LastAdmin`.
+pub async fn racing_admin_changes_never_leave_no_admin(store: Arc<dyn Store>) {
+    const TASKS: usize = 16;
+    let mut survivor = None;
+    for round in 0..8 {
+        let ann = user(&format!("ann{round}@example.com"), Role::Admin);
+        let bob = user(&format!("bob{round}@example.com"), Role::Admin);
+        store.insert_user(&ann, "hash").await.unwrap();
+        store.insert_user(&bob, "hash").await.unwrap();
+        // The last round's survivor steps down, so that ann and bob are the only admins.
+        if let Some(previous) = survivor {
+            store
+                .set_role(previous, Role::Customer, base_time())
+                .await
+                .unwrap();
+        }
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let barrier = Arc::clone(&barrier);
+                let target = if i % 2 == 0 { ann.id } else { bob.id };
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    match i % 4 {
+                        0 | 1 => store.set_role(target, Role::Staff, base_time()).await,
+                        _ => store.erase_user(target, base_time()).await,
+                    }
+                })
+            })
+            .collect();
+        let mut refused = 0;
+        for outcome in futures::future::join_all(tasks).await {
+            match outcome.unwrap() {
+                Ok(()) => {}
+                Err(e) if e.is_conflict(Conflict::LastAdmin) => refused += 1,
+                Err(e) => panic!("round {round}: {e:?}"),
+            }
+        }
+        let left = live_admins(&*store, &[ann.id, bob.id]).await;
+        assert_eq!(left.len(), 1, "round {round}: admins left {left:?}");
+        // Every change aimed at the survivor was refused, and only those.
+        assert_eq!(refused, TASKS / 2, "round {round}");
+        survivor = Some(left[0]);
+    }
 }
 
 /// A live token rotates once; presenting it again revokes the whole family, successor included.

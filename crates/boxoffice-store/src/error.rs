@@ -51,6 +51,10 @@ pub enum Conflict {
     /// The payment took no money, so nothing can be refunded.
     #[error("the payment took no money")]
     PaymentNotRefundable,
+    /// The account is the last admin: it can neither give up the role nor be erased (see
+    /// [`boxoffice_domain::identity::an_admin_remains`]).
+    #[error("the account is the last admin")]
+    LastAdmin,
 }
 
 impl StoreError {

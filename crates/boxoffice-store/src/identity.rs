@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::UserId;
-use boxoffice_domain::identity::{Email, Profile, Role, User};
+use boxoffice_domain::identity::{
+    AccountChange, Email, LastAdmin, Profile, Role, User, an_admin_remains,
+};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -58,6 +60,42 @@ pub struct LoginFailures {
     pub oldest_by_client: Option<DateTime<Utc>>,
 }
 
+/// An account as a role change or an erasure needs to see it, read in the transaction that
+/// applies the change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountFacts {
+    /// The account.
+    pub id: UserId,
+    /// Its role.
+    pub role: Role,
+    /// Whether its personal data was erased.
+    pub erased: bool,
+}
+
+/// Decides `change` to `target` from `accounts`, which an adapter read in the transaction that
+/// applies the change, so that no other role change or erasure commits in between: `target`
+/// itself and every account that is an admin and not erased. [`StoreError::NotFound`] when
+/// `target` is not among them; [`Conflict::LastAdmin`] when [`an_admin_remains`] refuses the
+/// change.
+///
+/// [`Conflict::LastAdmin`]: crate::Conflict::LastAdmin
+pub fn decide_account_change(
+    accounts: &[AccountFacts],
+    target: UserId,
+    change: AccountChange,
+) -> Result<(), StoreError> {
+    if !accounts.iter().any(|a| a.id == target) {
+        return Err(StoreError::NotFound);
+    }
+    let live_admins: Vec<UserId> = accounts
+        .iter()
+        .filter(|a| a.role == Role::Admin && !a.erased)
+        .map(|a| a.id)
+        .collect();
+    an_admin_remains(&live_admins, target, change)
+        .map_err(|LastAdmin| StoreError::Conflict(crate::Conflict::LastAdmin))
+}
+
 /// Accounts and sessions.
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
@@ -75,10 +113,13 @@ pub trait IdentityStore: Send + Sync {
         profile: &Profile,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Changes an account's role.
+    /// Changes an account's role. Fails with [`crate::Conflict::LastAdmin`] when it would take
+    /// the role from the last admin ([`decide_account_change`]); the admins are read and the role
+    /// written in one atomic step, so concurrent changes never leave no admin.
     async fn set_role(&self, id: UserId, role: Role, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Erases an account's personal data and password and revokes its refresh tokens, in one
-    /// transaction. The account row stays, so that what refers to it stays intact.
+    /// transaction. The account row stays, so that what refers to it stays intact. Fails with
+    /// [`crate::Conflict::LastAdmin`] for the last admin, atomically as [`Self::set_role`] does.
     async fn erase_user(&self, id: UserId, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Stores a new refresh token (a new family at sign-in).
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;

@@ -27,7 +27,10 @@ pub use booking::{
 };
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
-pub use identity::{IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation};
+pub use identity::{
+    AccountFacts, IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation,
+    decide_account_change,
+};
 pub use listing::{PriceBasis, ShowtimeListing};
 pub use outbox::{
     Delivery, DeliveryReport, DeliveryStatus, NewNotification, Notification, NotificationFilter,
