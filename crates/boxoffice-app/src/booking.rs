@@ -26,6 +26,10 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 pub const IDEMPOTENCY_RETENTION_HOURS: i64 = 24;
 /// How many showtime listings the hold path keeps; the cache starts over when it is full.
 const LISTING_CACHE_SIZE: usize = 4096;
+/// How many times a hold is priced again on a fresh read of its showtime when the store finds the
+/// prices it was given out of date. Past that the showtime is being edited right now, and the
+/// caller is asked to send the request again ([`AppError::ShowtimeChanged`]).
+pub const FRESH_READS_WHEN_STALE: usize = 3;
 /// How many lapsed holds one sweep expires at most.
 pub const SWEEP_BATCH: u32 = 500;
 
@@ -126,9 +130,11 @@ impl App {
                 "the store reported a taken idempotency key for a request without one"
             ))),
             (Err(HoldError::Store(e)), _) => Err(e.into()),
-            (Err(HoldError::Stale), _) => Err(AppError::Internal(anyhow::anyhow!(
-                "the showtime changed twice while the hold was being priced"
-            ))),
+            (Err(HoldError::Stale), _) => {
+                tracing::warn!(showtime_id = %request.showtime_id,
+                    "the showtime kept changing while a hold was priced; nothing was held");
+                Err(AppError::ShowtimeChanged)
+            }
         }
     }
 
@@ -140,19 +146,13 @@ impl App {
         keyed: Option<&(String, String)>,
     ) -> Result<Booking, HoldError> {
         // A listing from the cache may be out of date; the store refuses such a hold as stale
-        // (nothing held), and it is tried again on a fresh read. Two stale answers in a row
-        // mean the showtime is being edited right now.
-        let mut fresh = false;
-        loop {
+        // (nothing held), and it is priced again on a fresh read, which also replaces the cached
+        // listing.
+        retry_when_stale(FRESH_READS_WHEN_STALE, |fresh| async move {
             let listing = self.listing(request.showtime_id, fresh).await?;
-            match self.hold_priced(who, request, &listing, now, keyed).await {
-                Err(HoldError::Stale) if !fresh => {
-                    self.forget_listing(request.showtime_id);
-                    fresh = true;
-                }
-                other => return other,
-            }
-        }
+            self.hold_priced(who, request, &listing, now, keyed).await
+        })
+        .await
     }
 
     /// The showtime's listing, from the cache unless `fresh` or not cached.
@@ -188,13 +188,6 @@ impl App {
         }
         cache.insert(id, Arc::clone(&listing));
         Ok(listing)
-    }
-
-    fn forget_listing(&self, id: ShowtimeId) {
-        self.listing_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
     }
 
     /// Prices the request on `listing` and holds it on that basis.
@@ -383,6 +376,27 @@ impl App {
     }
 }
 
+/// Runs `attempt` until it answers something other than [`HoldError::Stale`], at most
+/// `fresh_reads` times after the first; `attempt` is told whether to read the showtime afresh
+/// (every time but the first). The last answer is returned as it is, `Stale` included: a
+/// showtime edited that often is not worth holding the caller any longer. (A closure returning a
+/// future rather than an async closure: the handler's future must be `Send`, which the compiler
+/// cannot yet prove through an async closure's borrows.)
+async fn retry_when_stale<T, F, Fut>(fresh_reads: usize, mut attempt: F) -> Result<T, HoldError>
+where
+    F: FnMut(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<T, HoldError>>,
+{
+    let mut answer = attempt(false).await;
+    for _ in 0..fresh_reads {
+        match answer {
+            Err(HoldError::Stale) => answer = attempt(true).await,
+            other => return other,
+        }
+    }
+    answer
+}
+
 pub(crate) fn parse_key(key: String) -> Result<String, AppError> {
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
         return Err(boxoffice_domain::ValidationErrors::single(
@@ -426,5 +440,60 @@ fn replay(record: &IdempotencyRecord, hash: &str) -> Result<Booking, AppError> {
         Err(e) => Err(AppError::Internal(anyhow::anyhow!(
             "stored idempotent outcome cannot be read: {e}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`retry_when_stale`] over a store that answers `Stale` to the first `stale` holds, then
+    /// holds; with which attempts read the showtime afresh.
+    async fn hold_with(stale: usize) -> (Result<&'static str, HoldError>, Vec<bool>) {
+        let mut reads = Vec::new();
+        let answer = retry_when_stale(FRESH_READS_WHEN_STALE, |fresh| {
+            reads.push(fresh);
+            let stale_now = reads.len() <= stale;
+            async move {
+                if stale_now {
+                    Err(HoldError::Stale)
+                } else {
+                    Ok("held")
+                }
+            }
+        })
+        .await;
+        (answer, reads)
+    }
+
+    #[tokio::test]
+    async fn a_stale_hold_is_priced_again_on_fresh_reads_a_bounded_number_of_times() {
+        let (answer, reads) = hold_with(0).await;
+        assert_eq!((answer.ok(), reads), (Some("held"), vec![false]));
+        // The showtime changed twice while the hold was priced: this used to answer 500.
+        let (answer, reads) = hold_with(2).await;
+        assert_eq!(
+            (answer.ok(), reads),
+            (Some("held"), vec![false, true, true])
+        );
+        let (answer, reads) = hold_with(FRESH_READS_WHEN_STALE).await;
+        assert_eq!(answer.ok(), Some("held"));
+        assert_eq!(reads.len(), 1 + FRESH_READS_WHEN_STALE);
+        // A showtime that never stops changing: give up after the fresh reads.
+        let (answer, reads) = hold_with(usize::MAX).await;
+        assert!(matches!(answer, Err(HoldError::Stale)), "{answer:?}");
+        assert_eq!(reads.len(), 1 + FRESH_READS_WHEN_STALE);
+    }
+
+    #[tokio::test]
+    async fn only_stale_answers_are_retried() {
+        let mut attempts = 0;
+        let answer: Result<(), HoldError> = retry_when_stale(FRESH_READS_WHEN_STALE, |_| {
+            attempts += 1;
+            async { Err(HoldError::KeyTaken) }
+        })
+        .await;
+        assert!(matches!(answer, Err(HoldError::KeyTaken)));
+        assert_eq!(attempts, 1);
     }
 }

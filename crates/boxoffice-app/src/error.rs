@@ -117,6 +117,10 @@ pub enum AppError {
     /// The account is the last admin: it can neither give up the role nor be erased.
     #[error("the last admin can neither give up the role nor be erased")]
     LastAdmin,
+    /// The showtime kept changing while the hold was being priced; nothing was held, and the
+    /// same request may be sent again.
+    #[error("the showtime kept changing while the hold was priced")]
+    ShowtimeChanged,
     /// Something failed that is not the caller's fault; logged, never shown.
     #[error(transparent)]
     Internal(anyhow::Error),

@@ -116,6 +116,7 @@ impl From<BookingItem> for BookingItemResponse {
 
 /// Holds seats: all of them or none, until `expires_at`. Conflicts name the seats:
 /// `seats_unavailable` (409, `seat_ids`), `showtime_started` and `showtime_cancelled` (409);
+/// `showtime_changed` (409) when the showtime was edited while the seats were priced: send again;
 /// `unknown_seats`, `seats_blocked`, `duplicate_seats` (422, `seat_ids`), `too_many_seats` (422,
 /// `limit`). With an `Idempotency-Key`, a retry of the same request answers the first answer
 /// again; the key with another request is `idempotency_key_reused` (422).

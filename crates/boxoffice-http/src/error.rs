@@ -324,6 +324,12 @@ impl From<AppError> for ApiError {
                 "last_admin",
                 "This is the last admin account: make another account admin first.",
             ),
+            AppError::ShowtimeChanged => ApiError::new(
+                StatusCode::CONFLICT,
+                "showtime_changed",
+                "The showtime changed while your seats were being priced, and nothing was held; \
+                 send the same request again.",
+            ),
             AppError::Internal(cause) => ApiError::internal(&cause),
         }
     }

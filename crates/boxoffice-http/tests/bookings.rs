@@ -701,3 +701,28 @@ async fn the_live_seat_map_streams_every_change_with_its_version() {
         .await;
     assert_problem(&unknown, StatusCode::NOT_FOUND, "not_found");
 }
+
+/// A hold whose showtime keeps changing while it is priced (`retry_when_stale` in the app's
+/// booking module reads it afresh three times first, unit-tested there) answers 409
+/// `showtime_changed`, which tells the client to send the request again, rather than 500.
+#[tokio::test]
+async fn a_showtime_that_keeps_changing_answers_showtime_changed() {
+    use axum::response::IntoResponse;
+    let response = boxoffice_http::error::ApiError::from(boxoffice_app::AppError::ShowtimeChanged)
+        .into_response();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["code"], "showtime_changed", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("send the same request again"),
+        "{body}"
+    );
+}
