@@ -6,11 +6,9 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use common::{Api, Reply};
+use common::{Api, Captured, Reply};
 use serde_json::{Value, json};
 
 async fn post(api: &Api, path: &str, body: Value) -> Reply {
@@ -25,20 +23,6 @@ async fn post(api: &Api, path: &str, body: Value) -> Reply {
 
 fn token(reply: &Reply, which: &str) -> String {
     reply.body[which].as_str().unwrap().to_owned()
-}
-
-/// A writer that keeps everything logged, for inspection.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// No password, token or key reaches the logs, at the most verbose level.
@@ -91,7 +75,7 @@ async fn secrets_never_reach_the_logs() {
         .await;
     assert_eq!(me.status, StatusCode::OK);
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     for expected in [
         "account registered",
         "sign-in failed",
