@@ -397,7 +397,9 @@ where
     answer
 }
 
-pub(crate) fn parse_key(key: String) -> Result<String, AppError> {
+/// Checks an `Idempotency-Key`: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] characters. The one home of the
+/// rule: the HTTP extractor applies it at the edge, the use cases again for callers in process.
+pub fn parse_key(key: String) -> Result<String, AppError> {
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
         return Err(boxoffice_domain::ValidationErrors::single(
             "Idempotency-Key",

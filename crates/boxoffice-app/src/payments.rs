@@ -386,7 +386,11 @@ impl App {
         };
         let mut applied = false;
         for stored in stored {
-            // An unreadable one is the worker's to report.
+            // Only events that name the intent are parsed; an unreadable one is the worker's to
+            // report.
+            if !stored.payload.contains(intent_id.as_str()) {
+                continue;
+            }
             let Ok(event) = events::from_json(&stored.payload) else {
                 continue;
             };

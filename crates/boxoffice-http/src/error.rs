@@ -96,6 +96,15 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
     }
 
+    /// 415 `unsupported_media_type`.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the body as application/json.",
+        )
+    }
+
     /// 413 `payload_too_large`.
     pub fn payload_too_large() -> Self {
         Self::new(

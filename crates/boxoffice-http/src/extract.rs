@@ -34,11 +34,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !has_json_content_type(req.headers()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Send the body as application/json.",
-            ));
+            return Err(ApiError::unsupported_media_type());
         }
         let body = Bytes::from_request(req, state)
             .await
@@ -308,7 +304,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        // A URI cannot carry a raw NUL: only `%00` decodes to one, so most queries skip the
+        // second parse.
+        let escapes_nul = query
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0');
+        let pairs: Vec<(String, String)> = if escapes_nul {
+            serde_urlencoded::from_str(query).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let errors: Vec<FieldError> = pairs
             .iter()
             .filter(|(k, v)| k.contains('\0') || v.contains('\0'))
@@ -351,12 +357,14 @@ fn split_field(text: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// The `Idempotency-Key` header: up to 255 visible ASCII characters, or absent.
+/// The `Idempotency-Key` header, or absent: visible ASCII, and the use cases' rule
+/// ([`boxoffice_app::parse_key`]: 1 to [`IDEMPOTENCY_KEY_MAX`] characters) applied before the
+/// body is read, so a bad key is the error named whatever the body holds.
 #[derive(Clone, Debug, Default)]
 pub struct IdempotencyKey(pub Option<String>);
 
 /// The longest `Idempotency-Key` accepted.
-pub const IDEMPOTENCY_KEY_MAX: usize = 255;
+pub const IDEMPOTENCY_KEY_MAX: usize = boxoffice_app::MAX_IDEMPOTENCY_KEY_LEN;
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
@@ -365,17 +373,13 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) else {
             return Ok(Self(None));
         };
-        let refuse = |message: String| {
-            ApiError::validation(ValidationErrors::single("Idempotency-Key", message))
-        };
-        let text = value
-            .to_str()
-            .map_err(|_| refuse("must be visible ASCII".to_owned()))?;
-        if text.is_empty() {
-            return Err(refuse("must not be empty".to_owned()));
-        }
-        check_text(text, IDEMPOTENCY_KEY_MAX).map_err(refuse)?;
-        Ok(Self(Some(text.to_owned())))
+        let text = value.to_str().map_err(|_| {
+            ApiError::validation(ValidationErrors::single(
+                "Idempotency-Key",
+                "must be visible ASCII",
+            ))
+        })?;
+        Ok(Self(Some(boxoffice_app::parse_key(text.to_owned())?)))
     }
 }
 

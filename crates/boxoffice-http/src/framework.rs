@@ -46,22 +46,16 @@ fn is_problem(headers: &HeaderMap) -> bool {
 /// The problem a bare status stands for.
 fn problem_for(status: StatusCode) -> ApiError {
     let (code, detail) = match status {
-        StatusCode::BAD_REQUEST => ("bad_request", "The request is malformed."),
-        StatusCode::NOT_FOUND => ("not_found", "The resource does not exist."),
+        StatusCode::NOT_FOUND => return ApiError::not_found(),
+        StatusCode::PAYLOAD_TOO_LARGE => return ApiError::payload_too_large(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => return ApiError::unsupported_media_type(),
+        StatusCode::BAD_REQUEST => return ApiError::bad_request("The request is malformed."),
         StatusCode::METHOD_NOT_ALLOWED => (
             "method_not_allowed",
             "This resource does not answer that method; `Allow` lists the ones it does.",
         ),
         StatusCode::REQUEST_TIMEOUT => ("request_timeout", "The request was not received in time."),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
-            "The request body is larger than 1 MiB.",
-        ),
         StatusCode::URI_TOO_LONG => ("uri_too_long", "The request's URI is longer than 8 KiB."),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "unsupported_media_type",
-            "Send the body as application/json.",
-        ),
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
             "request_header_fields_too_large",
             "The request's headers are larger than 16 KiB.",

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use boxoffice_domain::UserId;
 use boxoffice_domain::identity::{AccountChange, Email, Profile, Role, User};
 use boxoffice_store::{
-    AccountFacts, Conflict, IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation,
-    StoreError, codec, decide_account_change,
+    ACCOUNTS_AT_STAKE, AccountFacts, Conflict, IdentityStore, LoginFailures, RefreshGrant,
+    RefreshToken, Rotation, StoreError, decide_account_change,
 };
 use chrono::{DateTime, Utc};
 use sqlx::error::ErrorKind;
@@ -330,24 +330,13 @@ async fn accounts_at_stake(
     tx: &mut sqlx::PgConnection,
     id: UserId,
 ) -> Result<Vec<AccountFacts>, StoreError> {
-    let rows: Vec<(Uuid, String, bool)> = sqlx::query_as(
-        "SELECT id, role, erased_at IS NOT NULL FROM users \
-         WHERE id = $1 OR (role = 'admin' AND erased_at IS NULL) \
-         ORDER BY id FOR NO KEY UPDATE",
-    )
-    .bind(id.0)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db)?;
-    rows.into_iter()
-        .map(|(id, role, erased)| {
-            Ok(AccountFacts {
-                id: UserId(id),
-                role: codec::role(&role)?,
-                erased,
-            })
-        })
-        .collect()
+    let sql = format!("{ACCOUNTS_AT_STAKE} ORDER BY id FOR NO KEY UPDATE");
+    let rows: Vec<(Uuid, String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+    boxoffice_store::accounts_at_stake(rows)
 }
 
 /// Stores a refresh token of `user` in `family`.

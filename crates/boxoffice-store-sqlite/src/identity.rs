@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use boxoffice_domain::UserId;
 use boxoffice_domain::identity::{AccountChange, Email, Profile, Role, User};
 use boxoffice_store::{
-    AccountFacts, Conflict, IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation,
-    StoreError, codec, decide_account_change,
+    ACCOUNTS_AT_STAKE, AccountFacts, Conflict, IdentityStore, LoginFailures, RefreshGrant,
+    RefreshToken, Rotation, StoreError, decide_account_change,
 };
 use chrono::{DateTime, Utc};
 use sqlx::error::ErrorKind;
@@ -319,23 +319,12 @@ async fn accounts_at_stake(
     tx: &mut sqlx::SqliteConnection,
     id: UserId,
 ) -> Result<Vec<AccountFacts>, StoreError> {
-    let rows: Vec<(Uuid, String, Option<i64>)> = sqlx::query_as(
-        "SELECT id, role, erased_at FROM users \
-         WHERE id = $1 OR (role = 'admin' AND erased_at IS NULL)",
-    )
-    .bind(id.0)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db)?;
-    rows.into_iter()
-        .map(|(id, role, erased_at)| {
-            Ok(AccountFacts {
-                id: UserId(id),
-                role: codec::role(&role)?,
-                erased: erased_at.is_some(),
-            })
-        })
-        .collect()
+    let rows: Vec<(Uuid, String, bool)> = sqlx::query_as(ACCOUNTS_AT_STAKE)
+        .bind(id.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+    boxoffice_store::accounts_at_stake(rows)
 }
 
 /// Stores a refresh token of `user` in `family`.

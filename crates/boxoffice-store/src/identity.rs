@@ -72,6 +72,25 @@ pub struct AccountFacts {
     pub erased: bool,
 }
 
+/// The accounts a role change or an erasure of the account `$1` must see: it and every admin
+/// that is not erased, as `(id, role, erased)`. PostgreSQL appends its row locks; SQLite's write
+/// transaction already excludes every other writer.
+pub const ACCOUNTS_AT_STAKE: &str = "SELECT id, role, erased_at IS NOT NULL FROM users \
+     WHERE id = $1 OR (role = 'admin' AND erased_at IS NULL)";
+
+/// The rows of [`ACCOUNTS_AT_STAKE`] as facts.
+pub fn accounts_at_stake(rows: Vec<(Uuid, String, bool)>) -> Result<Vec<AccountFacts>, StoreError> {
+    rows.into_iter()
+        .map(|(id, role, erased)| {
+            Ok(AccountFacts {
+                id: UserId(id),
+                role: crate::codec::role(&role)?,
+                erased,
+            })
+        })
+        .collect()
+}
+
 /// Decides `change` to `target` from `accounts`, which an adapter read in the transaction that
 /// applies the change, so that no other role change or erasure commits in between: `target`
 /// itself and every account that is an admin and not erased. [`StoreError::NotFound`] when

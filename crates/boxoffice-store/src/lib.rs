@@ -28,8 +28,8 @@ pub use booking::{
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
 pub use identity::{
-    AccountFacts, IdentityStore, LoginFailures, RefreshGrant, RefreshToken, Rotation,
-    decide_account_change,
+    ACCOUNTS_AT_STAKE, AccountFacts, IdentityStore, LoginFailures, RefreshGrant, RefreshToken,
+    Rotation, accounts_at_stake, decide_account_change,
 };
 pub use listing::{PriceBasis, ShowtimeListing};
 pub use outbox::{
