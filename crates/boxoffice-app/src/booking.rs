@@ -336,7 +336,8 @@ impl App {
     }
 
     /// Expires the holds that have lapsed, releases their seats and announces the changes; every
-    /// hour or so also forgets idempotency keys older than a day. Safe in several processes.
+    /// hour or so also forgets idempotency keys older than a day and expired web sessions. Safe
+    /// in several processes.
     pub async fn sweep_holds(&self) -> Result<Outcome, AppError> {
         let now = self.clock.now();
         let changes = self.store.expire_holds(now, SWEEP_BATCH).await?;
@@ -359,6 +360,10 @@ impl App {
                 .await?;
             if purged > 0 {
                 tracing::info!(purged, "forgot idempotency keys older than a day");
+            }
+            let ended = self.store.purge_web_sessions(now).await?;
+            if ended > 0 {
+                tracing::info!(ended, "forgot expired web sessions");
             }
         }
         Ok(if worked {

@@ -1,6 +1,8 @@
 //! Accounts and sessions: registration, sign-in guarded by a failed-attempt limiter, short-lived
-//! access tokens (JWT, HS256) and rotating refresh tokens with reuse detection, profiles,
-//! erasure of personal data, and roles.
+//! access tokens (JWT, HS256) and rotating refresh tokens with reuse detection for the API, cookie
+//! sessions stored in the database for the web site, profiles, erasure of personal data, and
+//! roles. Both kinds of session are sessions of the same accounts: one credential check, one
+//! limiter, one registration.
 //!
 //! Passwords are hashed with argon2id at the `argon2` crate's defaults (the OWASP baseline:
 //! 19 MiB of memory, 2 passes, 1 lane) on the blocking thread pool, never on the async threads.
@@ -12,10 +14,12 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use boxoffice_domain::UserId;
 use boxoffice_domain::identity::{
-    Email, Profile, Registration, Role, User, check_password, parse_name, parse_phone,
+    Email, Profile, Registration, Role, User, check_password, is_live, parse_name, parse_phone,
 };
 use boxoffice_domain::validation::Validator;
-use boxoffice_store::{Conflict, RefreshGrant, RefreshToken, Rotation, Store, StoreError};
+use boxoffice_store::{
+    Conflict, RefreshGrant, RefreshToken, Rotation, Store, StoreError, WebSessionRecord,
+};
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -31,6 +35,8 @@ pub const ACCESS_TOKEN_TTL: Duration = Duration::minutes(15);
 pub const CLOCK_SKEW: Duration = Duration::seconds(60);
 /// How long a refresh token is valid if it is not used.
 pub const REFRESH_TOKEN_TTL: Duration = Duration::days(30);
+/// How long a web session lasts from sign-in.
+pub const WEB_SESSION_TTL: Duration = Duration::days(14);
 /// The window failed logins are counted in.
 pub const LOGIN_WINDOW: Duration = Duration::minutes(15);
 /// Failed logins for one email within the window before further attempts are refused.
@@ -129,6 +135,18 @@ pub struct Session {
     pub expires_in: i64,
 }
 
+/// A signed-in web session: the token goes into the browser's cookie and nowhere else (the store
+/// keeps only its hash).
+#[derive(Clone, Debug)]
+pub struct WebSession {
+    /// The cookie's value.
+    pub token: String,
+    /// The account.
+    pub user: User,
+    /// When the session ends unless ended before.
+    pub expires_at: DateTime<Utc>,
+}
+
 impl App {
     /// Opens an account as a customer and signs it in.
     pub async fn register(
@@ -137,6 +155,28 @@ impl App {
         password: &str,
         name: &str,
     ) -> Result<Session, AppError> {
+        let user = self.create_account(email, password, name).await?;
+        self.start_session(user).await
+    }
+
+    /// Opens an account as a customer, as [`App::register`] does, and starts a web session.
+    pub async fn register_web(
+        &self,
+        email: &str,
+        password: &str,
+        name: &str,
+    ) -> Result<WebSession, AppError> {
+        let user = self.create_account(email, password, name).await?;
+        self.start_web_session(user).await
+    }
+
+    /// Stores a new customer account.
+    async fn create_account(
+        &self,
+        email: &str,
+        password: &str,
+        name: &str,
+    ) -> Result<User, AppError> {
         let registration = Registration::parse(email, password, name)?;
         let user = User {
             id: UserId::generate(),
@@ -151,7 +191,7 @@ impl App {
         let hash = hash_password(password).await?;
         self.store.insert_user(&user, &hash).await?;
         tracing::info!(user_id = %user.id, "account registered");
-        self.start_session(user).await
+        Ok(user)
     }
 
     /// Signs in with email and password. Unknown emails and wrong passwords get the same answer
@@ -163,6 +203,52 @@ impl App {
         password: &str,
         client: &str,
     ) -> Result<Session, AppError> {
+        let user = self.check_credentials(email, password, client).await?;
+        self.start_session(user).await
+    }
+
+    /// Signs in with the same check, limiter and answers as [`App::login`], and starts a web
+    /// session instead of issuing tokens.
+    pub async fn sign_in_web(
+        &self,
+        email: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<WebSession, AppError> {
+        let user = self.check_credentials(email, password, client).await?;
+        self.start_web_session(user).await
+    }
+
+    /// Who a web session's token belongs to, as the account is now: one read of the session
+    /// joined with its account. `None` for an unknown, ended or expired session and for an erased
+    /// account.
+    pub async fn web_session(&self, token: &str) -> Result<Option<(Principal, User)>, AppError> {
+        let Some((user, expires_at)) = self.store.web_session(&token_hash(token)).await? else {
+            return Ok(None);
+        };
+        if !is_live(expires_at, self.clock.now()) || user.profile.is_none() {
+            return Ok(None);
+        }
+        let principal = Principal {
+            user_id: user.id,
+            role: user.role,
+        };
+        Ok(Some((principal, user)))
+    }
+
+    /// Ends a web session (sign-out); no effect when it is not known.
+    pub async fn end_web_session(&self, token: &str) -> Result<(), AppError> {
+        self.store.delete_web_session(&token_hash(token)).await?;
+        Ok(())
+    }
+
+    /// The account whose email and password these are; the credential check of every sign-in.
+    async fn check_credentials(
+        &self,
+        email: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<User, AppError> {
         let now = self.clock.now();
         let parsed = Email::parse(email).ok();
         let email_key = parsed
@@ -213,7 +299,7 @@ impl App {
             Some((user, _)) if verified => {
                 self.store.clear_login_failures(&email_key).await?;
                 tracing::info!(user_id = %user.id, "signed in");
-                self.start_session(user).await
+                Ok(user)
             }
             _ => {
                 self.store
@@ -388,6 +474,25 @@ impl App {
         })
     }
 
+    async fn start_web_session(&self, user: User) -> Result<WebSession, AppError> {
+        let now = self.clock.now();
+        let token = format!("ws_{}", random_hex(32)?);
+        let expires_at = now + WEB_SESSION_TTL;
+        self.store
+            .insert_web_session(&WebSessionRecord {
+                token_hash: token_hash(&token),
+                user_id: user.id,
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        Ok(WebSession {
+            token,
+            user,
+            expires_at,
+        })
+    }
+
     fn access_token(&self, user: &User, now: DateTime<Utc>) -> Result<String, AppError> {
         let claims = Claims {
             sub: user.id.0,
@@ -421,7 +526,8 @@ fn retry_after(until: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
     u64::try_from((until - now).num_seconds().max(1)).unwrap_or(1)
 }
 
-/// The stored form of a refresh token: its SHA-256, so a database leak reveals no live token.
+/// The stored form of a refresh token or a web session's token: its SHA-256, so a database leak
+/// reveals no live token.
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }

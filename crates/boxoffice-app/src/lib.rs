@@ -30,7 +30,7 @@ pub use booking::{BookingPolicy, HoldInput, MAX_IDEMPOTENCY_KEY_LEN, Outcome, pa
 pub use boxoffice_domain::booking::SeatState;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::AppError;
-pub use identity::{Principal, Session, TokenKeys};
+pub use identity::{Principal, Session, TokenKeys, WEB_SESSION_TTL, WebSession};
 pub use live::{FeedEvent, SeatFeed};
 pub use outbox::{OutboxPolicy, bus_message, bus_subject};
 pub use payments::{PaymentPolicy, WebhookOutcome};

@@ -100,6 +100,12 @@ pub fn an_admin_remains(
     }
 }
 
+/// Whether a session or single-use token that expires at `expires_at` still works at `now`:
+/// up to, not including, its expiry.
+pub fn is_live(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now < expires_at
+}
+
 /// An email address, trimmed and lower-cased: two spellings of one address are one account.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Email(String);
@@ -240,6 +246,16 @@ impl Registration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_works_until_its_expiry() {
+        let at = DateTime::parse_from_rfc3339("2030-01-01T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert!(is_live(at, at - chrono::Duration::milliseconds(1)));
+        assert!(!is_live(at, at));
+        assert!(!is_live(at, at + chrono::Duration::days(1)));
+    }
 
     #[test]
     fn emails_are_normalised_and_checked() {

@@ -610,3 +610,103 @@ async fn the_api_budget_per_client_answers_429_with_retry_after() {
         ]
     );
 }
+
+/// The web site's cookie sessions are sessions of the same accounts: the same registration,
+/// credential check and failure limiter as the API; they last 14 days, end on sign-out, follow
+/// the account's role and die with the account.
+#[tokio::test]
+async fn web_sessions_share_the_accounts_and_the_limiter() {
+    use boxoffice_app::{AppError, WEB_SESSION_TTL};
+    let api = Api::new().await;
+    let web = api
+        .app
+        .register_web("Ann@Example.com", PASSWORD, "Ann")
+        .await
+        .unwrap();
+    assert!(web.token.len() >= 32, "{}", web.token);
+    assert_eq!(web.expires_at, common::t0() + WEB_SESSION_TTL);
+    let (who, user) = api.app.web_session(&web.token).await.unwrap().unwrap();
+    assert_eq!((who.user_id, who.role), (user.id, Role::Customer));
+    assert_eq!(user.profile.unwrap().email.as_str(), "ann@example.com");
+    // The same account signs in on the API.
+    assert_eq!(
+        api.login("ann@example.com", PASSWORD).await.status,
+        StatusCode::OK
+    );
+    assert!(matches!(
+        api.app
+            .register_web("ann@example.com", PASSWORD, "Ann")
+            .await,
+        Err(AppError::EmailTaken)
+    ));
+    assert!(api.app.web_session("ws_unknown").await.unwrap().is_none());
+    assert!(api.app.web_session("").await.unwrap().is_none());
+
+    // One limiter: failures on the API count against web sign-ins and the other way round.
+    for _ in 0..3 {
+        let wrong = api.login("ann@example.com", "wrong password!").await;
+        assert_problem(&wrong, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    for _ in 0..2 {
+        assert!(matches!(
+            api.app
+                .sign_in_web("ann@example.com", "wrong password!", "192.0.2.1")
+                .await,
+            Err(AppError::InvalidCredentials)
+        ));
+    }
+    assert!(matches!(
+        api.app
+            .sign_in_web("ann@example.com", PASSWORD, "192.0.2.1")
+            .await,
+        Err(AppError::TooManyAttempts { .. })
+    ));
+    assert_problem(
+        &api.login("ann@example.com", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+    );
+    api.clock.advance(Duration::minutes(16));
+    let second = api
+        .app
+        .sign_in_web("ann@example.com", PASSWORD, "192.0.2.1")
+        .await
+        .unwrap();
+    assert_ne!(second.token, web.token);
+
+    // The role as it is now.
+    let admin = api.token_for("root@example.com", Role::Admin).await;
+    let promoted = api
+        .as_bearer(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/users/{}/role", who.user_id),
+            json!({"role": "staff"}),
+        )
+        .await;
+    assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.body);
+    let (now, _) = api.app.web_session(&second.token).await.unwrap().unwrap();
+    assert_eq!(now.role, Role::Staff);
+
+    // Sign-out ends that session only.
+    api.app.end_web_session(&second.token).await.unwrap();
+    api.app.end_web_session(&second.token).await.unwrap();
+    assert!(api.app.web_session(&second.token).await.unwrap().is_none());
+    assert!(api.app.web_session(&web.token).await.unwrap().is_some());
+
+    // 14 days from sign-in, not a moment longer.
+    api.clock
+        .advance(WEB_SESSION_TTL - Duration::minutes(16) - Duration::seconds(1));
+    assert!(api.app.web_session(&web.token).await.unwrap().is_some());
+    api.clock.advance(Duration::seconds(1));
+    assert!(api.app.web_session(&web.token).await.unwrap().is_none());
+
+    // Erasure ends every web session of the account.
+    let third = api
+        .app
+        .sign_in_web("ann@example.com", PASSWORD, "192.0.2.1")
+        .await
+        .unwrap();
+    api.app.erase_me(now).await.unwrap();
+    assert!(api.app.web_session(&third.token).await.unwrap().is_none());
+}

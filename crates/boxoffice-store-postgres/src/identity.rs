@@ -5,7 +5,7 @@ use boxoffice_domain::UserId;
 use boxoffice_domain::identity::{AccountChange, Email, Profile, Role, User};
 use boxoffice_store::{
     ACCOUNTS_AT_STAKE, AccountFacts, Conflict, IdentityStore, LoginFailures, RefreshGrant,
-    RefreshToken, Rotation, StoreError, decide_account_change,
+    RefreshToken, Rotation, StoreError, WebSessionRecord, decide_account_change, web_session_sql,
 };
 use chrono::{DateTime, Utc};
 use sqlx::error::ErrorKind;
@@ -13,6 +13,14 @@ use uuid::Uuid;
 
 use crate::rows::UserRow;
 use crate::{PgStore, db, found};
+
+/// A web session's account and expiry ([`web_session_sql::READ`]).
+#[derive(sqlx::FromRow)]
+struct WebSessionRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    expires_at: DateTime<Utc>,
+}
 
 macro_rules! user_columns {
     () => {
@@ -136,6 +144,7 @@ impl IdentityStore for PgStore {
         for sql in [
             "DELETE FROM profiles WHERE user_id = $1",
             "DELETE FROM credentials WHERE user_id = $1",
+            web_session_sql::DELETE_OF_USER,
         ] {
             sqlx::query(sql)
                 .bind(id.0)
@@ -152,6 +161,49 @@ impl IdentityStore for PgStore {
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)
+    }
+
+    async fn insert_web_session(&self, session: &WebSessionRecord) -> Result<(), StoreError> {
+        sqlx::query(web_session_sql::INSERT)
+            .bind(&session.token_hash)
+            .bind(session.user_id.0)
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn web_session(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(User, DateTime<Utc>)>, StoreError> {
+        let row = sqlx::query_as::<_, WebSessionRow>(web_session_sql::READ)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|WebSessionRow { user, expires_at }| Ok((user.try_into()?, expires_at)))
+            .transpose()
+    }
+
+    async fn delete_web_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query(web_session_sql::DELETE)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn purge_web_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query(web_session_sql::PURGE)
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
     }
 
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError> {

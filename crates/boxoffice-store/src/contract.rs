@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::{
     Conflict, MovieFilter, PageRequest, RefreshGrant, RefreshToken, Rotation, ShowtimeFilter,
-    Store, StoreError,
+    Store, StoreError, WebSessionRecord,
 };
 
 /// Runs `$case` of this module against a fresh store made by `$make` (an async expression giving
@@ -56,6 +56,7 @@ macro_rules! store_contract_suite {
             one_refresh_token_used_concurrently_rotates_once,
             settings_are_shared_by_whoever_stores_first,
             login_failures_are_counted_in_a_window,
+            web_sessions_are_found_by_hash_until_ended,
             a_hold_takes_all_seats_or_none,
             racing_holds_never_share_a_seat,
             a_lapsed_hold_frees_its_seats_at_once,
@@ -790,6 +791,16 @@ pub fn refresh(user: UserId, family: Uuid, hash: &str) -> RefreshToken {
     }
 }
 
+/// A web session of `user` stored under `hash`, started at [`base_time`] for 14 days.
+pub fn web_session(user: UserId, hash: &str) -> WebSessionRecord {
+    WebSessionRecord {
+        token_hash: hash.to_owned(),
+        user_id: user,
+        created_at: base_time(),
+        expires_at: base_time() + Duration::days(14),
+    }
+}
+
 /// Accounts are stored with their profile; a second account with the same email is refused.
 pub async fn users_round_trip_and_emails_are_unique(store: Arc<dyn Store>) {
     let ann = user("ann@example.com", Role::Customer);
@@ -846,7 +857,12 @@ pub async fn erasure_removes_personal_data_and_sessions(store: Arc<dyn Store>) {
         .insert_refresh_token(&refresh(ann.id, Uuid::now_v7(), "t1"))
         .await
         .unwrap();
+    store
+        .insert_web_session(&web_session(ann.id, "w1"))
+        .await
+        .unwrap();
     store.erase_user(ann.id, base_time()).await.unwrap();
+    assert_eq!(store.web_session("w1").await.unwrap(), None);
 
     let erased = store.user(ann.id).await.unwrap();
     assert_eq!(erased.profile, None);
@@ -1165,4 +1181,65 @@ pub async fn login_failures_are_counted_in_a_window(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!((cleared.by_email, cleared.by_client), (0, 1));
+}
+
+/// A web session is found by its hash with its account as it is now and its expiry; ending it
+/// removes only it; a session of an unknown account is refused; the purge forgets only expired
+/// sessions.
+pub async fn web_sessions_are_found_by_hash_until_ended(store: Arc<dyn Store>) {
+    let ann = user("ann@example.com", Role::Customer);
+    store.insert_user(&ann, "hash").await.unwrap();
+    let first = web_session(ann.id, "first");
+    let second = WebSessionRecord {
+        expires_at: base_time() + hours(1),
+        ..web_session(ann.id, "second")
+    };
+    store.insert_web_session(&first).await.unwrap();
+    store.insert_web_session(&second).await.unwrap();
+    assert_eq!(
+        store.web_session("first").await.unwrap(),
+        Some((ann.clone(), first.expires_at))
+    );
+    assert_eq!(store.web_session("nope").await.unwrap(), None);
+    // The account as it is now, not as it was when the session started.
+    store
+        .set_role(ann.id, Role::Staff, base_time())
+        .await
+        .unwrap();
+    let (now, _) = store.web_session("second").await.unwrap().unwrap();
+    assert_eq!(now.role, Role::Staff);
+
+    store.delete_web_session("first").await.unwrap();
+    store.delete_web_session("first").await.unwrap();
+    assert_eq!(store.web_session("first").await.unwrap(), None);
+    assert!(store.web_session("second").await.unwrap().is_some());
+
+    assert!(matches!(
+        store
+            .insert_web_session(&web_session(UserId::generate(), "stray"))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    store
+        .insert_web_session(&web_session(ann.id, "third"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .purge_web_sessions(base_time() + hours(1))
+            .await
+            .unwrap(),
+        0,
+        "a session expiring at the cut-off is kept"
+    );
+    assert_eq!(
+        store
+            .purge_web_sessions(base_time() + hours(2))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.web_session("second").await.unwrap(), None);
+    assert!(store.web_session("third").await.unwrap().is_some());
 }

@@ -47,6 +47,20 @@ pub enum Rotation {
     Invalid,
 }
 
+/// A web session as stored: only the SHA-256 of its token, never the token, which lives in the
+/// browser's cookie alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebSessionRecord {
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// Whose session it is.
+    pub user_id: UserId,
+    /// When it was started.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// Failed logins in a window, by email and by client address.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoginFailures {
@@ -77,6 +91,25 @@ pub struct AccountFacts {
 /// transaction already excludes every other writer.
 pub const ACCOUNTS_AT_STAKE: &str = "SELECT id, role, erased_at IS NOT NULL FROM users \
      WHERE id = $1 OR (role = 'admin' AND erased_at IS NULL)";
+
+/// The statements of web sessions, the same text on both backends (`$n` placeholders; each
+/// adapter binds times in its own encoding).
+pub mod web_session_sql {
+    /// Stores a session: `$1` token hash, `$2` user, `$3` created, `$4` expires.
+    pub const INSERT: &str = "INSERT INTO web_sessions (token_hash, user_id, created_at, \
+         expires_at) VALUES ($1, $2, $3, $4)";
+    /// The session `$1` with its account as it is now: the columns of a user row
+    /// (`id, role, created_at, email, name, phone`) and the session's `expires_at`.
+    pub const READ: &str = "SELECT u.id, u.role, u.created_at, p.email, p.name, p.phone, \
+         s.expires_at FROM web_sessions s JOIN users u ON u.id = s.user_id \
+         LEFT JOIN profiles p ON p.user_id = u.id WHERE s.token_hash = $1";
+    /// Ends the session `$1`.
+    pub const DELETE: &str = "DELETE FROM web_sessions WHERE token_hash = $1";
+    /// Ends every session of the account `$1`.
+    pub const DELETE_OF_USER: &str = "DELETE FROM web_sessions WHERE user_id = $1";
+    /// Forgets the sessions that expired before `$1`.
+    pub const PURGE: &str = "DELETE FROM web_sessions WHERE expires_at < $1";
+}
 
 /// The rows of [`ACCOUNTS_AT_STAKE`] as facts.
 pub fn accounts_at_stake(rows: Vec<(Uuid, String, bool)>) -> Result<Vec<AccountFacts>, StoreError> {
@@ -136,10 +169,24 @@ pub trait IdentityStore: Send + Sync {
     /// the role from the last admin ([`decide_account_change`]); the admins are read and the role
     /// written in one atomic step, so concurrent changes never leave no admin.
     async fn set_role(&self, id: UserId, role: Role, now: DateTime<Utc>) -> Result<(), StoreError>;
-    /// Erases an account's personal data and password and revokes its refresh tokens, in one
+    /// Erases an account's personal data and password, revokes its refresh tokens and ends its
+    /// web sessions, in one
     /// transaction. The account row stays, so that what refers to it stays intact. Fails with
     /// [`crate::Conflict::LastAdmin`] for the last admin, atomically as [`Self::set_role`] does.
     async fn erase_user(&self, id: UserId, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Stores a new web session. [`StoreError::NotFound`] when the account does not exist.
+    async fn insert_web_session(&self, session: &WebSessionRecord) -> Result<(), StoreError>;
+    /// The account of the web session whose token hashes to `token_hash`, as it is now, with the
+    /// session's expiry (the caller decides whether it is still live), in one read; `None` when
+    /// no such session is stored.
+    async fn web_session(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(User, DateTime<Utc>)>, StoreError>;
+    /// Ends one web session; no effect when it is not stored.
+    async fn delete_web_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Deletes the web sessions that expired before `before`; returns how many.
+    async fn purge_web_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Stores a new refresh token (a new family at sign-in).
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
     /// Uses the token whose hash is `presented`: if live, marks it used and stores `successor`

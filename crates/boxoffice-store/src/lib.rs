@@ -29,7 +29,7 @@ pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
 pub use identity::{
     ACCOUNTS_AT_STAKE, AccountFacts, IdentityStore, LoginFailures, RefreshGrant, RefreshToken,
-    Rotation, accounts_at_stake, decide_account_change,
+    Rotation, WebSessionRecord, accounts_at_stake, decide_account_change, web_session_sql,
 };
 pub use listing::{PriceBasis, ShowtimeListing};
 pub use outbox::{
