@@ -336,8 +336,8 @@ impl App {
     }
 
     /// Expires the holds that have lapsed, releases their seats and announces the changes; every
-    /// hour or so also forgets idempotency keys older than a day and expired web sessions. Safe
-    /// in several processes.
+    /// hour or so also forgets idempotency keys older than a day, expired web sessions and expired
+    /// password-reset links. Safe in several processes.
     pub async fn sweep_holds(&self) -> Result<Outcome, AppError> {
         let now = self.clock.now();
         let changes = self.store.expire_holds(now, SWEEP_BATCH).await?;
@@ -362,8 +362,9 @@ impl App {
                 tracing::info!(purged, "forgot idempotency keys older than a day");
             }
             let ended = self.store.purge_web_sessions(now).await?;
-            if ended > 0 {
-                tracing::info!(ended, "forgot expired web sessions");
+            let resets = self.store.purge_password_resets(now).await?;
+            if ended + resets > 0 {
+                tracing::info!(ended, resets, "forgot expired web sessions and reset links");
             }
         }
         Ok(if worked {

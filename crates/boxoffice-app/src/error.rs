@@ -44,6 +44,9 @@ pub enum AppError {
     /// Wrong email or password (deliberately not saying which).
     #[error("wrong email or password")]
     InvalidCredentials,
+    /// A password-reset token that is unknown, used or expired.
+    #[error("the token is not valid (unknown, used or expired)")]
+    InvalidToken,
     /// Too many failed sign-ins; try again after this many seconds.
     #[error("too many failed attempts")]
     TooManyAttempts {

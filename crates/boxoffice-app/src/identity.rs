@@ -18,7 +18,8 @@ use boxoffice_domain::identity::{
 };
 use boxoffice_domain::validation::Validator;
 use boxoffice_store::{
-    Conflict, RefreshGrant, RefreshToken, Rotation, Store, StoreError, WebSessionRecord,
+    Conflict, PasswordResetRequest, RefreshGrant, RefreshToken, Rotation, Store, StoreError,
+    WebSessionRecord,
 };
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -35,6 +36,8 @@ pub const ACCESS_TOKEN_TTL: Duration = Duration::minutes(15);
 pub const CLOCK_SKEW: Duration = Duration::seconds(60);
 /// How long a refresh token is valid if it is not used.
 pub const REFRESH_TOKEN_TTL: Duration = Duration::days(30);
+/// How long a password-reset link works.
+pub const PASSWORD_RESET_TTL: Duration = Duration::minutes(30);
 /// How long a web session lasts from sign-in.
 pub const WEB_SESSION_TTL: Duration = Duration::days(14);
 /// The window failed logins are counted in.
@@ -239,6 +242,87 @@ impl App {
     /// Ends a web session (sign-out); no effect when it is not known.
     pub async fn end_web_session(&self, token: &str) -> Result<(), AppError> {
         self.store.delete_web_session(&token_hash(token)).await?;
+        Ok(())
+    }
+
+    /// Mails a single-use link that resets the password of the account of `email`, valid for
+    /// [`PASSWORD_RESET_TTL`]. Answers the same whether or not there is such an account (and
+    /// makes the same single store call either way), so that it does not tell which emails
+    /// exist; text that is not an email address is no account either.
+    pub async fn request_password_reset(&self, email: &str) -> Result<(), AppError> {
+        let now = self.clock.now();
+        let token = format!("pr_{}", random_hex(32)?);
+        let request = PasswordResetRequest {
+            token_hash: token_hash(&token),
+            token,
+            created_at: now,
+            expires_at: now + PASSWORD_RESET_TTL,
+        };
+        // An address that cannot be an account's is looked up as one that is nobody's, so that
+        // it costs what an unknown account costs.
+        let email = Email::parse(email).unwrap_or_else(|_| Email::nobody());
+        if self.store.request_password_reset(&email, &request).await? {
+            tracing::info!("password reset link issued");
+        } else {
+            tracing::info!("password reset asked for an email without an account");
+        }
+        Ok(())
+    }
+
+    /// Sets a new password with the token of a reset link: once, within
+    /// [`PASSWORD_RESET_TTL`]. Every session of the account (refresh tokens and web sessions)
+    /// ends, and its other reset links stop working. A weak password is refused before the
+    /// token is spent; an unknown, used or expired token is [`AppError::InvalidToken`].
+    pub async fn confirm_password_reset(
+        &self,
+        token: &str,
+        password: &str,
+    ) -> Result<(), AppError> {
+        let hash = hash_password(password).await?;
+        match self
+            .store
+            .reset_password(&token_hash(token), &hash, self.clock.now())
+            .await?
+        {
+            Some(user_id) => {
+                tracing::info!(%user_id, "password reset; every session ended");
+                Ok(())
+            }
+            None => Err(AppError::InvalidToken),
+        }
+    }
+
+    /// Changes the caller's password after checking the current one (through the sign-in check
+    /// and its failure limiter, so a stolen session cannot guess it faster than a sign-in form);
+    /// every session of the account ends, the caller's included: sign in again afterwards.
+    pub async fn change_password(
+        &self,
+        who: &Principal,
+        current: &str,
+        new: &str,
+    ) -> Result<(), AppError> {
+        let user = self.me(*who).await?;
+        let Some(profile) = user.profile else {
+            return Err(AppError::Unauthenticated);
+        };
+        check_password(new).map_err(|m| {
+            AppError::Invalid(boxoffice_domain::ValidationErrors::single(
+                "new_password",
+                m,
+            ))
+        })?;
+        let client = format!("account:{}", who.user_id);
+        let checked = self
+            .check_credentials(profile.email.as_str(), current, &client)
+            .await?;
+        if checked.id != who.user_id {
+            return Err(AppError::InvalidCredentials);
+        }
+        let hash = hash_password(new).await?;
+        self.store
+            .set_password(who.user_id, &hash, self.clock.now())
+            .await?;
+        tracing::info!(user_id = %who.user_id, "password changed; every session ended");
         Ok(())
     }
 

@@ -194,6 +194,28 @@ pub struct HoldExpired {
     pub showtime_url: Option<String>,
 }
 
+/// `password_reset`: a single-use link to set a new password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordReset {
+    /// Who gets it.
+    pub recipient: Recipient,
+    /// The link (`https://tickets.example.com/reset-password?token=…`).
+    pub reset_url: String,
+    /// For how many minutes from the request the link works.
+    pub valid_minutes: i64,
+}
+
+impl std::fmt::Debug for PasswordReset {
+    /// The link is a credential: it is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordReset")
+            .field("recipient", &self.recipient)
+            .field("reset_url", &"***")
+            .field("valid_minutes", &self.valid_minutes)
+            .finish()
+    }
+}
+
 /// What a notification says, before it is rendered: one variant per template.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
@@ -205,6 +227,8 @@ pub enum Notice {
     BookingCancelled(BookingCancelled),
     /// `hold_expired`.
     HoldExpired(HoldExpired),
+    /// `password_reset`.
+    PasswordReset(PasswordReset),
 }
 
 impl Notice {
@@ -215,6 +239,7 @@ impl Notice {
             Self::BookingRefunded(_) => "booking_refunded",
             Self::BookingCancelled(_) => "booking_cancelled",
             Self::HoldExpired(_) => "hold_expired",
+            Self::PasswordReset(_) => "password_reset",
         }
     }
 
@@ -225,6 +250,7 @@ impl Notice {
             Self::BookingRefunded(n) => &n.recipient,
             Self::BookingCancelled(n) => &n.recipient,
             Self::HoldExpired(n) => &n.recipient,
+            Self::PasswordReset(n) => &n.recipient,
         }
     }
 }

@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::notify::{
     Attachment, BookingCancelled, BookingConfirmed, BookingRefunded, Composer, EventBus,
-    HoldExpired, Mail, Mailer, Notice, Recipient, Screening, TicketLine,
+    HoldExpired, Mail, Mailer, Notice, PasswordReset, Recipient, Screening, TicketLine,
 };
 use crate::{App, AppError, Outcome};
 
@@ -444,7 +444,7 @@ impl App {
         let Some(notifier) = &self.notifier else {
             return Err(Refusal::Retry("notifications are not configured".into()));
         };
-        let Some(notice) = self.notice_for(notifier, &record.event).await? else {
+        let Some(notice) = self.notice_for(notifier, record).await? else {
             return Ok(());
         };
         let mail = notifier
@@ -472,13 +472,32 @@ impl App {
         Ok(())
     }
 
-    /// What to tell the customer about `event`; `None` when nothing (an event mail is not sent
-    /// for, or an account whose personal data was erased).
+    /// What to tell the customer about `record`'s event; `None` when nothing (an event mail is
+    /// not sent for, or an account whose personal data was erased).
     async fn notice_for(
         &self,
         notifier: &Notifier,
-        event: &DomainEvent,
+        record: &EventRecord,
     ) -> Result<Option<Notice>, Refusal> {
+        let event = &record.event;
+        if let DomainEvent::PasswordResetRequested {
+            user_id,
+            token,
+            expires_at,
+        } = event
+        {
+            let Some(recipient) = self.recipient(*user_id).await? else {
+                return Ok(None);
+            };
+            return Ok(Some(Notice::PasswordReset(PasswordReset {
+                recipient,
+                reset_url: format!(
+                    "{}/reset-password?token={token}",
+                    notifier.public_url.as_deref().unwrap_or("")
+                ),
+                valid_minutes: (*expires_at - record.occurred_at).num_minutes(),
+            })));
+        }
         let (booking_id, user_id) = match event {
             DomainEvent::BookingConfirmed {
                 booking_id,
@@ -502,14 +521,9 @@ impl App {
             } => (*booking_id, *user_id),
             _ => return Ok(None),
         };
-        let user = self.store.user(user_id).await?;
-        let Some(profile) = user.profile else {
+        let Some(recipient) = self.recipient(user_id).await? else {
             tracing::info!(%booking_id, "no notification: the customer's data was erased");
             return Ok(None);
-        };
-        let recipient = Recipient {
-            email: profile.email.to_string(),
-            name: Some(profile.name).filter(|n| !n.trim().is_empty()),
         };
         let booking = self.store.booking(booking_id).await?;
         let screening = self.screening(&booking).await?;
@@ -575,6 +589,20 @@ impl App {
         Ok(Some(notice))
     }
 
+    /// Who mail for `user` goes to; `None` once the account's personal data is erased.
+    async fn recipient(
+        &self,
+        user: boxoffice_domain::UserId,
+    ) -> Result<Option<Recipient>, Refusal> {
+        let Some(profile) = self.store.user(user).await?.profile else {
+            return Ok(None);
+        };
+        Ok(Some(Recipient {
+            email: profile.email.to_string(),
+            name: Some(profile.name).filter(|n| !n.trim().is_empty()),
+        }))
+    }
+
     async fn screening(&self, booking: &Booking) -> Result<Screening, Refusal> {
         let listing = self.store.showtime(booking.showtime_id).await?;
         let cinema = self.store.cinema(listing.cinema_id).await?;
@@ -587,11 +615,20 @@ impl App {
         })
     }
 
-    /// The `bus` consumer: publishes `record` if a bus is configured.
+    /// The `bus` consumer: publishes `record` if a bus is configured. A private event (a
+    /// password reset, which carries its token) is never published, even if a delivery to the
+    /// bus was somehow written for it: the outbox does not route it here ([`consumers_of`]).
+    ///
+    /// [`consumers_of`]: boxoffice_store::outbox::consumers_of
     async fn publish(&self, record: &EventRecord) -> Result<(), Refusal> {
         let Some(bus) = &self.bus else {
             return Ok(());
         };
+        if record.event.is_private() {
+            tracing::error!(event_id = %record.id, topic = record.event.topic(),
+                "a private event reached the bus consumer; not published");
+            return Ok(());
+        }
         let body = bus_message(record).map_err(|e| Refusal::Permanent(e.to_string()))?;
         bus.publish(&bus_subject(&record.event), &record.id.to_string(), &body)
             .await

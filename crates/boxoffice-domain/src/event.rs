@@ -159,6 +159,18 @@ pub enum DomainEvent {
         /// The showtime.
         showtime_id: ShowtimeId,
     },
+    /// Someone asked for a link to reset an account's password. The event carries the
+    /// single-use token the mail links to, which is why it is private (see
+    /// [`DomainEvent::is_private`]): the mail consumer is its only reader.
+    #[serde(rename = "password_reset.requested")]
+    PasswordResetRequested {
+        /// The account.
+        user_id: UserId,
+        /// The token of the link (the store keeps only its hash).
+        token: String,
+        /// When the link stops working.
+        expires_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent {
@@ -230,7 +242,14 @@ impl DomainEvent {
             Self::ShowtimeCreated { .. } => "showtime.created",
             Self::ShowtimeChanged { .. } => "showtime.changed",
             Self::ShowtimeCancelled { .. } => "showtime.cancelled",
+            Self::PasswordResetRequested { .. } => "password_reset.requested",
         }
+    }
+
+    /// Whether the event carries a secret (a password-reset token) and so must never leave the
+    /// system: no bus, no partner webhook, only the consumer that needs it.
+    pub fn is_private(&self) -> bool {
+        matches!(self, Self::PasswordResetRequested { .. })
     }
 
     /// The id of the entity the event is about (the booking, payment or showtime), by which the
@@ -248,6 +267,7 @@ impl DomainEvent {
             Self::ShowtimeCreated { showtime_id, .. }
             | Self::ShowtimeChanged { showtime_id, .. }
             | Self::ShowtimeCancelled { showtime_id } => showtime_id.0,
+            Self::PasswordResetRequested { user_id, .. } => user_id.0,
         }
     }
 }
@@ -310,6 +330,21 @@ mod tests {
             })
         );
         assert_eq!(DomainEvent::payment_refunded(&after, &before), None);
+    }
+
+    #[test]
+    fn only_the_password_reset_is_private() {
+        let reset = DomainEvent::PasswordResetRequested {
+            user_id: UserId::generate(),
+            token: "pr_secret".into(),
+            expires_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        assert!(reset.is_private());
+        assert_eq!(reset.topic(), "password_reset.requested");
+        let cancelled = DomainEvent::ShowtimeCancelled {
+            showtime_id: ShowtimeId::generate(),
+        };
+        assert!(!cancelled.is_private());
     }
 
     #[test]

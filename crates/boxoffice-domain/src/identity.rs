@@ -106,6 +106,16 @@ pub fn is_live(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     now < expires_at
 }
 
+/// Whether a password-reset token issued to expire at `expires_at`, and used at `used_at` if
+/// it was, may reset the password at `now`: once, before it expires.
+pub fn reset_token_usable(
+    used_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    used_at.is_none() && is_live(expires_at, now)
+}
+
 /// An email address, trimmed and lower-cased: two spellings of one address are one account.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Email(String);
@@ -140,6 +150,12 @@ impl Email {
     /// The normalised address.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The empty address, which [`Email::parse`] never gives and so no account has: for a
+    /// lookup that must cost what the lookup of an unknown account costs.
+    pub fn nobody() -> Self {
+        Self(String::new())
     }
 }
 
@@ -255,6 +271,17 @@ mod tests {
         assert!(is_live(at, at - chrono::Duration::milliseconds(1)));
         assert!(!is_live(at, at));
         assert!(!is_live(at, at + chrono::Duration::days(1)));
+    }
+
+    #[test]
+    fn a_reset_token_works_once_before_its_expiry() {
+        let at = DateTime::parse_from_rfc3339("2030-01-01T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let before = at - chrono::Duration::seconds(1);
+        assert!(reset_token_usable(None, at, before));
+        assert!(!reset_token_usable(Some(before), at, before));
+        assert!(!reset_token_usable(None, at, at));
     }
 
     #[test]

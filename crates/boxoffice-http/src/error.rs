@@ -237,6 +237,12 @@ impl From<AppError> for ApiError {
                 "invalid_credentials",
                 "Wrong email or password.",
             ),
+            AppError::InvalidToken => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_token",
+                "The link is not valid: it was used already, it expired, or it is not ours. Ask \
+                 for a new one.",
+            ),
             AppError::TooManyAttempts { retry_after_secs } => {
                 let mut e = ApiError::too_many_requests(
                     "Too many failed sign-ins; wait before trying again.",

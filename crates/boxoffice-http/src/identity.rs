@@ -1,4 +1,5 @@
-//! `/api/v1/auth`, `/api/v1/me` and `/api/v1/users/{id}/role`: accounts and sessions.
+//! `/api/v1/auth`, `/api/v1/me` and `/api/v1/users/{id}/role`: accounts, sessions and
+//! passwords.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,6 +24,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(confirm_password_reset))
+        .routes(routes!(change_password))
         .routes(routes!(get_me, update_me, delete_me))
         .routes(routes!(set_role))
 }
@@ -104,6 +108,30 @@ pub struct RefreshRequest {
     refresh_token: Text<{ SHORT_TEXT_MAX }>,
 }
 
+/// Whose password to reset.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordResetRequest {
+    #[schema(example = "ann@example.com")]
+    email: Text<{ EMAIL_MAX }>,
+}
+
+/// A new password with the token of a reset link.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordResetConfirmation {
+    /// The `token` of the link in the mail.
+    token: Text<{ SHORT_TEXT_MAX }>,
+    /// At least 10 characters.
+    password: Text<{ MAX_PASSWORD_CHARS }>,
+}
+
+/// A change of the caller's password.
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordChange {
+    current_password: Text<{ MAX_PASSWORD_CHARS }>,
+    /// At least 10 characters.
+    new_password: Text<{ MAX_PASSWORD_CHARS }>,
+}
+
 /// A change to the caller's profile; `phone: null` removes the phone.
 #[derive(Deserialize, ToSchema)]
 pub struct ProfilePatch {
@@ -182,6 +210,56 @@ async fn logout(
     Json(body): Json<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
     state.app.logout(who, &body.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mails a link that sets a new password, valid 30 minutes and once, if the email belongs to an
+/// account. Always 202, whether or not it does, so that the answer tells nobody which emails
+/// have accounts.
+#[utoipa::path(post, path = "/auth/password-reset", tag = "identity",
+    request_body = PasswordResetRequest,
+    responses((status = 202), (status = 422, body = Problem)))]
+async fn request_password_reset(
+    State(state): State<AppState>,
+    Json(body): Json<PasswordResetRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.app.request_password_reset(&body.email).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Sets a new password with a reset link's token; every session of the account ends (refresh
+/// tokens and web sessions). A used, expired or unknown token: 400 `invalid_token`; a weak
+/// password: 422 (the token stays usable).
+#[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "identity",
+    request_body = PasswordResetConfirmation,
+    responses((status = 204), (status = 400, body = Problem), (status = 422, body = Problem)))]
+async fn confirm_password_reset(
+    State(state): State<AppState>,
+    Json(body): Json<PasswordResetConfirmation>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .app
+        .confirm_password_reset(&body.token, &body.password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the caller's password; every session of the account is revoked (refresh tokens and
+/// web sessions), so sign in again for a new one. A wrong current password: 401
+/// `invalid_credentials`, counted like a failed sign-in (429 `too_many_attempts` after too many).
+#[utoipa::path(post, path = "/me/password", tag = "identity", security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem),
+        (status = 429, body = Problem)))]
+async fn change_password(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Json(body): Json<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .app
+        .change_password(&who, &body.current_password, &body.new_password)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -710,3 +710,65 @@ async fn web_sessions_share_the_accounts_and_the_limiter() {
     api.app.erase_me(now).await.unwrap();
     assert!(api.app.web_session(&third.token).await.unwrap().is_none());
 }
+
+/// `POST /me/password` needs the current password (401 `invalid_credentials` otherwise, 422
+/// for a weak new one) and ends every session of the account, web sessions included.
+#[tokio::test]
+async fn a_password_change_needs_the_current_one_and_ends_every_session() {
+    let api = Api::new().await;
+    let session = api
+        .post(
+            "/api/v1/auth/register",
+            json!({"email": "ann@example.com", "password": PASSWORD, "name": "Ann"}),
+        )
+        .await;
+    let access = token(&session, "access_token");
+    let web = api
+        .app
+        .sign_in_web("ann@example.com", PASSWORD, "192.0.2.1")
+        .await
+        .unwrap();
+    let change = |current: &str, new: &str| {
+        let body = json!({"current_password": current, "new_password": new});
+        let (api, access) = (&api, access.clone());
+        async move {
+            api.as_bearer(&access, Method::POST, "/api/v1/me/password", body)
+                .await
+        }
+    };
+    let wrong = change("not my password", "a brand new password").await;
+    assert_problem(&wrong, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let weak = change(PASSWORD, "short").await;
+    assert_problem(&weak, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(weak.body["errors"][0]["field"], "new_password");
+    assert!(api.app.web_session(&web.token).await.unwrap().is_some());
+
+    let changed = change(PASSWORD, "a brand new password").await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.body);
+    let refresh = api
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": token(&session, "refresh_token")}),
+        )
+        .await;
+    assert_problem(&refresh, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(api.app.web_session(&web.token).await.unwrap().is_none());
+    assert_problem(
+        &api.login("ann@example.com", PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    );
+    assert_eq!(
+        api.login("ann@example.com", "a brand new password")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let unsigned = api
+        .post(
+            "/api/v1/me/password",
+            json!({"current_password": PASSWORD, "new_password": "whatever else"}),
+        )
+        .await;
+    assert_problem(&unsigned, StatusCode::UNAUTHORIZED, "unauthorized");
+}

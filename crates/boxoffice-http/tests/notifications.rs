@@ -567,3 +567,141 @@ async fn every_event_is_published_to_nats_jetstream_once() {
         assert_eq!(body["type"], e.event.topic());
     }
 }
+
+/// A forgotten password: every request answers 202 alike; a known account gets one mail with a
+/// link to `{public_url}/reset-password?token=…`, and the event that carries the token never
+/// reaches the bus; the token sets a new password once, ending every session, and is refused
+/// when used or expired.
+#[tokio::test]
+async fn a_forgotten_password_is_reset_once_with_the_mailed_link() {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+
+    let bus = Arc::new(MemoryBus::new());
+    let mailer = Arc::new(MemoryMailer::new());
+    let (wire_bus, wire_mailer) = (Arc::clone(&bus), Arc::clone(&mailer));
+    let api = Api::wired(move |app| with_mailer(wire_mailer)(app).with_event_bus(wire_bus)).await;
+    let post = |path: &'static str, body: Value| {
+        let api = &api;
+        async move {
+            api.send(
+                Request::post(path)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body.to_string()))
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let session = post(
+        "/api/v1/auth/register",
+        json!({"email": "ann@example.com", "password": "the old password", "name": "Ann"}),
+    )
+    .await;
+    assert_eq!(session.status, StatusCode::CREATED, "{}", session.body);
+    let web = api
+        .app
+        .sign_in_web("ann@example.com", "the old password", "192.0.2.1")
+        .await
+        .unwrap();
+
+    for email in ["ANN@example.com", "nobody@example.com", "not an email"] {
+        let asked = post("/api/v1/auth/password-reset", json!({ "email": email })).await;
+        assert_eq!(
+            asked.status,
+            StatusCode::ACCEPTED,
+            "{email}: {}",
+            asked.body
+        );
+        assert_eq!(asked.body, Value::Null);
+    }
+    dispatch_all(&api).await;
+    api.app.send_notifications().await.unwrap();
+    let sent = mailer.sent();
+    assert_eq!(sent.len(), 1, "one mail, to the account that exists");
+    assert_eq!(sent[0].to, "ann@example.com");
+    let prefix = format!("{PUBLIC_URL}/reset-password?token=");
+    let link = sent[0]
+        .text
+        .split_whitespace()
+        .find(|w| w.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no link in {}", sent[0].text));
+    let token = link.trim_start_matches(&prefix).to_owned();
+    assert!(sent[0].html.contains(&token));
+    assert!(sent[0].text.contains("30 minutes"), "{}", sent[0].text);
+    for message in bus.published() {
+        assert!(!message.subject.contains("password"), "{}", message.subject);
+        assert!(!String::from_utf8_lossy(&message.payload).contains(&token));
+    }
+    let records = notifications(&api, "").await;
+    assert_eq!(records[0]["template"], "password_reset");
+
+    // A weak password is refused and leaves the token usable.
+    let confirm = "/api/v1/auth/password-reset/confirm";
+    let weak = post(confirm, json!({"token": token, "password": "short"})).await;
+    assert_problem(&weak, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let done = post(
+        confirm,
+        json!({"token": token, "password": "a brand new password"}),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
+
+    // Every session ended; only the new password signs in.
+    let refresh = post(
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": session.body["refresh_token"]}),
+    )
+    .await;
+    assert_problem(&refresh, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(api.app.web_session(&web.token).await.unwrap().is_none());
+    let old = post(
+        "/api/v1/auth/login",
+        json!({"email": "ann@example.com", "password": "the old password"}),
+    )
+    .await;
+    assert_problem(&old, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let new = post(
+        "/api/v1/auth/login",
+        json!({"email": "ann@example.com", "password": "a brand new password"}),
+    )
+    .await;
+    assert_eq!(new.status, StatusCode::OK, "{}", new.body);
+
+    // Used: refused. Another link, used after its 30 minutes: refused. A made-up one: refused.
+    let again = post(
+        confirm,
+        json!({"token": token, "password": "yet another one!"}),
+    )
+    .await;
+    assert_problem(&again, StatusCode::BAD_REQUEST, "invalid_token");
+    post(
+        "/api/v1/auth/password-reset",
+        json!({"email": "ann@example.com"}),
+    )
+    .await;
+    dispatch_all(&api).await;
+    api.app.send_notifications().await.unwrap();
+    let second = mailer.sent().pop().unwrap();
+    let late = second
+        .text
+        .split_whitespace()
+        .find(|w| w.starts_with(&prefix))
+        .unwrap()
+        .trim_start_matches(&prefix)
+        .to_owned();
+    assert_ne!(late, token);
+    api.clock.advance(Duration::minutes(30));
+    let expired = post(
+        confirm,
+        json!({"token": late, "password": "yet another one!"}),
+    )
+    .await;
+    assert_problem(&expired, StatusCode::BAD_REQUEST, "invalid_token");
+    let forged = post(
+        confirm,
+        json!({"token": "pr_forged", "password": "yet another one!"}),
+    )
+    .await;
+    assert_problem(&forged, StatusCode::BAD_REQUEST, "invalid_token");
+}

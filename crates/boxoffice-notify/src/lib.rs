@@ -12,7 +12,7 @@ pub mod templates;
 pub use mailer::{DEFAULT_FROM, LogMailer, MailConfigError, SmtpMailer, mailer_from_config};
 pub use nats::{NatsBus, NatsBusConfig, Published};
 pub use templates::{
-    BookingCancelled, BookingConfirmed, BookingRefunded, HoldExpired, Recipient, RenderError,
-    Screening, Templates, TicketLine, render_booking_cancelled, render_booking_confirmed,
-    render_booking_refunded, render_hold_expired,
+    BookingCancelled, BookingConfirmed, BookingRefunded, HoldExpired, PasswordReset, Recipient,
+    RenderError, Screening, Templates, TicketLine, render_booking_cancelled,
+    render_booking_confirmed, render_booking_refunded, render_hold_expired, render_password_reset,
 };

@@ -33,8 +33,8 @@ pub enum RenderError {
 }
 
 pub use boxoffice_app::notify::{
-    BookingCancelled, BookingConfirmed, BookingRefunded, HoldExpired, Notice, Recipient, Screening,
-    TicketLine,
+    BookingCancelled, BookingConfirmed, BookingRefunded, HoldExpired, Notice, PasswordReset,
+    Recipient, Screening, TicketLine,
 };
 
 /// The askama templates behind the [`Composer`] port.
@@ -48,6 +48,7 @@ impl Composer for Templates {
             Notice::BookingRefunded(data) => render_booking_refunded(data),
             Notice::BookingCancelled(data) => render_booking_cancelled(data),
             Notice::HoldExpired(data) => render_hold_expired(data),
+            Notice::PasswordReset(data) => render_password_reset(data),
         }
         .map_err(|e| e.to_string())
     }
@@ -148,6 +149,22 @@ struct ExpiredHtml<'a> {
     starts: &'a str,
     seats: &'a str,
     showtime_url: &'a Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "password_reset.txt")]
+struct ResetText<'a> {
+    greeting: &'a str,
+    reset_url: &'a str,
+    valid_minutes: i64,
+}
+
+#[derive(Template)]
+#[template(path = "password_reset.html")]
+struct ResetHtml<'a> {
+    greeting: &'a str,
+    reset_url: &'a str,
+    valid_minutes: i64,
 }
 
 fn render(template: &'static str, t: &impl Template) -> Result<String, RenderError> {
@@ -326,6 +343,34 @@ pub fn render_hold_expired(data: &HoldExpired) -> Result<Mail, RenderError> {
             "Your held seats for {} were released",
             data.screening.film
         )),
+        text,
+        html,
+        attachments: Vec::new(),
+    })
+}
+
+/// Renders `password_reset`: the single-use link to choose a new password.
+pub fn render_password_reset(data: &PasswordReset) -> Result<Mail, RenderError> {
+    let greeting = greeting(&data.recipient);
+    let text = render(
+        "password_reset.txt",
+        &ResetText {
+            greeting: &greeting,
+            reset_url: &data.reset_url,
+            valid_minutes: data.valid_minutes,
+        },
+    )?;
+    let html = render(
+        "password_reset.html",
+        &ResetHtml {
+            greeting: &greeting,
+            reset_url: &data.reset_url,
+            valid_minutes: data.valid_minutes,
+        },
+    )?;
+    Ok(Mail {
+        to: data.recipient.email.clone(),
+        subject: "Reset your boxoffice password".to_owned(),
         text,
         html,
         attachments: Vec::new(),

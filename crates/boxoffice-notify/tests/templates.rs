@@ -4,9 +4,9 @@
 
 use boxoffice_notify::templates::{format_money, local_time};
 use boxoffice_notify::{
-    BookingCancelled, BookingConfirmed, BookingRefunded, HoldExpired, Recipient, Screening,
-    TicketLine, render_booking_cancelled, render_booking_confirmed, render_booking_refunded,
-    render_hold_expired,
+    BookingCancelled, BookingConfirmed, BookingRefunded, HoldExpired, PasswordReset, Recipient,
+    Screening, TicketLine, render_booking_cancelled, render_booking_confirmed,
+    render_booking_refunded, render_hold_expired, render_password_reset,
 };
 use chrono::{TimeZone, Utc};
 
@@ -177,6 +177,43 @@ fn hold_expired_lists_the_released_seats() {
         assert!(part.contains("Friday 4 July 2025, 19:30 CEST"));
     }
     assert_escaped(&mail.html);
+}
+
+#[test]
+fn password_reset_links_the_token_and_says_how_long_it_works() {
+    let url = "https://boxoffice.example/reset-password?token=pr_abc&x=<1>";
+    let mail = render_password_reset(&PasswordReset {
+        recipient: recipient(),
+        reset_url: url.into(),
+        valid_minutes: 30,
+    })
+    .unwrap();
+    assert_eq!(mail.to, "ada@example.com");
+    assert!(mail.subject.contains("password"), "{}", mail.subject);
+    for part in [&mail.text, &mail.html] {
+        assert!(part.contains("Hello Ada,"));
+        assert!(part.contains("30 minutes"), "{part}");
+        assert!(!part.contains("booking"), "{part}");
+    }
+    assert!(mail.text.contains(url));
+    assert!(mail.html.contains("pr_abc"));
+    assert!(
+        !mail.html.contains("<1>"),
+        "the link is escaped: {}",
+        mail.html
+    );
+    assert!(mail.attachments.is_empty());
+    assert!(
+        !format!(
+            "{:?}",
+            PasswordReset {
+                recipient: recipient(),
+                reset_url: url.into(),
+                valid_minutes: 30,
+            }
+        )
+        .contains("pr_abc")
+    );
 }
 
 #[test]

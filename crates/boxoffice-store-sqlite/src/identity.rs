@@ -2,17 +2,19 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::UserId;
-use boxoffice_domain::identity::{AccountChange, Email, Profile, Role, User};
+use boxoffice_domain::event::{DomainEvent, EventRecord};
+use boxoffice_domain::identity::{AccountChange, Email, Profile, Role, User, reset_token_usable};
 use boxoffice_store::{
-    ACCOUNTS_AT_STAKE, AccountFacts, Conflict, IdentityStore, LoginFailures, RefreshGrant,
-    RefreshToken, Rotation, StoreError, WebSessionRecord, decide_account_change, web_session_sql,
+    ACCOUNTS_AT_STAKE, AccountFacts, Conflict, IdentityStore, LoginFailures, PasswordResetRequest,
+    RefreshGrant, RefreshToken, Rotation, StoreError, WebSessionRecord, decide_account_change,
+    password_sql, web_session_sql,
 };
 use chrono::{DateTime, Utc};
 use sqlx::error::ErrorKind;
 use uuid::Uuid;
 
 use crate::rows::{UserRow, ms, time};
-use crate::{SqliteStore, db, found};
+use crate::{SqliteStore, db, found, outbox};
 
 /// A web session's account and expiry ([`web_session_sql::READ`]).
 #[derive(sqlx::FromRow)]
@@ -144,7 +146,7 @@ impl IdentityStore for SqliteStore {
         for sql in [
             "DELETE FROM profiles WHERE user_id = $1",
             "DELETE FROM credentials WHERE user_id = $1",
-            web_session_sql::DELETE_OF_USER,
+            password_sql::DELETE_RESETS,
         ] {
             sqlx::query(sql)
                 .bind(id.0)
@@ -152,14 +154,7 @@ impl IdentityStore for SqliteStore {
                 .await
                 .map_err(db)?;
         }
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id.0)
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        end_sessions(&mut tx, id, now).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -199,6 +194,96 @@ impl IdentityStore for SqliteStore {
 
     async fn purge_web_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let done = sqlx::query(web_session_sql::PURGE)
+            .bind(ms(before))
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn request_password_reset(
+        &self,
+        email: &Email,
+        request: &PasswordResetRequest,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let account: Option<Uuid> = sqlx::query_scalar(password_sql::ACCOUNT_OF_EMAIL)
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let Some(user) = account else {
+            return Ok(false);
+        };
+        sqlx::query(password_sql::INSERT_RESET)
+            .bind(&request.token_hash)
+            .bind(user)
+            .bind(ms(request.created_at))
+            .bind(ms(request.expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let event = EventRecord::new(
+            DomainEvent::PasswordResetRequested {
+                user_id: UserId(user),
+                token: request.token.clone(),
+                expires_at: request.expires_at,
+            },
+            request.created_at,
+        );
+        outbox::write_events(&mut tx, &[event]).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn reset_password(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, StoreError> {
+        let mut tx = self.begin().await?;
+        // Under SQLite's write lock from the first statement: no other reset of this token
+        // commits between the read, the decision and the writes.
+        let row: Option<(Uuid, i64, Option<i64>)> = sqlx::query_as(password_sql::READ_RESET)
+            .bind(token_hash)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let Some((user, expires_at, used_at)) = row else {
+            return Ok(None);
+        };
+        let (user, expires_at, used_at) = (
+            UserId(user),
+            time(expires_at)?,
+            used_at.map(time).transpose()?,
+        );
+        if !reset_token_usable(used_at, expires_at, now) {
+            return Ok(None);
+        }
+        if !replace_password(&mut tx, user, password_hash, now).await? {
+            // Erased since the token was issued: nothing to reset.
+            return Ok(None);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(Some(user))
+    }
+
+    async fn set_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        if !replace_password(&mut tx, user, password_hash, now).await? {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn purge_password_resets(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query(password_sql::PURGE_RESETS)
             .bind(ms(before))
             .execute(&self.write)
             .await
@@ -399,5 +484,53 @@ async fn insert_grant<'c>(
     .execute(executor)
     .await
     .map_err(db)?;
+    Ok(())
+}
+
+/// Inside a transaction: gives `user` the password `password_hash` and ends every session and
+/// reset token it has. `false` (nothing changed) when the account has no password: unknown or
+/// erased.
+async fn replace_password(
+    tx: &mut sqlx::SqliteConnection,
+    user: UserId,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(password_sql::SET_HASH)
+        .bind(user.0)
+        .bind(password_hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(password_sql::USE_RESETS)
+        .bind(user.0)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    end_sessions(tx, user, now).await?;
+    Ok(true)
+}
+
+/// Inside a transaction: revokes every refresh token of `user` and ends its web sessions.
+async fn end_sessions(
+    tx: &mut sqlx::SqliteConnection,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(password_sql::REVOKE_REFRESH_TOKENS)
+        .bind(user.0)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    sqlx::query(web_session_sql::DELETE_OF_USER)
+        .bind(user.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
     Ok(())
 }

@@ -22,8 +22,8 @@ use boxoffice_domain::identity::{Email, Profile, Role, User};
 use uuid::Uuid;
 
 use crate::{
-    Conflict, MovieFilter, PageRequest, RefreshGrant, RefreshToken, Rotation, ShowtimeFilter,
-    Store, StoreError, WebSessionRecord,
+    Conflict, MovieFilter, PageRequest, PasswordResetRequest, RefreshGrant, RefreshToken, Rotation,
+    ShowtimeFilter, Store, StoreError, WebSessionRecord,
 };
 
 /// Runs `$case` of this module against a fresh store made by `$make` (an async expression giving
@@ -57,6 +57,9 @@ macro_rules! store_contract_suite {
             settings_are_shared_by_whoever_stores_first,
             login_failures_are_counted_in_a_window,
             web_sessions_are_found_by_hash_until_ended,
+            password_resets_are_single_use_and_end_every_session,
+            one_reset_token_used_concurrently_resets_once,
+            a_password_change_ends_every_session,
             a_hold_takes_all_seats_or_none,
             racing_holds_never_share_a_seat,
             a_lapsed_hold_frees_its_seats_at_once,
@@ -1242,4 +1245,238 @@ pub async fn web_sessions_are_found_by_hash_until_ended(store: Arc<dyn Store>) {
     );
     assert_eq!(store.web_session("second").await.unwrap(), None);
     assert!(store.web_session("third").await.unwrap().is_some());
+}
+
+/// A reset token `token` (stored as `hash-<token>`) asked for at `at`, valid 30 minutes.
+pub fn reset_request(token: &str, at: DateTime<Utc>) -> PasswordResetRequest {
+    PasswordResetRequest {
+        token: token.to_owned(),
+        token_hash: format!("hash-{token}"),
+        created_at: at,
+        expires_at: at + Duration::minutes(30),
+    }
+}
+
+/// The password hash stored for `email`.
+async fn password_of(store: &dyn Store, email: &str) -> String {
+    store
+        .credentials(&Email::parse(email).unwrap())
+        .await
+        .unwrap()
+        .1
+}
+
+/// Whether the account's sessions of both kinds were ended: the refresh token `refresh` no
+/// longer rotates and the web session `web` is gone.
+async fn sessions_ended(store: &dyn Store, refresh: &str, web: &str) -> bool {
+    let rotated = store
+        .rotate_refresh_token(refresh, &grant(&format!("{refresh}-next")), base_time())
+        .await
+        .unwrap();
+    !matches!(rotated, Rotation::Rotated(_)) && store.web_session(web).await.unwrap().is_none()
+}
+
+/// A reset is issued only for a live account, with its private event for the mail alone; the
+/// token resets the password once, before it expires, ending every session and using up the
+/// account's other reset tokens; an erased account's token does nothing.
+pub async fn password_resets_are_single_use_and_end_every_session(store: Arc<dyn Store>) {
+    use crate::outbox::NOTIFICATIONS;
+    use boxoffice_domain::event::DomainEvent;
+
+    let t = base_time();
+    let ann = user("ann@example.com", Role::Customer);
+    store.insert_user(&ann, "old").await.unwrap();
+    let email = Email::parse("ann@example.com").unwrap();
+    let nobody = Email::parse("nobody@example.com").unwrap();
+    assert!(
+        !store
+            .request_password_reset(&nobody, &reset_request("x", t))
+            .await
+            .unwrap()
+    );
+    let first = reset_request("first", t);
+    assert!(store.request_password_reset(&email, &first).await.unwrap());
+
+    let events = store.events_about(ann.id.0).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0].event,
+        DomainEvent::PasswordResetRequested {
+            user_id: ann.id,
+            token: "first".into(),
+            expires_at: first.expires_at,
+        }
+    );
+    assert_eq!(events[0].occurred_at, t);
+    let consumers: Vec<String> = store
+        .deliveries_of(events[0].id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.consumer)
+        .collect();
+    assert_eq!(consumers, [NOTIFICATIONS], "the bus never gets the token");
+    assert!(
+        store
+            .reset_password("hash-x", "new", t)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing was issued for the unknown email"
+    );
+
+    store
+        .insert_refresh_token(&refresh(ann.id, Uuid::now_v7(), "r1"))
+        .await
+        .unwrap();
+    store
+        .insert_web_session(&web_session(ann.id, "w1"))
+        .await
+        .unwrap();
+    let second = reset_request("second", t);
+    store.request_password_reset(&email, &second).await.unwrap();
+    assert_eq!(
+        store
+            .reset_password("hash-first", "new", t + Duration::minutes(29))
+            .await
+            .unwrap(),
+        Some(ann.id)
+    );
+    assert_eq!(password_of(&*store, "ann@example.com").await, "new");
+    assert!(sessions_ended(&*store, "r1", "w1").await);
+    for used in ["hash-first", "hash-second"] {
+        assert_eq!(
+            store.reset_password(used, "newer", t).await.unwrap(),
+            None,
+            "{used} was used up"
+        );
+    }
+    assert_eq!(password_of(&*store, "ann@example.com").await, "new");
+
+    // Expired at its 30th minute.
+    let late = reset_request("late", t);
+    store.request_password_reset(&email, &late).await.unwrap();
+    assert_eq!(
+        store
+            .reset_password("hash-late", "late", late.expires_at)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(password_of(&*store, "ann@example.com").await, "new");
+    assert_eq!(
+        store.reset_password("hash-nope", "x", t).await.unwrap(),
+        None
+    );
+
+    // An erased account's token resets nothing, and erasure forgets it.
+    let bob = user("bob@example.com", Role::Customer);
+    store.insert_user(&bob, "bob").await.unwrap();
+    let bobs = reset_request("bobs", t);
+    store
+        .request_password_reset(&Email::parse("bob@example.com").unwrap(), &bobs)
+        .await
+        .unwrap();
+    store.erase_user(bob.id, t).await.unwrap();
+    assert_eq!(
+        store.reset_password("hash-bobs", "x", t).await.unwrap(),
+        None
+    );
+
+    // The purge forgets tokens expired before the cut-off.
+    store
+        .request_password_reset(&email, &reset_request("fresh", t + hours(2)))
+        .await
+        .unwrap();
+    assert_eq!(store.purge_password_resets(t + hours(1)).await.unwrap(), 3);
+    assert_eq!(
+        store
+            .reset_password("hash-fresh", "fresh", t + hours(2))
+            .await
+            .unwrap(),
+        Some(ann.id)
+    );
+}
+
+/// Ten requests present one reset token at once: exactly one resets the password.
+pub async fn one_reset_token_used_concurrently_resets_once(store: Arc<dyn Store>) {
+    let ann = user("ann@example.com", Role::Customer);
+    store.insert_user(&ann, "old").await.unwrap();
+    let email = Email::parse("ann@example.com").unwrap();
+    store
+        .request_password_reset(&email, &reset_request("shared", base_time()))
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(10));
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .reset_password("hash-shared", &format!("new-{i}"), base_time())
+                    .await
+                    .map(|reset| reset.map(|_| i))
+            })
+        })
+        .collect();
+    let winners: Vec<usize> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap().unwrap())
+        .collect();
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(
+        password_of(&*store, "ann@example.com").await,
+        format!("new-{}", winners[0])
+    );
+}
+
+/// A new password ends every session of the account and voids its pending reset links; other
+/// accounts keep theirs; an unknown or erased account is not found.
+pub async fn a_password_change_ends_every_session(store: Arc<dyn Store>) {
+    let t = base_time();
+    let ann = user("ann@example.com", Role::Customer);
+    let bob = user("bob@example.com", Role::Customer);
+    store.insert_user(&ann, "old").await.unwrap();
+    store.insert_user(&bob, "bob").await.unwrap();
+    for (who, name) in [(ann.id, "ann"), (bob.id, "bob")] {
+        store
+            .insert_refresh_token(&refresh(who, Uuid::now_v7(), &format!("r-{name}")))
+            .await
+            .unwrap();
+        store
+            .insert_web_session(&web_session(who, &format!("w-{name}")))
+            .await
+            .unwrap();
+    }
+    store
+        .request_password_reset(
+            &Email::parse("ann@example.com").unwrap(),
+            &reset_request("pending", t),
+        )
+        .await
+        .unwrap();
+
+    store.set_password(ann.id, "new", t).await.unwrap();
+    assert_eq!(password_of(&*store, "ann@example.com").await, "new");
+    assert!(sessions_ended(&*store, "r-ann", "w-ann").await);
+    assert_eq!(
+        store.reset_password("hash-pending", "x", t).await.unwrap(),
+        None
+    );
+    assert!(store.web_session("w-bob").await.unwrap().is_some());
+    assert!(!sessions_ended(&*store, "r-bob", "w-bob").await);
+    assert_eq!(password_of(&*store, "bob@example.com").await, "bob");
+
+    assert!(matches!(
+        store.set_password(UserId::generate(), "x", t).await,
+        Err(StoreError::NotFound)
+    ));
+    store.erase_user(bob.id, t).await.unwrap();
+    assert!(matches!(
+        store.set_password(bob.id, "x", t).await,
+        Err(StoreError::NotFound)
+    ));
 }

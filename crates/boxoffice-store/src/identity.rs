@@ -61,6 +61,31 @@ pub struct WebSessionRecord {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A password-reset link being issued. The store keeps the hash; the token itself goes only into
+/// the private `password_reset.requested` event the mail is written from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordResetRequest {
+    /// The link's token.
+    pub token: String,
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When the link stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for PasswordResetRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordResetRequest")
+            .field("token", &"***")
+            .field("token_hash", &self.token_hash)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
 /// Failed logins in a window, by email and by client address.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoginFailures {
@@ -109,6 +134,30 @@ pub mod web_session_sql {
     pub const DELETE_OF_USER: &str = "DELETE FROM web_sessions WHERE user_id = $1";
     /// Forgets the sessions that expired before `$1`.
     pub const PURGE: &str = "DELETE FROM web_sessions WHERE expires_at < $1";
+}
+
+/// The statements of passwords and their reset tokens, the same text on both backends.
+pub mod password_sql {
+    /// The live account of the email `$1`.
+    pub const ACCOUNT_OF_EMAIL: &str = "SELECT user_id FROM profiles WHERE email = $1";
+    /// Stores a reset token: `$1` hash, `$2` user, `$3` created, `$4` expires.
+    pub const INSERT_RESET: &str = "INSERT INTO password_resets (token_hash, user_id, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4)";
+    /// The reset token `$1`: `user_id, expires_at, used_at`. PostgreSQL appends its row lock.
+    pub const READ_RESET: &str =
+        "SELECT user_id, expires_at, used_at FROM password_resets WHERE token_hash = $1";
+    /// Uses up every reset token of the account `$1` not used yet, at `$2`.
+    pub const USE_RESETS: &str =
+        "UPDATE password_resets SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL";
+    /// Replaces the password hash of the account `$1` by `$2`; no row for an erased account.
+    pub const SET_HASH: &str = "UPDATE credentials SET password_hash = $2 WHERE user_id = $1";
+    /// Revokes every refresh token of the account `$1` at `$2`.
+    pub const REVOKE_REFRESH_TOKENS: &str =
+        "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+    /// Forgets the reset tokens of the account `$1`.
+    pub const DELETE_RESETS: &str = "DELETE FROM password_resets WHERE user_id = $1";
+    /// Forgets the reset tokens that expired before `$1`.
+    pub const PURGE_RESETS: &str = "DELETE FROM password_resets WHERE expires_at < $1";
 }
 
 /// The rows of [`ACCOUNTS_AT_STAKE`] as facts.
@@ -187,6 +236,39 @@ pub trait IdentityStore: Send + Sync {
     async fn delete_web_session(&self, token_hash: &str) -> Result<(), StoreError>;
     /// Deletes the web sessions that expired before `before`; returns how many.
     async fn purge_web_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Issues a password-reset token for the live account of `email`, in one transaction with
+    /// its private `password_reset.requested` event; returns whether there is such an account
+    /// (nothing is written when there is not). One call either way, so that both answers take
+    /// about the same time.
+    async fn request_password_reset(
+        &self,
+        email: &Email,
+        request: &PasswordResetRequest,
+    ) -> Result<bool, StoreError>;
+    /// Resets a password with the token whose hash is `token_hash`, if it is usable at `now`
+    /// ([`reset_token_usable`]): in one transaction, every reset token of the account is used
+    /// up, the password hash becomes `password_hash`, every refresh token is revoked and every
+    /// web session ended. Returns the account, or `None` (and changes nothing) for an unknown,
+    /// used or expired token or an erased account. Of racing calls with one token, one resets.
+    ///
+    /// [`reset_token_usable`]: boxoffice_domain::identity::reset_token_usable
+    async fn reset_password(
+        &self,
+        token_hash: &str,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, StoreError>;
+    /// Replaces an account's password hash and, in the same transaction, revokes its refresh
+    /// tokens, ends its web sessions and uses up its reset tokens. [`StoreError::NotFound`]
+    /// for an unknown or erased account.
+    async fn set_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Deletes the reset tokens that expired before `before`; returns how many.
+    async fn purge_password_resets(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Stores a new refresh token (a new family at sign-in).
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<(), StoreError>;
     /// Uses the token whose hash is `presented`: if live, marks it used and stores `successor`

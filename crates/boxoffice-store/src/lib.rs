@@ -28,8 +28,9 @@ pub use booking::{
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
 pub use identity::{
-    ACCOUNTS_AT_STAKE, AccountFacts, IdentityStore, LoginFailures, RefreshGrant, RefreshToken,
-    Rotation, WebSessionRecord, accounts_at_stake, decide_account_change, web_session_sql,
+    ACCOUNTS_AT_STAKE, AccountFacts, IdentityStore, LoginFailures, PasswordResetRequest,
+    RefreshGrant, RefreshToken, Rotation, WebSessionRecord, accounts_at_stake,
+    decide_account_change, password_sql, web_session_sql,
 };
 pub use listing::{PriceBasis, ShowtimeListing};
 pub use outbox::{

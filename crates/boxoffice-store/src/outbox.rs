@@ -21,6 +21,7 @@
 //! | `settle_payment` | confirmed: `payment.succeeded`, `booking.confirmed`; must refund: `payment.succeeded` (and `booking.expired` if it expired the booking); failed: `payment.failed` (and `booking.expired` if this call expired the booking); ignored or already processed: none |
 //! | `apply_refund_report`, `record_refund` | `payment.refunded` when the payment's refunded total grew |
 //! | `cancel_confirmed` | `booking.refunded` with the request's reason and the reserved amount (0 if none) |
+//! | `request_password_reset` | `password_reset.requested` (private: to `notifications` only) when the email belongs to an account |
 //!
 //! Email is one consumer: it turns an event into a [`NewNotification`] (at most one per event and
 //! template), which the mail sender then claims, sends and records the same way.
@@ -48,6 +49,8 @@ pub fn consumers_of(topic: &str) -> &'static [&'static str] {
             &[NOTIFICATIONS, BUS]
         }
         "showtime.cancelled" => &[SHOWTIME_REFUNDS, BUS],
+        // Private (it carries the reset token): the mail is its only use, the bus never sees it.
+        "password_reset.requested" => &[NOTIFICATIONS],
         _ => &[BUS],
     }
 }
