@@ -65,6 +65,39 @@ pub struct Money {
     pub currency: Currency,
 }
 
+impl Currency {
+    /// ISO 4217 minor-unit digits: most currencies have two (`JPY` none, `KWD` three).
+    pub fn minor_digits(&self) -> u32 {
+        match self.as_str() {
+            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF"
+            | "UGX" | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+            "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+            _ => 2,
+        }
+    }
+}
+
+impl fmt::Display for Money {
+    /// `1250` `EUR` → `12.50 EUR`; `1500` `JPY` → `1500 JPY`; `1250` `KWD` → `1.250 KWD`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.currency.minor_digits();
+        let sign = if self.amount < 0 { "-" } else { "" };
+        let abs = self.amount.unsigned_abs();
+        if digits == 0 {
+            return write!(f, "{sign}{abs} {}", self.currency);
+        }
+        let scale = 10u64.pow(digits);
+        write!(
+            f,
+            "{sign}{}.{:0width$} {}",
+            abs / scale,
+            abs % scale,
+            self.currency,
+            width = digits as usize
+        )
+    }
+}
+
 /// The largest price we accept for one seat, in minor units: a typo guard, not a business rule.
 pub const MAX_SEAT_PRICE: i64 = 10_000_000;
 
@@ -90,6 +123,19 @@ mod tests {
         assert!("EURO".parse::<Currency>().is_err());
         assert!("E1R".parse::<Currency>().is_err());
         assert!("€UR".parse::<Currency>().is_err());
+    }
+
+    #[test]
+    fn money_is_shown_in_its_currency_s_minor_units() {
+        let money = |amount, code: &str| Money {
+            amount,
+            currency: code.parse().unwrap(),
+        };
+        assert_eq!(money(1250, "EUR").to_string(), "12.50 EUR");
+        assert_eq!(money(5, "GBP").to_string(), "0.05 GBP");
+        assert_eq!(money(-1250, "EUR").to_string(), "-12.50 EUR");
+        assert_eq!(money(1500, "JPY").to_string(), "1500 JPY");
+        assert_eq!(money(1250, "KWD").to_string(), "1.250 KWD");
     }
 
     #[test]

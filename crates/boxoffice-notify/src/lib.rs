@@ -5,6 +5,7 @@
 
 pub mod mailer;
 pub mod nats;
+pub mod qr;
 #[cfg(feature = "sink")]
 pub mod smtp_sink;
 pub mod templates;

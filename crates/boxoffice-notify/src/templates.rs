@@ -8,6 +8,8 @@
 
 use askama::Template;
 use boxoffice_app::notify::{Attachment, Composer, Mail};
+use boxoffice_domain::Money;
+use boxoffice_domain::money::Currency;
 
 use chrono_tz::Tz;
 
@@ -172,7 +174,7 @@ fn render(template: &'static str, t: &impl Template) -> Result<String, RenderErr
         .map_err(|source| RenderError::Template { template, source })
 }
 
-/// Renders `booking_confirmed`, with one inline SVG QR code per ticket (Content-ID
+/// Renders `booking_confirmed`, with one inline PNG QR code per ticket (Content-ID
 /// `ticket-<n>-<code>@boxoffice`, shown by the HTML part).
 pub fn render_booking_confirmed(data: &BookingConfirmed) -> Result<Mail, RenderError> {
     let greeting = greeting(&data.recipient);
@@ -193,10 +195,13 @@ pub fn render_booking_confirmed(data: &BookingConfirmed) -> Result<Mail, RenderE
     let mut attachments = Vec::with_capacity(tickets.len());
     for ticket in &tickets {
         attachments.push(Attachment {
-            filename: format!("ticket-{}.svg", safe_token(ticket.code)),
-            content_type: "image/svg+xml".into(),
+            filename: format!("ticket-{}.png", safe_token(ticket.code)),
+            content_type: "image/png".into(),
             content_id: Some(ticket.cid.clone()),
-            bytes: qr_svg(ticket.code)?.into_bytes(),
+            bytes: crate::qr::png(ticket.code).map_err(|err| RenderError::Qr {
+                code: ticket.code.to_owned(),
+                reason: err.to_string(),
+            })?,
         });
     }
     let text = render(
@@ -409,31 +414,16 @@ pub fn local_time(screening: &Screening) -> String {
     }
 }
 
-/// `1250` `EUR` → `12.50 EUR`; `1500` `JPY` → `1500 JPY`; `1250` `KWD` → `1.250 KWD`.
+/// `1250` `EUR` → `12.50 EUR`; `1500` `JPY` → `1500 JPY`; `1250` `KWD` → `1.250 KWD` (the
+/// domain's [`Money`] display; a code that is not a currency is shown in minor units).
 pub fn format_money(minor: i64, currency: &str) -> String {
-    let currency = currency.trim().to_ascii_uppercase();
-    let digits = minor_digits(&currency);
-    let sign = if minor < 0 { "-" } else { "" };
-    let abs = minor.unsigned_abs();
-    if digits == 0 {
-        return format!("{sign}{abs} {currency}");
-    }
-    let scale = 10u64.pow(digits);
-    format!(
-        "{sign}{}.{:0width$} {currency}",
-        abs / scale,
-        abs % scale,
-        width = digits as usize
-    )
-}
-
-/// ISO 4217 minor-unit digits: most currencies have two.
-fn minor_digits(currency: &str) -> u32 {
-    match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        _ => 2,
+    match currency.parse::<Currency>() {
+        Ok(currency) => Money {
+            amount: minor,
+            currency,
+        }
+        .to_string(),
+        Err(_) => format!("{minor} {}", currency.trim()),
     }
 }
 
@@ -454,17 +444,4 @@ fn safe_token(code: &str) -> String {
     } else {
         token
     }
-}
-
-/// An SVG QR code of `code`.
-fn qr_svg(code: &str) -> Result<String, RenderError> {
-    let qr = qrcode::QrCode::new(code.as_bytes()).map_err(|err| RenderError::Qr {
-        code: code.to_owned(),
-        reason: err.to_string(),
-    })?;
-    Ok(qr
-        .render::<qrcode::render::svg::Color<'_>>()
-        .min_dimensions(200, 200)
-        .quiet_zone(true)
-        .build())
 }

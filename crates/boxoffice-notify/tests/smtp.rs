@@ -96,8 +96,8 @@ async fn delivers_a_confirmation_with_both_parts_and_the_qr_code_inline() {
         body.contains(&format!("Content-ID: <{cid}>")),
         "no Content-ID <{cid}> in {body}"
     );
-    assert!(body.contains("image/svg+xml"), "{body}");
-    assert!(body.contains("ticket-TKT9XH2M.svg"), "{body}");
+    assert!(body.contains("image/png"), "{body}");
+    assert!(body.contains("ticket-TKT9XH2M.png"), "{body}");
     assert!(body.contains(&format!("cid:{cid}")), "{body}");
     assert!(body.contains("TKT9XH2M"));
 }

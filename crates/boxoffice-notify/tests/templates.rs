@@ -94,15 +94,21 @@ fn booking_confirmed_has_tickets_codes_qr_codes_total_and_local_time() {
     for (attachment, code) in mail.attachments.iter().zip(["TKT9XH2M", "TKTQ4RZ8"]) {
         let cid = attachment.content_id.as_deref().unwrap();
         assert!(cid.contains(code), "{cid}");
-        assert_eq!(attachment.content_type, "image/svg+xml");
-        assert_eq!(attachment.filename, format!("ticket-{code}.svg"));
+        // PNG, which Gmail and Outlook show inline (they show no SVG).
+        assert_eq!(attachment.content_type, "image/png");
+        assert_eq!(attachment.filename, format!("ticket-{code}.png"));
         assert!(
             mail.html.contains(&format!("src=\"cid:{cid}\"")),
             "{}",
             mail.html
         );
-        let svg = String::from_utf8(attachment.bytes.clone()).unwrap();
-        assert!(svg.contains("<svg"), "{svg}");
+        let decoder = png::Decoder::new(std::io::Cursor::new(&attachment.bytes));
+        let info = decoder.read_info().unwrap().info().clone();
+        assert!(
+            info.width >= 150 && info.width == info.height,
+            "{}",
+            info.width
+        );
     }
     let cids: std::collections::HashSet<_> = mail
         .attachments
