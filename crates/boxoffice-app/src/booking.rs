@@ -2,13 +2,14 @@
 //! and the hold sweeper. Paying, and cancelling paid bookings, are in `payments`.
 
 use boxoffice_domain::booking::{
-    Booking, BookingStatus, DEFAULT_MAX_SEATS_PER_BOOKING, HoldRejection, HoldRequest,
+    Booking, BookingReference, BookingStatus, DEFAULT_MAX_SEATS_PER_BOOKING, HoldRejection,
+    HoldRequest,
 };
 use boxoffice_domain::identity::Role;
 use boxoffice_domain::venue::Seat;
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId};
 use boxoffice_store::{
-    HoldError, IdempotencyRecord, Page, PageRequest, ShowtimeListing, StoreError,
+    Held, HoldError, IdempotencyRecord, Page, PageRequest, ShowtimeListing, StoreError,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
@@ -96,7 +97,7 @@ impl App {
                 let key = parse_key(key)?;
                 let hash = request_hash(&request);
                 if let Some(record) = self.store.idempotency_record(who.user_id, &key).await? {
-                    return replay(&record, &hash);
+                    return self.replay(&record, &hash).await;
                 }
                 Some((key, hash))
             }
@@ -207,8 +208,9 @@ impl App {
                 &listing.ticket_discounts,
             )
             .map_err(HoldError::Rejected)?;
-        let booking = Booking {
+        let mut booking = Booking {
             id: BookingId::generate(),
+            reference: boxoffice_store::new_reference()?,
             user_id: who.user_id,
             showtime_id: request.showtime_id,
             status: BookingStatus::Held,
@@ -232,10 +234,13 @@ impl App {
             }),
             None => None,
         };
-        let change = self
+        let Held { change, reference } = self
             .store
             .hold_seats(&booking, &listing.basis, now, record.as_ref())
             .await?;
+        // Another booking had the reference drawn above: the store drew a fresh one. (A record
+        // stored with this hold names the first; a replay reads the stored one, see `replay`.)
+        booking.reference = reference;
         tracing::debug!(booking_id = %booking.id, showtime_id = %booking.showtime_id,
             seats = booking.items.len(), version = change.version, "seats held");
         self.live.announce(change);
@@ -280,11 +285,52 @@ impl App {
         hash: &str,
     ) -> Result<Booking, AppError> {
         match self.store.idempotency_record(who.user_id, key).await? {
-            Some(record) => replay(&record, hash),
+            Some(record) => self.replay(&record, hash).await,
             None => Err(AppError::Internal(anyhow::anyhow!(
                 "idempotency key {key:?} was reported taken but is not stored"
             ))),
         }
+    }
+
+    /// The answer stored under an idempotency key, as first given. The booking's reference is
+    /// read from the store rather than from the record: the record was written with the
+    /// reference the hold proposed, which the store replaces when another booking has it (and
+    /// records older than references lack it).
+    async fn replay(&self, record: &IdempotencyRecord, hash: &str) -> Result<Booking, AppError> {
+        replay_check(record, hash)?;
+        let unreadable = |e: &dyn std::fmt::Display| {
+            AppError::Internal(anyhow::anyhow!(
+                "stored idempotent outcome cannot be read: {e}"
+            ))
+        };
+        let mut outcome: serde_json::Value =
+            serde_json::from_str(&record.outcome).map_err(|e| unreadable(&e))?;
+        if let Some(stored) = outcome.get_mut("booking") {
+            let id: BookingId =
+                serde_json::from_value(stored["id"].clone()).map_err(|e| unreadable(&e))?;
+            let reference = self.store.booking(id).await?.reference;
+            stored["reference"] = serde_json::Value::String(reference.to_string());
+        }
+        match serde_json::from_value::<HoldOutcome>(outcome).map_err(|e| unreadable(&e))? {
+            HoldOutcome::Held { booking } => Ok(booking),
+            HoldOutcome::Rejected { rejection } => Err(AppError::Hold(rejection)),
+        }
+    }
+
+    /// The booking with this reference (`K7M-2QX`, any case, hyphen or not), if the caller may
+    /// see it: their own, or any for staff. Anything else, a malformed reference included, is
+    /// not found.
+    pub async fn booking_by_reference(
+        &self,
+        who: &Principal,
+        reference: &str,
+    ) -> Result<Booking, AppError> {
+        let reference = BookingReference::parse(reference).ok_or(AppError::NotFound)?;
+        let booking = self.store.booking_by_reference(&reference).await?;
+        if booking.user_id != who.user_id && !who.role.includes(Role::Staff) {
+            return Err(AppError::NotFound);
+        }
+        Ok(self.as_of_now(booking))
     }
 
     /// A booking the caller may see: their own, or any for staff. Others' bookings are not found.
@@ -438,17 +484,6 @@ pub(crate) fn replay_check(record: &IdempotencyRecord, hash: &str) -> Result<(),
         return Err(AppError::IdempotencyKeyReused);
     }
     Ok(())
-}
-
-fn replay(record: &IdempotencyRecord, hash: &str) -> Result<Booking, AppError> {
-    replay_check(record, hash)?;
-    match serde_json::from_str::<HoldOutcome>(&record.outcome) {
-        Ok(HoldOutcome::Held { booking }) => Ok(booking),
-        Ok(HoldOutcome::Rejected { rejection }) => Err(AppError::Hold(rejection)),
-        Err(e) => Err(AppError::Internal(anyhow::anyhow!(
-            "stored idempotent outcome cannot be read: {e}"
-        ))),
-    }
 }
 
 #[cfg(test)]

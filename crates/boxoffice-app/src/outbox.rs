@@ -527,8 +527,8 @@ impl App {
         };
         let booking = self.store.booking(booking_id).await?;
         let screening = self.screening(&booking).await?;
-        // The reference customers see and quote to support.
-        let booking_ref = booking.id.to_string();
+        // The reference customers see and quote to support (`K7M-2QX`).
+        let booking_ref = booking.reference.to_string();
         let notice = match event {
             DomainEvent::BookingConfirmed { .. } => {
                 let tickets = self.store.tickets(booking.id).await?;

@@ -234,11 +234,99 @@ pub struct BookingItem {
     pub price: i64,
 }
 
+/// The symbols of a booking reference: digits and capitals without those people mistake for
+/// one another when reading a reference aloud or typing it from paper: no 0 or O, no 1, I or L,
+/// and no U (read as V). Thirty symbols.
+pub const REFERENCE_ALPHABET: &[u8; 30] = b"23456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// How many references there are: 30⁶, about 729 million.
+pub const REFERENCE_SPACE: u64 = 729_000_000;
+
+/// A booking's short reference for people, such as `K7M-2QX`: six symbols of
+/// [`REFERENCE_ALPHABET`], shown as two groups of three. Read back case-insensitively, with or
+/// without the hyphen. Unique among bookings (the store's index), but not a secret: who may see
+/// a booking is decided by its owner, never by knowing its reference.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BookingReference([u8; 6]);
+
+impl BookingReference {
+    /// A reference from 8 random bytes (the caller draws them: no I/O here). Taken modulo
+    /// [`REFERENCE_SPACE`], whose bias over 2⁶⁴ values is below one in ten billion.
+    pub fn from_random(bytes: [u8; 8]) -> Self {
+        Self::from_index(u64::from_le_bytes(bytes) % REFERENCE_SPACE)
+    }
+
+    /// The reference numbered `index` (below [`REFERENCE_SPACE`], larger ones wrap): its digits
+    /// in base 30, most significant first. Distinct indexes give distinct references.
+    pub fn from_index(index: u64) -> Self {
+        let mut rest = index % REFERENCE_SPACE;
+        let mut symbols = [0u8; 6];
+        for slot in symbols.iter_mut().rev() {
+            *slot = REFERENCE_ALPHABET[(rest % 30) as usize];
+            rest /= 30;
+        }
+        Self(symbols)
+    }
+
+    /// Reads a reference as a person types it: surrounding spaces, lower case and the hyphen
+    /// (or a space) between the groups are all fine; anything else, or a symbol outside the
+    /// alphabet, is `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let compact: String = match text.char_indices().nth(3) {
+            Some((i, '-' | ' ')) if text.chars().count() == 7 => {
+                format!("{}{}", &text[..i], &text[i + 1..])
+            }
+            _ => text.to_owned(),
+        };
+        let bytes = compact.to_ascii_uppercase().into_bytes();
+        let symbols: [u8; 6] = bytes.try_into().ok()?;
+        symbols
+            .iter()
+            .all(|b| REFERENCE_ALPHABET.contains(b))
+            .then_some(Self(symbols))
+    }
+
+    /// The six symbols without the hyphen (`K7M2QX`): the stored form.
+    pub fn compact(&self) -> &str {
+        // Only ever built from the ASCII alphabet.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl fmt::Display for BookingReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let compact = self.compact();
+        write!(f, "{}-{}", &compact[..3], &compact[3..])
+    }
+}
+
+impl fmt::Debug for BookingReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BookingReference({self})")
+    }
+}
+
+impl Serialize for BookingReference {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for BookingReference {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a booking reference: {text:?}")))
+    }
+}
+
 /// A customer's order of seats for one showtime.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Booking {
     /// Its id.
     pub id: BookingId,
+    /// Its short reference for people (`K7M-2QX`), unique among bookings.
+    pub reference: BookingReference,
     /// Who made it.
     pub user_id: UserId,
     /// For which showtime.
@@ -573,6 +661,7 @@ mod tests {
             .to_utc();
         let booking = Booking {
             id: BookingId::generate(),
+            reference: BookingReference::from_index(1),
             user_id: UserId::generate(),
             showtime_id: ShowtimeId::generate(),
             status: BookingStatus::Held,
@@ -609,7 +698,74 @@ mod tests {
         assert!(!Held.is_final() && !AwaitingPayment.is_final() && !Confirmed.is_final());
     }
 
+    #[test]
+    fn references_show_as_two_groups_and_read_back_as_people_type_them() {
+        let r = BookingReference::parse("K7M-2QX").unwrap();
+        assert_eq!(r.to_string(), "K7M-2QX");
+        assert_eq!(r.compact(), "K7M2QX");
+        for typed in ["k7m-2qx", "K7M2QX", " k7m2qx ", "K7M 2QX", "k7M-2Qx"] {
+            assert_eq!(BookingReference::parse(typed), Some(r), "{typed:?}");
+        }
+        for bad in [
+            "",
+            "K7M-2Q",
+            "K7M-2QXX",
+            "K7M--2QX",
+            "K7-M2QX",
+            "K0M-2QX",
+            "KOM-2QX",
+            "K1M-2QX",
+            "KIM-2QX",
+            "KLM-2QX",
+            "KUM-2QX",
+            "K7M_2QX",
+            "K7M-2Q\u{0}",
+            "ÄÖÜ-2QX",
+        ] {
+            assert_eq!(BookingReference::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(REFERENCE_ALPHABET.len(), 30);
+        assert_eq!(30u64.pow(6), REFERENCE_SPACE);
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, "\"K7M-2QX\"");
+        assert_eq!(serde_json::from_str::<BookingReference>(&json).unwrap(), r);
+        assert!(serde_json::from_str::<BookingReference>("\"K0M-2QX\"").is_err());
+    }
+
+    #[test]
+    fn references_count_in_base_thirty() {
+        assert_eq!(BookingReference::from_index(0).to_string(), "222-222");
+        assert_eq!(BookingReference::from_index(1).to_string(), "222-223");
+        assert_eq!(BookingReference::from_index(30).to_string(), "222-232");
+        assert_eq!(
+            BookingReference::from_index(REFERENCE_SPACE - 1).to_string(),
+            "ZZZ-ZZZ"
+        );
+        assert_eq!(
+            BookingReference::from_index(REFERENCE_SPACE),
+            BookingReference::from_index(0)
+        );
+        assert_eq!(
+            BookingReference::from_random(1u64.to_le_bytes()),
+            BookingReference::from_index(1)
+        );
+    }
+
     proptest! {
+        #[test]
+        fn every_reference_reads_back_and_distinct_indexes_give_distinct_references(
+            a in 0u64..REFERENCE_SPACE,
+            b in 0u64..REFERENCE_SPACE,
+            bytes in any::<[u8; 8]>(),
+        ) {
+            let (ra, rb) = (BookingReference::from_index(a), BookingReference::from_index(b));
+            prop_assert_eq!(BookingReference::parse(&ra.to_string()), Some(ra));
+            prop_assert_eq!(BookingReference::parse(&ra.compact().to_lowercase()), Some(ra));
+            prop_assert_eq!(a == b, ra == rb);
+            let random = BookingReference::from_random(bytes);
+            prop_assert_eq!(BookingReference::parse(&random.to_string()), Some(random));
+        }
+
         #[test]
         fn a_discounted_price_is_never_negative_nor_above_the_seat_price(
             seat_price in 0i64..10_000_000,

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use boxoffice_app::HoldInput;
-use boxoffice_domain::booking::{Booking, BookingItem};
+use boxoffice_domain::booking::{Booking, BookingItem, BookingReference};
 use boxoffice_domain::text::{IntoPlain, SHORT_TEXT_MAX, Text};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId};
 use chrono::{DateTime, Utc};
@@ -50,6 +50,10 @@ pub struct SeatBody {
 pub struct BookingResponse {
     #[schema(value_type = uuid::Uuid)]
     id: BookingId,
+    /// The short reference for people: six characters without look-alikes, shown as two groups
+    /// of three; unique.
+    #[schema(value_type = String, example = "K7M-2QX")]
+    reference: BookingReference,
     /// `held`, `awaiting_payment`, `confirmed`, `expired`, `cancelled` or `refunded`. A hold
     /// reads as `expired` from its `expires_at` on.
     status: String,
@@ -89,6 +93,7 @@ impl From<Booking> for BookingResponse {
     fn from(b: Booking) -> Self {
         Self {
             id: b.id,
+            reference: b.reference,
             status: b.status.as_str().to_owned(),
             showtime_id: b.showtime_id,
             items: b.items.into_iter().map(BookingItemResponse::from).collect(),

@@ -726,3 +726,92 @@ async fn a_showtime_that_keeps_changing_answers_showtime_changed() {
         "{body}"
     );
 }
+
+/// Every booking answer carries its short reference (`K7M-2QX`), the same each time; the owner
+/// and staff find the booking by it however it is typed, anyone else does not.
+#[tokio::test]
+async fn every_booking_answer_carries_its_reference() {
+    use boxoffice_app::AppError;
+    use boxoffice_domain::booking::{BookingReference, REFERENCE_ALPHABET};
+
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let held = api.hold(&ann, &show.showtime_id, &[show.seat("A1")]).await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    let id = held.body["id"].as_str().unwrap().to_owned();
+    let reference = held.body["reference"].as_str().unwrap().to_owned();
+    assert_eq!(reference.len(), 7, "{reference}");
+    assert_eq!(&reference[3..4], "-");
+    assert!(
+        reference
+            .bytes()
+            .filter(|b| *b != b'-')
+            .all(|b| REFERENCE_ALPHABET.contains(&b)),
+        "{reference}"
+    );
+    let other = api.hold(&ann, &show.showtime_id, &[show.seat("A2")]).await;
+    assert_ne!(other.body["reference"], held.body["reference"]);
+
+    let read = api
+        .as_bearer(
+            &ann,
+            Method::GET,
+            &format!("/api/v1/bookings/{id}"),
+            json!({}),
+        )
+        .await;
+    let listed = api
+        .as_bearer(&ann, Method::GET, "/api/v1/me/bookings", json!({}))
+        .await;
+    let cancelled = api
+        .as_bearer(
+            &ann,
+            Method::POST,
+            &format!("/api/v1/bookings/{id}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(read.body["reference"], reference.as_str());
+    assert_eq!(
+        cancelled.body["reference"],
+        reference.as_str(),
+        "{}",
+        cancelled.body
+    );
+    let mine = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(mine["reference"], reference.as_str());
+
+    let owner = api.app.authenticate(&ann).await.unwrap();
+    let staff = api.app.authenticate(&api.staff_token).await.unwrap();
+    let bob = api.token_for("bob@example.com", Role::Customer).await;
+    let bob = api.app.authenticate(&bob).await.unwrap();
+    let typed = reference.to_lowercase().replace('-', "");
+    for (who, text) in [
+        (&owner, reference.as_str()),
+        (&owner, &typed),
+        (&staff, &typed),
+    ] {
+        let found = api.app.booking_by_reference(who, text).await.unwrap();
+        assert_eq!(found.id.to_string(), id);
+        assert_eq!(
+            found.reference,
+            BookingReference::parse(&reference).unwrap()
+        );
+    }
+    for (who, text) in [
+        (&bob, reference.as_str()),
+        (&owner, "nonsense"),
+        (&owner, "222-222"),
+    ] {
+        assert!(matches!(
+            api.app.booking_by_reference(who, text).await,
+            Err(AppError::NotFound)
+        ));
+    }
+}

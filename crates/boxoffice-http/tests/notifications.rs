@@ -119,6 +119,22 @@ async fn a_paid_booking_is_mailed_once_over_smtp_with_its_tickets() {
     assert_eq!(n["attempts"], 0);
     assert_eq!(n["template"], "booking_confirmed");
     assert!(n["subject"].as_str().unwrap().contains("Metropolis"), "{n}");
+    // The short reference, not the booking's id, is what the customer reads and quotes.
+    let reference = api
+        .as_bearer(
+            &ann,
+            Method::GET,
+            &format!("/api/v1/bookings/{booking}"),
+            Value::Null,
+        )
+        .await
+        .body["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let subject = n["subject"].as_str().unwrap();
+    assert!(subject.contains(&reference), "{subject}");
+    assert!(!subject.contains(&booking), "{subject}");
     assert!(n["last_error"].is_null());
     assert!(n["created_at"].is_string());
 
@@ -132,7 +148,15 @@ async fn a_paid_booking_is_mailed_once_over_smtp_with_its_tickets() {
         assert!(text.contains(&code), "ticket code {code} not in the mail");
         assert!(text.contains(&format!("{PUBLIC_URL}/api/v1/tickets/{code}/qr.svg")));
     }
-    assert!(text.contains("image/svg+xml"), "QR images attached");
+    assert!(
+        text.contains(&format!("Your booking {reference} is confirmed")),
+        "{text}"
+    );
+    assert!(!text.contains(&booking), "the id stays out of the mail");
+    assert!(
+        text.contains("image/png"),
+        "QR images attached as PNG: {text}"
+    );
     assert!(text.contains("text/plain") && text.contains("text/html"));
 
     let one = admin_get(

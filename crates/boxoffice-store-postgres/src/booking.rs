@@ -14,12 +14,13 @@
 use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
-use boxoffice_domain::booking::{Booking, HoldRejection, SeatChange, SeatState};
+use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange, SeatState};
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
-    BookingStore, Conflict, Cursor, HoldError, IdempotencyRecord, ListenEvent, Page, PageRequest,
-    PriceBasis, SeatListener, SeatStates, StoreError, codec,
+    BookingStore, Conflict, Cursor, Held, HoldError, IdempotencyRecord, ListenEvent, Page,
+    PageRequest, PriceBasis, REFERENCE_ATTEMPTS, SeatListener, SeatStates, StoreError, codec,
+    new_reference,
 };
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgListener, PgPool};
@@ -36,6 +37,7 @@ pub const SEAT_CHANNEL: &str = "boxoffice_seat_changes";
 #[derive(sqlx::FromRow)]
 struct BookingRow {
     id: Uuid,
+    reference: String,
     user_id: Uuid,
     showtime_id: Uuid,
     status: String,
@@ -58,8 +60,8 @@ struct ItemRow {
 
 macro_rules! booking_columns {
     () => {
-        "SELECT id, user_id, showtime_id, status, total, currency, expires_at, created_at, \
-         updated_at FROM bookings "
+        "SELECT id, reference, user_id, showtime_id, status, total, currency, expires_at, \
+         created_at, updated_at FROM bookings "
     };
 }
 
@@ -81,6 +83,7 @@ fn assemble(rows: Vec<BookingRow>, items: Vec<ItemRow>) -> Result<Vec<Booking>, 
                 .collect::<anyhow::Result<Vec<_>>>()?;
             Ok(Booking {
                 id: BookingId(r.id),
+                reference: codec::booking_reference(&r.reference)?,
                 user_id: UserId(r.user_id),
                 showtime_id: ShowtimeId(r.showtime_id),
                 status: codec::booking_status(&r.status)?,
@@ -191,29 +194,14 @@ impl BookingStore for PgStore {
         basis: &PriceBasis,
         now: DateTime<Utc>,
         idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<SeatChange, HoldError> {
+    ) -> Result<Held, HoldError> {
         let mut tx = self.begin().await?;
         // The basis is checked first so that a stale hold claims nothing, and again by the
         // version bump below, which sees a concurrent change of the showtime committed meanwhile.
         if !current_basis(&mut tx, booking.showtime_id, basis).await? {
             return Err(HoldError::Stale);
         }
-        sqlx::query(
-            "INSERT INTO bookings (id, user_id, showtime_id, status, total, currency, expires_at, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(booking.id.0)
-        .bind(booking.user_id.0)
-        .bind(booking.showtime_id.0)
-        .bind(booking.status.as_str())
-        .bind(booking.total)
-        .bind(booking.currency.as_str())
-        .bind(booking.expires_at)
-        .bind(booking.created_at)
-        .bind(booking.updated_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        let reference = insert_booking(&mut tx, booking).await?;
 
         // Claims in seat order: two holds with overlapping seats lock them in the same order.
         let mut seat_ids: Vec<Uuid> = booking.items.iter().map(|i| i.seat_id.0).collect();
@@ -295,7 +283,7 @@ impl BookingStore for PgStore {
         match announce(&mut tx, booking.showtime_id, seats, Some(on_sale)).await? {
             Some(change) => {
                 tx.commit().await.map_err(db)?;
-                Ok(change)
+                Ok(Held { change, reference })
             }
             None => {
                 let (status, starts_at): (String, DateTime<Utc>) =
@@ -333,6 +321,19 @@ impl BookingStore for PgStore {
     async fn booking(&self, id: BookingId) -> Result<Booking, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
         read_booking(&mut conn, id).await
+    }
+
+    async fn booking_by_reference(
+        &self,
+        reference: &BookingReference,
+    ) -> Result<Booking, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let id: Uuid = sqlx::query_scalar("SELECT id FROM bookings WHERE reference = $1")
+            .bind(reference.compact())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+        read_booking(&mut conn, BookingId(id)).await
     }
 
     async fn bookings_of_user(
@@ -538,6 +539,43 @@ impl BookingStore for PgStore {
             .map_err(db)?;
         Ok(done.rows_affected())
     }
+}
+
+/// Inserts the booking row of a hold with the booking's reference, or with a fresh one while
+/// the reference is taken (`ON CONFLICT … DO NOTHING` leaves the transaction usable, unlike a
+/// unique violation); returns the reference stored.
+async fn insert_booking(
+    tx: &mut Transaction<'static, Postgres>,
+    booking: &Booking,
+) -> Result<BookingReference, StoreError> {
+    let mut reference = booking.reference;
+    for _ in 0..REFERENCE_ATTEMPTS {
+        let done = sqlx::query(
+            "INSERT INTO bookings (id, reference, user_id, showtime_id, status, total, currency, \
+             expires_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (reference) DO NOTHING",
+        )
+        .bind(booking.id.0)
+        .bind(reference.compact())
+        .bind(booking.user_id.0)
+        .bind(booking.showtime_id.0)
+        .bind(booking.status.as_str())
+        .bind(booking.total)
+        .bind(booking.currency.as_str())
+        .bind(booking.expires_at)
+        .bind(booking.created_at)
+        .bind(booking.updated_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 1 {
+            return Ok(reference);
+        }
+        reference = new_reference()?;
+    }
+    Err(StoreError::Other(anyhow::anyhow!(
+        "{REFERENCE_ATTEMPTS} booking references in a row were taken"
+    )))
 }
 
 /// Deletes the held claims of `bookings`, locking them in (showtime, seat) order first; returns

@@ -6,12 +6,12 @@
 use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
-use boxoffice_domain::booking::{Booking, SeatChange, SeatState};
+use boxoffice_domain::booking::{Booking, BookingReference, SeatChange, SeatState};
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
-    BookingStore, Conflict, Cursor, HoldError, IdempotencyRecord, Page, PageRequest, PriceBasis,
-    SeatStates, StoreError, codec,
+    BookingStore, Conflict, Cursor, Held, HoldError, IdempotencyRecord, Page, PageRequest,
+    PriceBasis, SeatStates, StoreError, codec,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqliteExecutor, Transaction};
@@ -23,6 +23,7 @@ use crate::{SqliteStore, db, outbox};
 #[derive(sqlx::FromRow)]
 struct BookingRow {
     id: Uuid,
+    reference: String,
     user_id: Uuid,
     showtime_id: Uuid,
     status: String,
@@ -45,8 +46,8 @@ struct ItemRow {
 
 macro_rules! booking_columns {
     () => {
-        "SELECT id, user_id, showtime_id, status, total, currency, expires_at, created_at, \
-         updated_at FROM bookings "
+        "SELECT id, reference, user_id, showtime_id, status, total, currency, expires_at, \
+         created_at, updated_at FROM bookings "
     };
 }
 
@@ -68,6 +69,7 @@ fn assemble(rows: Vec<BookingRow>, items: Vec<ItemRow>) -> Result<Vec<Booking>, 
                 .collect::<anyhow::Result<Vec<_>>>()?;
             Ok(Booking {
                 id: BookingId(r.id),
+                reference: codec::booking_reference(&r.reference)?,
                 user_id: UserId(r.user_id),
                 showtime_id: ShowtimeId(r.showtime_id),
                 status: codec::booking_status(&r.status)?,
@@ -132,7 +134,7 @@ impl BookingStore for SqliteStore {
         basis: &PriceBasis,
         now: DateTime<Utc>,
         idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<SeatChange, HoldError> {
+    ) -> Result<Held, HoldError> {
         self.holds
             .hold(crate::hold_writer::HoldJob {
                 booking: booking.clone(),
@@ -161,6 +163,19 @@ impl BookingStore for SqliteStore {
     async fn booking(&self, id: BookingId) -> Result<Booking, StoreError> {
         let mut conn = self.read.acquire().await.map_err(db)?;
         read_booking(&mut conn, id).await
+    }
+
+    async fn booking_by_reference(
+        &self,
+        reference: &BookingReference,
+    ) -> Result<Booking, StoreError> {
+        let mut conn = self.read.acquire().await.map_err(db)?;
+        let id: Uuid = sqlx::query_scalar("SELECT id FROM bookings WHERE reference = $1")
+            .bind(reference.compact())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+        read_booking(&mut conn, BookingId(id)).await
     }
 
     async fn bookings_of_user(

@@ -16,10 +16,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use boxoffice_domain::SeatId;
-use boxoffice_domain::booking::{Booking, HoldRejection, SeatChange, SeatState};
+use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange, SeatState};
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_store::outbox::{consumers_of, encode_event};
-use boxoffice_store::{HoldError, IdempotencyRecord, PriceBasis, StoreError};
+use boxoffice_store::{
+    Held, HoldError, IdempotencyRecord, PriceBasis, REFERENCE_ATTEMPTS, StoreError, new_reference,
+};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
@@ -37,7 +39,7 @@ pub(crate) struct HoldJob {
     pub record: Option<IdempotencyRecord>,
 }
 
-type Reply = tokio::sync::oneshot::Sender<Result<SeatChange, HoldError>>;
+type Reply = tokio::sync::oneshot::Sender<Result<Held, HoldError>>;
 
 /// The handle of the hold thread; the thread ends when the handle is dropped.
 #[derive(Debug)]
@@ -75,7 +77,7 @@ impl HoldWriter {
     }
 
     /// Queues a hold and waits for its answer, which comes once its batch has committed.
-    pub(crate) async fn hold(&self, job: HoldJob) -> Result<SeatChange, HoldError> {
+    pub(crate) async fn hold(&self, job: HoldJob) -> Result<Held, HoldError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let gone = || {
             HoldError::Store(StoreError::Other(anyhow::anyhow!(
@@ -167,10 +169,7 @@ fn hold_batch(conn: &mut Connection, batch: Vec<(HoldJob, Reply)>) {
 
 /// One hold inside the batch's transaction, in a savepoint of its own. The outer error means
 /// that the savepoint could not be rolled back and the batch must not commit.
-fn hold_one(
-    conn: &Connection,
-    job: &HoldJob,
-) -> Result<Result<SeatChange, HoldError>, rusqlite::Error> {
+fn hold_one(conn: &Connection, job: &HoldJob) -> Result<Result<Held, HoldError>, rusqlite::Error> {
     conn.prepare_cached("SAVEPOINT hold")?.execute([])?;
     let outcome = hold_statements(conn, job);
     match &outcome {
@@ -184,7 +183,7 @@ fn hold_one(
 }
 
 /// The statements of one hold; any `Err` is rolled back by the caller.
-fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<SeatChange, HoldError> {
+fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<Held, HoldError> {
     let HoldJob {
         booking,
         basis,
@@ -227,24 +226,7 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<SeatChange, HoldE
         Some(_) => {}
     }
 
-    conn.prepare_cached(
-        "INSERT INTO bookings (id, user_id, showtime_id, status, total, currency, expires_at, \
-         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            id,
-            booking.user_id.0.as_bytes().as_slice(),
-            showtime,
-            booking.status.as_str(),
-            booking.total,
-            booking.currency.as_str(),
-            ms(booking.expires_at),
-            ms(booking.created_at),
-            ms(booking.updated_at),
-        ])
-    })
-    .map_err(store)?;
+    let reference = insert_booking(conn, booking)?;
 
     // Every seat is tried, so that a refusal names all the seats that are taken, not the first.
     let mut claim = conn
@@ -330,7 +312,7 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<SeatChange, HoldE
         conn,
         &EventRecord::new(DomainEvent::booking_held(booking), job.now),
     )?;
-    Ok(SeatChange {
+    let change = SeatChange {
         showtime_id: booking.showtime_id,
         version,
         seats: booking
@@ -338,7 +320,44 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<SeatChange, HoldE
             .iter()
             .map(|i| (i.seat_id, SeatState::Held))
             .collect(),
-    })
+    };
+    Ok(Held { change, reference })
+}
+
+/// Inserts the booking row of a hold with the booking's reference, or with a fresh one while the
+/// reference is taken; returns the reference stored.
+fn insert_booking(conn: &Connection, booking: &Booking) -> Result<BookingReference, HoldError> {
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO bookings (id, reference, user_id, showtime_id, status, total, currency, \
+             expires_at, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (reference) DO NOTHING",
+        )
+        .map_err(store)?;
+    let mut reference = booking.reference;
+    for _ in 0..REFERENCE_ATTEMPTS {
+        let inserted = insert
+            .execute(params![
+                booking.id.0.as_bytes().as_slice(),
+                reference.compact(),
+                booking.user_id.0.as_bytes().as_slice(),
+                booking.showtime_id.0.as_bytes().as_slice(),
+                booking.status.as_str(),
+                booking.total,
+                booking.currency.as_str(),
+                ms(booking.expires_at),
+                ms(booking.created_at),
+                ms(booking.updated_at),
+            ])
+            .map_err(store)?;
+        if inserted == 1 {
+            return Ok(reference);
+        }
+        reference = new_reference()?;
+    }
+    Err(HoldError::Store(StoreError::Other(anyhow::anyhow!(
+        "{REFERENCE_ATTEMPTS} booking references in a row were taken"
+    ))))
 }
 
 /// Writes an event and its pending deliveries to the outbox, inside the hold's savepoint so that

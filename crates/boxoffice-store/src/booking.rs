@@ -2,7 +2,7 @@
 //! exclusive (invariant 1), the per-showtime seat-map version, and idempotency records.
 
 use async_trait::async_trait;
-use boxoffice_domain::booking::{Booking, HoldRejection, SeatChange, SeatState};
+use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange, SeatState};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use chrono::{DateTime, Utc};
 
@@ -22,6 +22,28 @@ pub struct IdempotencyRecord {
     pub outcome: String,
     /// When it was first answered; records are kept at least 24 hours.
     pub created_at: DateTime<Utc>,
+}
+
+/// How many references [`BookingStore::hold_seats`] tries before it gives up: the booking's own
+/// and fresh ones while each is taken. With a million bookings stored, one try in 729 collides,
+/// so eight failing in a row means the generator is broken, not unlucky.
+pub const REFERENCE_ATTEMPTS: usize = 8;
+
+/// A booking reference from the operating system's randomness.
+pub fn new_reference() -> Result<BookingReference, StoreError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("no randomness available: {e}")))?;
+    Ok(BookingReference::from_random(bytes))
+}
+
+/// What [`BookingStore::hold_seats`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The seat change announced.
+    pub change: SeatChange,
+    /// The reference the booking was stored with: its own, or a fresh one if that was taken.
+    pub reference: BookingReference,
 }
 
 /// Why [`BookingStore::hold_seats`] held nothing.
@@ -63,14 +85,16 @@ pub trait BookingStore: Send + Sync {
     /// [`HoldRejection::ShowtimeCancelled`] or [`HoldRejection::ShowtimeStarted`] when the
     /// showtime is not on sale at `now`. With `idempotency`, the record is written in the same
     /// transaction ([`HoldError::KeyTaken`] if the key exists). Fails with [`HoldError::Stale`]
-    /// when `basis` is not the showtime's current one. Returns the seat change announced.
+    /// when `basis` is not the showtime's current one. The booking keeps its reference unless
+    /// another booking has it, in which case the store draws fresh ones ([`new_reference`]) up to
+    /// [`REFERENCE_ATTEMPTS`] in all. Returns the seat change announced and the reference stored.
     async fn hold_seats(
         &self,
         booking: &Booking,
         basis: &PriceBasis,
         now: DateTime<Utc>,
         idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<SeatChange, HoldError>;
+    ) -> Result<Held, HoldError>;
 
     /// The ids of a showtime's confirmed bookings, oldest first.
     async fn confirmed_bookings_of_showtime(
@@ -80,6 +104,12 @@ pub trait BookingStore: Send + Sync {
 
     /// One booking with its items.
     async fn booking(&self, id: BookingId) -> Result<Booking, StoreError>;
+
+    /// The booking with this reference, with its items.
+    async fn booking_by_reference(
+        &self,
+        reference: &BookingReference,
+    ) -> Result<Booking, StoreError>;
 
     /// A user's bookings, newest first.
     async fn bookings_of_user(

@@ -46,6 +46,14 @@ pub fn booking_status(text: &str) -> anyhow::Result<BookingStatus> {
     BookingStatus::parse(text).ok_or_else(|| anyhow!("stored booking status {text:?} is unknown"))
 }
 
+/// Reads a stored booking reference (its compact form).
+pub fn booking_reference(
+    text: &str,
+) -> anyhow::Result<boxoffice_domain::booking::BookingReference> {
+    boxoffice_domain::booking::BookingReference::parse(text)
+        .ok_or_else(|| anyhow!("stored booking reference {text:?} is malformed"))
+}
+
 /// Reads a stored payment status.
 pub fn payment_status(text: &str) -> anyhow::Result<boxoffice_domain::payment::PaymentStatus> {
     boxoffice_domain::payment::PaymentStatus::parse(text)

@@ -23,7 +23,8 @@ use boxoffice_domain::{CinemaId, HallId, MovieId, ShowtimeId};
 use chrono::{DateTime, NaiveDate, Utc};
 
 pub use booking::{
-    BookingStore, HoldError, IdempotencyRecord, ListenEvent, SeatListener, SeatStates,
+    BookingStore, Held, HoldError, IdempotencyRecord, ListenEvent, REFERENCE_ATTEMPTS,
+    SeatListener, SeatStates, new_reference,
 };
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};

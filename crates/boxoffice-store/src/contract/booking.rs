@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use boxoffice_domain::booking::{
-    Booking, BookingItem, BookingStatus, HoldRejection, SeatChange, SeatState, TicketType,
+    Booking, BookingItem, BookingReference, BookingStatus, HoldRejection, SeatChange, SeatState,
+    TicketType,
 };
 use boxoffice_domain::identity::Role;
 use boxoffice_domain::layout::SeatType;
@@ -54,6 +55,7 @@ pub fn hold_of(user: UserId, showtime: &Showtime, seats: &[&Seat], now: DateTime
         .collect();
     Booking {
         id: BookingId::generate(),
+        reference: crate::new_reference().unwrap(),
         user_id: user,
         showtime_id: showtime.id,
         status: BookingStatus::Held,
@@ -74,7 +76,10 @@ pub async fn hold(
     record: Option<&IdempotencyRecord>,
 ) -> Result<SeatChange, HoldError> {
     let basis = store.showtime(booking.showtime_id).await.unwrap().basis;
-    store.hold_seats(booking, &basis, now, record).await
+    store
+        .hold_seats(booking, &basis, now, record)
+        .await
+        .map(|held| held.change)
 }
 
 fn unavailable(result: Result<SeatChange, HoldError>) -> Vec<SeatId> {
@@ -616,4 +621,63 @@ pub async fn holds_priced_on_an_outdated_basis_are_refused(store: Arc<dyn Store>
     hold(store.as_ref(), &b, t0 + Duration::seconds(6), None)
         .await
         .unwrap();
+}
+
+/// A booking is stored with its reference and found by it; a hold whose reference another
+/// booking has gets a fresh one, reported back and stored, and the two stay apart.
+pub async fn bookings_have_unique_references(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let t0 = base_time();
+    let first = hold_of(u, &s, &[&seats[0]], t0);
+    let basis = store.showtime(s.id).await.unwrap().basis;
+    let held = store.hold_seats(&first, &basis, t0, None).await.unwrap();
+    assert_eq!(held.reference, first.reference);
+    assert_eq!(
+        store.booking(first.id).await.unwrap().reference,
+        first.reference
+    );
+    assert_eq!(
+        store.booking_by_reference(&first.reference).await.unwrap(),
+        first
+    );
+
+    let twin = Booking {
+        reference: first.reference,
+        ..hold_of(u, &s, &[&seats[1]], t0)
+    };
+    let held = store.hold_seats(&twin, &basis, t0, None).await.unwrap();
+    assert_ne!(held.reference, first.reference);
+    let stored = store.booking(twin.id).await.unwrap();
+    assert_eq!(stored.reference, held.reference);
+    assert_eq!(
+        store
+            .booking_by_reference(&held.reference)
+            .await
+            .unwrap()
+            .id,
+        twin.id
+    );
+    assert_eq!(
+        store
+            .booking_by_reference(&first.reference)
+            .await
+            .unwrap()
+            .id,
+        first.id
+    );
+    let listed = store
+        .bookings_of_user(u, &PageRequest::default())
+        .await
+        .unwrap();
+    let references: HashSet<BookingReference> = listed.items.iter().map(|b| b.reference).collect();
+    assert_eq!(references.len(), 2);
+
+    let unknown = (0..)
+        .map(BookingReference::from_index)
+        .find(|r| *r != first.reference && *r != held.reference)
+        .unwrap();
+    assert!(matches!(
+        store.booking_by_reference(&unknown).await,
+        Err(StoreError::NotFound)
+    ));
 }
