@@ -2,8 +2,8 @@
 //! and the hold sweeper. Paying, and cancelling paid bookings, are in `payments`.
 
 use boxoffice_domain::booking::{
-    Booking, BookingReference, BookingStatus, DEFAULT_MAX_SEATS_PER_BOOKING, HoldRejection,
-    HoldRequest,
+    Booking, BookingReference, BookingStatus, DEFAULT_MAX_SEATS_PER_BOOKING, ExtendRejection,
+    HoldRejection, HoldRequest,
 };
 use boxoffice_domain::identity::Role;
 use boxoffice_domain::venue::Seat;
@@ -218,6 +218,7 @@ impl App {
             items,
             currency: listing.currency,
             expires_at: now + self.booking.hold_ttl,
+            extended: false,
             created_at: now,
             updated_at: now,
         };
@@ -351,6 +352,31 @@ impl App {
         let mut page = self.store.bookings_of_user(who.user_id, &page).await?;
         page.items = page.items.into_iter().map(|b| self.as_of_now(b)).collect();
         Ok(page)
+    }
+
+    /// Extends the caller's live hold by half the policy's hold time, once, and returns the
+    /// booking with its new `expires_at` (and `extended` set). Another account's booking is not
+    /// found; a second extension is [`AppError::HoldExtensionUsed`]; a booking that is not a
+    /// live hold (being paid, paid, lapsed, cancelled) is [`AppError::BookingNotHeld`].
+    pub async fn extend_hold(&self, who: &Principal, id: BookingId) -> Result<Booking, AppError> {
+        let booking = self.store.booking(id).await?;
+        if booking.user_id != who.user_id {
+            return Err(AppError::NotFound);
+        }
+        let extension = self.booking.hold_ttl / 2;
+        match self
+            .store
+            .extend_hold(id, extension, self.clock.now())
+            .await?
+        {
+            Ok(booking) => {
+                tracing::info!(booking_id = %id, expires_at = %booking.expires_at,
+                    "hold extended");
+                Ok(self.as_of_now(booking))
+            }
+            Err(ExtendRejection::AlreadyExtended) => Err(AppError::HoldExtensionUsed),
+            Err(ExtendRejection::NotHeld { status }) => Err(AppError::BookingNotHeld { status }),
+        }
     }
 
     /// Cancels a hold (or a booking awaiting payment) and releases its seats at once.

@@ -68,6 +68,15 @@ pub enum AppError {
         /// The booking's status now.
         status: boxoffice_domain::booking::BookingStatus,
     },
+    /// The hold was extended before; it is extended once.
+    #[error("the hold was extended once already")]
+    HoldExtensionUsed,
+    /// Only a live hold can be extended.
+    #[error("a {status} booking has no hold to extend")]
+    BookingNotHeld {
+        /// The booking's status now.
+        status: boxoffice_domain::booking::BookingStatus,
+    },
     /// The hall's seat map cannot change while showtimes that have not ended have seats taken.
     #[error("the hall has showtimes with seats held or sold")]
     HallHasBookings,

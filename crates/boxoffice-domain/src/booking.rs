@@ -341,13 +341,54 @@ pub struct Booking {
     pub currency: Currency,
     /// When the hold lapses if not paid.
     pub expires_at: DateTime<Utc>,
+    /// Whether the hold was extended (it can be, once: see [`Booking::extended_expiry`]).
+    #[serde(default)]
+    pub extended: bool,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// When its status last changed.
     pub updated_at: DateTime<Utc>,
 }
 
+/// Why a hold was not extended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExtendRejection {
+    /// The hold was extended before; a hold is extended once.
+    #[error("the hold was extended once already")]
+    AlreadyExtended,
+    /// There is no live hold to extend: the booking is paid for, being paid, or over.
+    #[error("a {status} booking has no hold to extend")]
+    NotHeld {
+        /// The booking's status at the time.
+        status: BookingStatus,
+    },
+}
+
 impl Booking {
+    /// The expiry the hold gets if extended by `extension` at `now`: its expiry plus
+    /// `extension`, once, and only while it is held and has not lapsed. `seats_claimed` says
+    /// whether the booking still claims every one of its seats (the store counts them in the
+    /// transaction that extends): a hold that lost a seat to another hold has lapsed, whatever
+    /// its stored expiry says, and reads as expired.
+    pub fn extended_expiry(
+        &self,
+        extension: chrono::Duration,
+        seats_claimed: bool,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, ExtendRejection> {
+        let status = match self.status_at(now) {
+            BookingStatus::Held if !seats_claimed => BookingStatus::Expired,
+            status => status,
+        };
+        if status != BookingStatus::Held {
+            return Err(ExtendRejection::NotHeld { status });
+        }
+        if self.extended {
+            return Err(ExtendRejection::AlreadyExtended);
+        }
+        Ok(self.expires_at + extension)
+    }
+
     /// The status at `now`: a hold past its expiry is expired at once, whether or not the sweeper
     /// has recorded it yet (invariant 4, the lazy half).
     pub fn status_at(&self, now: DateTime<Utc>) -> BookingStatus {
@@ -669,6 +710,7 @@ mod tests {
             total: 0,
             currency: Currency::NONE,
             expires_at: now,
+            extended: false,
             created_at: now,
             updated_at: now,
         };
@@ -682,6 +724,73 @@ mod tests {
             ..booking
         };
         assert_eq!(cancelled.status_at(now), BookingStatus::Cancelled);
+    }
+
+    #[test]
+    fn a_live_hold_is_extended_once() {
+        let now = DateTime::parse_from_rfc3339("2030-01-01T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let five = chrono::Duration::minutes(5);
+        let held = Booking {
+            id: BookingId::generate(),
+            reference: BookingReference::from_index(7),
+            user_id: UserId::generate(),
+            showtime_id: ShowtimeId::generate(),
+            status: BookingStatus::Held,
+            items: vec![],
+            total: 0,
+            currency: Currency::NONE,
+            expires_at: now + five,
+            extended: false,
+            created_at: now,
+            updated_at: now,
+        };
+        assert_eq!(
+            held.extended_expiry(five, true, now),
+            Ok(now + chrono::Duration::minutes(10))
+        );
+        // Up to the last instant of the hold, not at its expiry.
+        let last = now + five - chrono::Duration::milliseconds(1);
+        assert_eq!(
+            held.extended_expiry(five, true, last),
+            Ok(now + five + five)
+        );
+        assert_eq!(
+            held.extended_expiry(five, true, now + five),
+            Err(ExtendRejection::NotHeld {
+                status: BookingStatus::Expired
+            })
+        );
+        assert_eq!(
+            held.extended_expiry(five, false, now),
+            Err(ExtendRejection::NotHeld {
+                status: BookingStatus::Expired
+            }),
+            "a hold that lost a seat has lapsed"
+        );
+        let extended = Booking {
+            extended: true,
+            ..held.clone()
+        };
+        assert_eq!(
+            extended.extended_expiry(five, true, now),
+            Err(ExtendRejection::AlreadyExtended)
+        );
+        for status in [
+            BookingStatus::AwaitingPayment,
+            BookingStatus::Confirmed,
+            BookingStatus::Cancelled,
+        ] {
+            let other = Booking {
+                status,
+                ..held.clone()
+            };
+            assert_eq!(
+                other.extended_expiry(five, true, now),
+                Err(ExtendRejection::NotHeld { status })
+            );
+        }
     }
 
     #[test]

@@ -39,6 +39,18 @@ pub enum DomainEvent {
         /// When the hold lapses unless paid.
         expires_at: DateTime<Utc>,
     },
+    /// A hold was extended, once, to a later expiry.
+    #[serde(rename = "booking.hold_extended")]
+    BookingHoldExtended {
+        /// The booking.
+        booking_id: BookingId,
+        /// Whose.
+        user_id: UserId,
+        /// For which showtime.
+        showtime_id: ShowtimeId,
+        /// The new expiry.
+        expires_at: DateTime<Utc>,
+    },
     /// A booking was paid and its tickets issued.
     #[serde(rename = "booking.confirmed")]
     BookingConfirmed {
@@ -232,6 +244,7 @@ impl DomainEvent {
     pub fn topic(&self) -> &'static str {
         match self {
             Self::BookingHeld { .. } => "booking.held",
+            Self::BookingHoldExtended { .. } => "booking.hold_extended",
             Self::BookingConfirmed { .. } => "booking.confirmed",
             Self::BookingExpired { .. } => "booking.expired",
             Self::BookingCancelled { .. } => "booking.cancelled",
@@ -257,6 +270,7 @@ impl DomainEvent {
     pub fn subject_id(&self) -> Uuid {
         match self {
             Self::BookingHeld { booking_id, .. }
+            | Self::BookingHoldExtended { booking_id, .. }
             | Self::BookingConfirmed { booking_id, .. }
             | Self::BookingExpired { booking_id, .. }
             | Self::BookingCancelled { booking_id, .. }

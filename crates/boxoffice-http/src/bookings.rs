@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(hold_seats))
         .routes(routes!(get_booking))
         .routes(routes!(cancel_booking))
+        .routes(routes!(extend_hold))
         .routes(routes!(my_bookings))
 }
 
@@ -66,6 +67,8 @@ pub struct BookingResponse {
     currency: String,
     /// When the hold lapses unless paid.
     expires_at: DateTime<Utc>,
+    /// Whether the hold was extended (`POST /bookings/{id}/extend` works once).
+    hold_extended: bool,
     created_at: DateTime<Utc>,
     /// When the status last changed.
     updated_at: DateTime<Utc>,
@@ -100,6 +103,7 @@ impl From<Booking> for BookingResponse {
             total: b.total,
             currency: b.currency.to_string(),
             expires_at: b.expires_at,
+            hold_extended: b.extended,
             created_at: b.created_at,
             updated_at: b.updated_at,
             payment: None,
@@ -179,6 +183,21 @@ async fn cancel_booking(
     Path(id): Path<BookingId>,
 ) -> Result<axum::Json<BookingResponse>, ApiError> {
     Ok(axum::Json(state.app.cancel_booking(&who, id).await?.into()))
+}
+
+/// Extends the caller's live hold once by half the hold time; the answer carries the new
+/// `expires_at`. Again: `hold_extension_used` (409); not a live hold (being paid, paid, lapsed,
+/// cancelled): `booking_not_held` (409, with its `booking_status`); someone else's booking: 404.
+#[utoipa::path(post, path = "/bookings/{id}/extend", tag = "bookings", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = BookingResponse), (status = 401, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn extend_hold(
+    State(state): State<AppState>,
+    SignedIn(who): SignedIn,
+    Path(id): Path<BookingId>,
+) -> Result<axum::Json<BookingResponse>, ApiError> {
+    Ok(axum::Json(state.app.extend_hold(&who, id).await?.into()))
 }
 
 /// The caller's bookings, newest first.

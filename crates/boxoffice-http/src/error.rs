@@ -268,6 +268,17 @@ impl From<AppError> for ApiError {
                 format!("The booking is {status}; only a held booking can be cancelled."),
             )
             .with("booking_status", json!(status.as_str())),
+            AppError::HoldExtensionUsed => ApiError::new(
+                StatusCode::CONFLICT,
+                "hold_extension_used",
+                "The hold was extended once already; a hold is extended only once.",
+            ),
+            AppError::BookingNotHeld { status } => ApiError::new(
+                StatusCode::CONFLICT,
+                "booking_not_held",
+                format!("The booking is {status}; only a live hold can be extended."),
+            )
+            .with("booking_status", json!(status.as_str())),
             AppError::HallHasBookings => ApiError::new(
                 StatusCode::CONFLICT,
                 "hall_has_bookings",

@@ -815,3 +815,139 @@ async fn every_booking_answer_carries_its_reference() {
         ));
     }
 }
+
+/// `POST /bookings/{id}/extend`: the owner's live hold gains half the hold time, once; the
+/// seats stay held past the old expiry, for the seat map, the sweeper and other customers, and
+/// lapse at the new one. Again: 409 `hold_extension_used`; not a live hold: 409
+/// `booking_not_held`; someone else's: 404.
+#[tokio::test]
+async fn a_hold_is_extended_once_by_half_the_hold_time() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let bob = api.token_for("bob@example.com", Role::Customer).await;
+    let held = api
+        .hold(&ann, &show.showtime_id, &[show.seat("A1"), show.seat("A2")])
+        .await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    assert_eq!(held.body["hold_extended"], false);
+    let id = held.body["id"].as_str().unwrap().to_owned();
+    let extend = format!("/api/v1/bookings/{id}/extend");
+
+    for token in [bob.as_str(), api.staff_token.as_str()] {
+        let other = api.as_bearer(token, Method::POST, &extend, json!({})).await;
+        assert_problem(&other, StatusCode::NOT_FOUND, "not_found");
+    }
+    api.clock.advance(chrono::Duration::minutes(3));
+    let extended = api.as_bearer(&ann, Method::POST, &extend, json!({})).await;
+    assert_eq!(extended.status, StatusCode::OK, "{}", extended.body);
+    assert_eq!(extended.body["expires_at"], "2030-01-01T10:15:00Z");
+    assert_eq!(extended.body["hold_extended"], true);
+    assert_eq!(extended.body["status"], "held");
+    assert_eq!(extended.body["reference"], held.body["reference"]);
+    let again = api.as_bearer(&ann, Method::POST, &extend, json!({})).await;
+    assert_problem(&again, StatusCode::CONFLICT, "hold_extension_used");
+    let read = api
+        .as_bearer(
+            &ann,
+            Method::GET,
+            &format!("/api/v1/bookings/{id}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(read.body["expires_at"], "2030-01-01T10:15:00Z");
+
+    // Past the old expiry: still held for everyone.
+    api.clock.advance(chrono::Duration::minutes(9));
+    assert_eq!(api.seat_states(&show.showtime_id).await.1["A1"], "held");
+    assert_eq!(api.app.sweep_holds().await.unwrap(), Outcome::Idle);
+    let rival = api.hold(&bob, &show.showtime_id, &[show.seat("A1")]).await;
+    assert_problem(&rival, StatusCode::CONFLICT, "seats_unavailable");
+    // At the new expiry it lapses.
+    api.clock.advance(chrono::Duration::minutes(3));
+    assert_eq!(
+        api.seat_states(&show.showtime_id).await.1["A1"],
+        "available"
+    );
+    assert_eq!(api.app.sweep_holds().await.unwrap(), Outcome::Worked);
+    // A fresh access token: the first one has expired by now.
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let lapsed = api.as_bearer(&ann, Method::POST, &extend, json!({})).await;
+    assert_problem(&lapsed, StatusCode::CONFLICT, "booking_not_held");
+    assert_eq!(lapsed.body["booking_status"], "expired");
+
+    // A booking being paid for has no hold to extend.
+    let paying = api.hold(&ann, &show.showtime_id, &[show.seat("A3")]).await;
+    let paying = paying.body["id"].as_str().unwrap().to_owned();
+    let checkout = api
+        .as_bearer(
+            &ann,
+            Method::POST,
+            &format!("/api/v1/bookings/{paying}/checkout"),
+            json!({"payment_method": "pm_card_visa"}),
+        )
+        .await;
+    assert_eq!(checkout.status, StatusCode::CREATED, "{}", checkout.body);
+    let refused = api
+        .as_bearer(
+            &ann,
+            Method::POST,
+            &format!("/api/v1/bookings/{paying}/extend"),
+            json!({}),
+        )
+        .await;
+    assert_problem(&refused, StatusCode::CONFLICT, "booking_not_held");
+    assert_eq!(refused.body["booking_status"], "awaiting_payment");
+    let unknown = api
+        .as_bearer(
+            &ann,
+            Method::POST,
+            &format!("/api/v1/bookings/{}/extend", uuid::Uuid::now_v7()),
+            json!({}),
+        )
+        .await;
+    assert_problem(&unknown, StatusCode::NOT_FOUND, "not_found");
+}
+
+/// Twelve extension requests for one hold at once: exactly one is answered 200, the others 409
+/// `hold_extension_used`, and the hold is extended once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_extensions_extend_once() {
+    let api = Arc::new(Api::new().await);
+    let show = api.on_sale(layout()).await;
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let held = api.hold(&ann, &show.showtime_id, &[show.seat("B1")]).await;
+    let id = held.body["id"].as_str().unwrap().to_owned();
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let (api, ann, id) = (Arc::clone(&api), ann.clone(), id.clone());
+            tokio::spawn(async move {
+                api.as_bearer(
+                    &ann,
+                    Method::POST,
+                    &format!("/api/v1/bookings/{id}/extend"),
+                    json!({}),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut statuses = BTreeMap::new();
+    for reply in futures::future::join_all(tasks).await {
+        let reply = reply.unwrap();
+        if reply.status == StatusCode::CONFLICT {
+            assert_eq!(reply.body["code"], "hold_extension_used", "{}", reply.body);
+        }
+        *statuses.entry(reply.status.as_u16()).or_insert(0) += 1;
+    }
+    assert_eq!(statuses, BTreeMap::from([(200, 1), (409, 11)]));
+    let read = api
+        .as_bearer(
+            &ann,
+            Method::GET,
+            &format!("/api/v1/bookings/{id}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(read.body["expires_at"], "2030-01-01T10:15:00Z");
+}

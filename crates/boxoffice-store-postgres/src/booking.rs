@@ -14,13 +14,15 @@
 use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
-use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange, SeatState};
+use boxoffice_domain::booking::{
+    Booking, BookingReference, ExtendRejection, HoldRejection, SeatChange, SeatState,
+};
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
     BookingStore, Conflict, Cursor, Held, HoldError, IdempotencyRecord, ListenEvent, Page,
     PageRequest, PriceBasis, REFERENCE_ATTEMPTS, SeatListener, SeatStates, StoreError, codec,
-    new_reference,
+    extend_sql, hold_extended, new_reference,
 };
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgListener, PgPool};
@@ -41,6 +43,7 @@ struct BookingRow {
     user_id: Uuid,
     showtime_id: Uuid,
     status: String,
+    hold_extended: bool,
     total: i64,
     currency: String,
     expires_at: DateTime<Utc>,
@@ -60,8 +63,8 @@ struct ItemRow {
 
 macro_rules! booking_columns {
     () => {
-        "SELECT id, reference, user_id, showtime_id, status, total, currency, expires_at, \
-         created_at, updated_at FROM bookings "
+        "SELECT id, reference, user_id, showtime_id, status, hold_extended, total, currency, \
+         expires_at, created_at, updated_at FROM bookings "
     };
 }
 
@@ -91,6 +94,7 @@ fn assemble(rows: Vec<BookingRow>, items: Vec<ItemRow>) -> Result<Vec<Booking>, 
                 total: r.total,
                 currency: codec::currency(&r.currency)?,
                 expires_at: r.expires_at,
+                extended: r.hold_extended,
                 created_at: r.created_at,
                 updated_at: r.updated_at,
             })
@@ -411,6 +415,59 @@ impl BookingStore for PgStore {
             .ok_or(StoreError::NotFound)?;
         tx.commit().await.map_err(db)?;
         Ok((booking, change))
+    }
+
+    async fn extend_hold(
+        &self,
+        id: BookingId,
+        extension: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, ExtendRejection>, StoreError> {
+        let mut tx = self.begin().await?;
+        // The booking's row, then its claims in (showtime, seat) order: the order every hold,
+        // cancellation and sweep locks in. A racing extension waits here and then reads this
+        // one's result.
+        let locked: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM bookings WHERE id = $1 FOR UPDATE")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        if locked.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let mut booking = read_booking(&mut tx, id).await?;
+        let claimed: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "{} FOR UPDATE",
+            extend_sql::CLAIMED_SEATS
+        )))
+        .bind(id.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let seats_claimed = claimed.len() == booking.items.len();
+        let expires_at = match booking.extended_expiry(extension, seats_claimed, now) {
+            Ok(at) => at,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        sqlx::query(extend_sql::EXTEND_BOOKING)
+            .bind(id.0)
+            .bind(expires_at)
+            .bind(true)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(extend_sql::EXTEND_CLAIMS)
+            .bind(id.0)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        booking.expires_at = expires_at;
+        booking.extended = true;
+        write_events(&mut tx, &[hold_extended(&booking, now)]).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Ok(booking))
     }
 
     async fn expire_holds(

@@ -6,12 +6,14 @@
 use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
-use boxoffice_domain::booking::{Booking, BookingReference, SeatChange, SeatState};
+use boxoffice_domain::booking::{
+    Booking, BookingReference, ExtendRejection, SeatChange, SeatState,
+};
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
     BookingStore, Conflict, Cursor, Held, HoldError, IdempotencyRecord, Page, PageRequest,
-    PriceBasis, SeatStates, StoreError, codec,
+    PriceBasis, SeatStates, StoreError, codec, extend_sql, hold_extended,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqliteExecutor, Transaction};
@@ -27,6 +29,7 @@ struct BookingRow {
     user_id: Uuid,
     showtime_id: Uuid,
     status: String,
+    hold_extended: bool,
     total: i64,
     currency: String,
     expires_at: i64,
@@ -46,8 +49,8 @@ struct ItemRow {
 
 macro_rules! booking_columns {
     () => {
-        "SELECT id, reference, user_id, showtime_id, status, total, currency, expires_at, \
-         created_at, updated_at FROM bookings "
+        "SELECT id, reference, user_id, showtime_id, status, hold_extended, total, currency, \
+         expires_at, created_at, updated_at FROM bookings "
     };
 }
 
@@ -77,6 +80,7 @@ fn assemble(rows: Vec<BookingRow>, items: Vec<ItemRow>) -> Result<Vec<Booking>, 
                 total: r.total,
                 currency: codec::currency(&r.currency)?,
                 expires_at: time(r.expires_at)?,
+                extended: r.hold_extended,
                 created_at: time(r.created_at)?,
                 updated_at: time(r.updated_at)?,
             })
@@ -249,6 +253,46 @@ impl BookingStore for SqliteStore {
         outbox::write_events(&mut tx, &[EventRecord::new(cancelled, now)]).await?;
         tx.commit().await.map_err(db)?;
         Ok((booking, change))
+    }
+
+    async fn extend_hold(
+        &self,
+        id: BookingId,
+        extension: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, ExtendRejection>, StoreError> {
+        // Under SQLite's write lock from the first statement (the hold writer's too): no hold,
+        // sweep or other extension commits between these reads and the writes.
+        let mut tx = self.begin().await?;
+        let mut booking = read_booking(&mut tx, id).await?;
+        let claimed: Vec<Uuid> = sqlx::query_scalar(extend_sql::CLAIMED_SEATS)
+            .bind(id.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let seats_claimed = claimed.len() == booking.items.len();
+        let expires_at = match booking.extended_expiry(extension, seats_claimed, now) {
+            Ok(at) => at,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        sqlx::query(extend_sql::EXTEND_BOOKING)
+            .bind(id.0)
+            .bind(ms(expires_at))
+            .bind(true)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(extend_sql::EXTEND_CLAIMS)
+            .bind(id.0)
+            .bind(ms(expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        booking.expires_at = expires_at;
+        booking.extended = true;
+        outbox::write_events(&mut tx, &[hold_extended(&booking, now)]).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Ok(booking))
     }
 
     async fn expire_holds(

@@ -2,7 +2,10 @@
 //! exclusive (invariant 1), the per-showtime seat-map version, and idempotency records.
 
 use async_trait::async_trait;
-use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange, SeatState};
+use boxoffice_domain::booking::{
+    Booking, BookingReference, ExtendRejection, HoldRejection, SeatChange, SeatState,
+};
+use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use chrono::{DateTime, Utc};
 
@@ -35,6 +38,32 @@ pub fn new_reference() -> Result<BookingReference, StoreError> {
     getrandom::fill(&mut bytes)
         .map_err(|e| StoreError::Other(anyhow::anyhow!("no randomness available: {e}")))?;
     Ok(BookingReference::from_random(bytes))
+}
+
+/// The statements of a hold's extension, the same text on both backends.
+pub mod extend_sql {
+    /// The seats the booking `$1` still claims as held. PostgreSQL appends its row locks.
+    pub const CLAIMED_SEATS: &str = "SELECT seat_id FROM seat_claims \
+         WHERE booking_id = $1 AND state = 'held' ORDER BY showtime_id, seat_id";
+    /// Gives the booking `$1` the expiry `$2` and marks it extended (`$3`, true).
+    pub const EXTEND_BOOKING: &str =
+        "UPDATE bookings SET expires_at = $2, hold_extended = $3 WHERE id = $1";
+    /// Gives the held claims of the booking `$1` the expiry `$2`.
+    pub const EXTEND_CLAIMS: &str =
+        "UPDATE seat_claims SET expires_at = $2 WHERE booking_id = $1 AND state = 'held'";
+}
+
+/// The event of an extension applied to `booking` (already carrying its new expiry) at `now`.
+pub fn hold_extended(booking: &Booking, now: DateTime<Utc>) -> EventRecord {
+    EventRecord::new(
+        DomainEvent::BookingHoldExtended {
+            booking_id: booking.id,
+            user_id: booking.user_id,
+            showtime_id: booking.showtime_id,
+            expires_at: booking.expires_at,
+        },
+        now,
+    )
 }
 
 /// What [`BookingStore::hold_seats`] did.
@@ -126,6 +155,19 @@ pub trait BookingStore: Send + Sync {
         id: BookingId,
         now: DateTime<Utc>,
     ) -> Result<(Booking, SeatChange), StoreError>;
+
+    /// Extends a hold by `extension`, once, as [`Booking::extended_expiry`] decides from the
+    /// booking and whether it still claims all its seats, both read in this transaction (so of
+    /// racing extensions exactly one succeeds): the booking's expiry and its seat claims move
+    /// together, so that reads, the sweeper and other holds all see the new expiry; it is marked
+    /// extended and `booking.hold_extended` is written. Returns the booking as extended, or the
+    /// rejection (nothing changed).
+    async fn extend_hold(
+        &self,
+        id: BookingId,
+        extension: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Booking, ExtendRejection>, StoreError>;
 
     /// Marks up to `limit` holds (held, or awaiting a payment whose window closed) that lapsed at
     /// `now` as expired and releases the seats they still claim (one seat change per showtime).

@@ -24,7 +24,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 pub use booking::{
     BookingStore, Held, HoldError, IdempotencyRecord, ListenEvent, REFERENCE_ATTEMPTS,
-    SeatListener, SeatStates, new_reference,
+    SeatListener, SeatStates, extend_sql, hold_extended, new_reference,
 };
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};

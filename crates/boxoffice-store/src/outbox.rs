@@ -17,6 +17,7 @@
 //! | `cancel_showtime` | `showtime.cancelled`, and `booking.cancelled` (reason `showtime_cancelled`) for each booking it cancels |
 //! | `hold_seats` | `booking.held` |
 //! | `cancel_hold` | `booking.cancelled` (reason `cancelled_by_customer`) |
+//! | `extend_hold` | `booking.hold_extended` with the new expiry |
 //! | `expire_holds` | `booking.expired` per booking expired |
 //! | `settle_payment` | confirmed: `payment.succeeded`, `booking.confirmed`; must refund: `payment.succeeded` (and `booking.expired` if it expired the booking); failed: `payment.failed` (and `booking.expired` if this call expired the booking); ignored or already processed: none |
 //! | `apply_refund_report`, `record_refund` | `payment.refunded` when the payment's refunded total grew |

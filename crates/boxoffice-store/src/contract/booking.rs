@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use boxoffice_domain::booking::{
-    Booking, BookingItem, BookingReference, BookingStatus, HoldRejection, SeatChange, SeatState,
-    TicketType,
+    Booking, BookingItem, BookingReference, BookingStatus, ExtendRejection, HoldRejection,
+    SeatChange, SeatState, TicketType,
 };
 use boxoffice_domain::identity::Role;
 use boxoffice_domain::layout::SeatType;
@@ -63,6 +63,7 @@ pub fn hold_of(user: UserId, showtime: &Showtime, seats: &[&Seat], now: DateTime
         items,
         currency: "EUR".parse::<Currency>().unwrap(),
         expires_at: now + hold_ttl(),
+        extended: false,
         created_at: now,
         updated_at: now,
     }
@@ -680,4 +681,160 @@ pub async fn bookings_have_unique_references(store: Arc<dyn Store>) {
         store.booking_by_reference(&unknown).await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// A live hold is extended once: its expiry and its seats' claims move together, so that reads,
+/// the sweeper and other holds all wait for the new expiry; the change is announced. A second
+/// extension, a lapsed or cancelled hold, and a hold that lost a seat to another are refused
+/// with nothing changed.
+pub async fn a_hold_is_extended_once_and_lapses_at_its_new_expiry(store: Arc<dyn Store>) {
+    use boxoffice_domain::event::DomainEvent;
+
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let t0 = base_time();
+    let five = Duration::minutes(5);
+    let b = hold_of(u, &s, &[&seats[0], &seats[1]], t0);
+    hold(store.as_ref(), &b, t0, None).await.unwrap();
+
+    let extended = store
+        .extend_hold(b.id, five, t0 + Duration::minutes(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(extended.expires_at, b.expires_at + five);
+    assert!(extended.extended);
+    assert_eq!(extended.status, BookingStatus::Held);
+    assert_eq!(store.booking(b.id).await.unwrap(), extended);
+    let events = store.events_about(b.id.0).await.unwrap();
+    assert_eq!(
+        events.last().unwrap().event,
+        DomainEvent::BookingHoldExtended {
+            booking_id: b.id,
+            user_id: u,
+            showtime_id: s.id,
+            expires_at: b.expires_at + five,
+        }
+    );
+    assert_eq!(
+        store
+            .extend_hold(b.id, five, t0 + Duration::minutes(2))
+            .await
+            .unwrap(),
+        Err(ExtendRejection::AlreadyExtended)
+    );
+    assert_eq!(store.booking(b.id).await.unwrap(), extended);
+
+    // Past the old expiry the seats stay held: for reads, for the sweeper and for other holds.
+    let later = b.expires_at + Duration::minutes(2);
+    let states = store.seat_states(s.id, later).await.unwrap();
+    assert_eq!(
+        taken(&states).get(&seats[0].id),
+        Some(&SeatState::Held),
+        "{states:?}"
+    );
+    assert!(store.expire_holds(later, 100).await.unwrap().is_empty());
+    let rival = hold_of(u, &s, &[&seats[0]], later);
+    assert_eq!(
+        unavailable(hold(store.as_ref(), &rival, later, None).await),
+        vec![seats[0].id]
+    );
+    // At the new expiry it lapses like any hold.
+    let changes = store.expire_holds(extended.expires_at, 100).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].seats.len(), 2);
+    assert_eq!(
+        store.booking(b.id).await.unwrap().status,
+        BookingStatus::Expired
+    );
+    assert_eq!(
+        store
+            .extend_hold(b.id, five, extended.expires_at)
+            .await
+            .unwrap(),
+        Err(ExtendRejection::NotHeld {
+            status: BookingStatus::Expired
+        })
+    );
+
+    // Lapsed but not swept yet; cancelled; unknown.
+    let lapsed = hold_of(u, &s, &[&seats[2]], t0);
+    hold(store.as_ref(), &lapsed, t0, None).await.unwrap();
+    assert_eq!(
+        store
+            .extend_hold(lapsed.id, five, lapsed.expires_at)
+            .await
+            .unwrap(),
+        Err(ExtendRejection::NotHeld {
+            status: BookingStatus::Expired
+        })
+    );
+    let now = lapsed.expires_at;
+    let cancelled = hold_of(u, &s, &[&seats[3]], now);
+    hold(store.as_ref(), &cancelled, now, None).await.unwrap();
+    store.cancel_hold(cancelled.id, now).await.unwrap();
+    assert_eq!(
+        store.extend_hold(cancelled.id, five, now).await.unwrap(),
+        Err(ExtendRejection::NotHeld {
+            status: BookingStatus::Cancelled
+        })
+    );
+    assert!(matches!(
+        store.extend_hold(BookingId::generate(), five, now).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // A hold whose seat another hold took once it lapsed is not revived by a caller whose clock
+    // is behind: the taker keeps the seat and its expiry.
+    let taker = hold_of(u, &s, &[&seats[2]], now);
+    hold(store.as_ref(), &taker, now, None).await.unwrap();
+    assert_eq!(
+        store
+            .extend_hold(lapsed.id, five, t0 + Duration::minutes(9))
+            .await
+            .unwrap(),
+        Err(ExtendRejection::NotHeld {
+            status: BookingStatus::Expired
+        })
+    );
+    assert!(!store.booking(lapsed.id).await.unwrap().extended);
+    let before_taker_lapses = taker.expires_at - Duration::milliseconds(1);
+    let states = store.seat_states(s.id, before_taker_lapses).await.unwrap();
+    assert_eq!(taken(&states).get(&seats[2].id), Some(&SeatState::Held));
+    let states = store.seat_states(s.id, taker.expires_at).await.unwrap();
+    assert_eq!(taken(&states).get(&seats[2].id), None);
+}
+
+/// Sixteen requests extend one hold at once: exactly one extends it, by exactly one extension;
+/// the others are told it was extended already.
+pub async fn racing_extensions_extend_a_hold_once(store: Arc<dyn Store>) {
+    const TASKS: usize = 16;
+    let (s, seats, u) = on_sale(store.as_ref(), &["ss"]).await;
+    let t0 = base_time();
+    let b = hold_of(u, &s, &[&seats[0], &seats[1]], t0);
+    hold(store.as_ref(), &b, t0, None).await.unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .extend_hold(b.id, Duration::minutes(5), t0 + Duration::minutes(1))
+                    .await
+            })
+        })
+        .collect();
+    let mut extended = 0;
+    for outcome in futures::future::join_all(tasks).await {
+        match outcome.unwrap().unwrap() {
+            Ok(_) => extended += 1,
+            Err(ExtendRejection::AlreadyExtended) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(extended, 1);
+    let stored = store.booking(b.id).await.unwrap();
+    assert_eq!(stored.expires_at, b.expires_at + Duration::minutes(5));
+    assert!(stored.extended);
 }
