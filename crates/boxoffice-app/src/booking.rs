@@ -9,7 +9,8 @@ use boxoffice_domain::identity::Role;
 use boxoffice_domain::venue::Seat;
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId};
 use boxoffice_store::{
-    Held, HoldError, IdempotencyRecord, Page, PageRequest, ShowtimeListing, StoreError,
+    BookingSummary, Held, HoldError, IdempotencyRecord, Page, PageRequest, ShowtimeListing,
+    StoreError,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
@@ -377,6 +378,23 @@ impl App {
             Err(ExtendRejection::AlreadyExtended) => Err(AppError::HoldExtensionUsed),
             Err(ExtendRejection::NotHeld { status }) => Err(AppError::BookingNotHeld { status }),
         }
+    }
+
+    /// The caller's bookings, newest first, each with its film, cinema, hall and start (in the
+    /// cinema's timezone): what an account page lists, read in one store call per page.
+    pub async fn my_booking_summaries(
+        &self,
+        who: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<BookingSummary>, AppError> {
+        let mut page = self
+            .store
+            .booking_summaries_of_user(who.user_id, &page)
+            .await?;
+        for summary in &mut page.items {
+            summary.booking.status = summary.booking.status_at(self.clock.now());
+        }
+        Ok(page)
     }
 
     /// Cancels a hold (or a booking awaiting payment) and releases its seats at once.

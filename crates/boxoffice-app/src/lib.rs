@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 
 pub use booking::{BookingPolicy, HoldInput, MAX_IDEMPOTENCY_KEY_LEN, Outcome, parse_key};
 pub use boxoffice_domain::booking::SeatState;
+pub use boxoffice_store::BookingSummary;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::AppError;
 pub use identity::{Principal, Session, TokenKeys, WEB_SESSION_TTL, WebSession};

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use boxoffice_app::HoldInput;
+use boxoffice_app::{BookingSummary, HoldInput};
 use boxoffice_domain::booking::{Booking, BookingItem, BookingReference};
 use boxoffice_domain::text::{IntoPlain, SHORT_TEXT_MAX, Text};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId};
@@ -77,6 +77,35 @@ pub struct BookingResponse {
     /// for staff and admins viewing someone else's booking.
     #[schema(value_type = Option<Object>)]
     payment: Option<serde_json::Value>,
+}
+
+/// A booking in the caller's list: the booking with its film, cinema, hall and start.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingSummaryResponse {
+    #[serde(flatten)]
+    booking: BookingResponse,
+    #[schema(example = "Metropolis")]
+    movie_title: String,
+    cinema_name: String,
+    hall_name: String,
+    /// When the showtime starts.
+    starts_at: DateTime<Utc>,
+    /// The cinema's IANA timezone, in which to show `starts_at`.
+    #[schema(example = "Europe/Berlin")]
+    timezone: String,
+}
+
+impl From<BookingSummary> for BookingSummaryResponse {
+    fn from(s: BookingSummary) -> Self {
+        Self {
+            booking: s.booking.into(),
+            movie_title: s.movie_title,
+            cinema_name: s.cinema_name,
+            hall_name: s.hall_name,
+            starts_at: s.starts_at,
+            timezone: s.timezone.name().to_owned(),
+        }
+    }
 }
 
 /// One seat of a booking.
@@ -200,16 +229,22 @@ async fn extend_hold(
     Ok(axum::Json(state.app.extend_hold(&who, id).await?.into()))
 }
 
-/// The caller's bookings, newest first.
+/// The caller's bookings, newest first, each with its film, cinema, hall and start.
 #[utoipa::path(get, path = "/me/bookings", tag = "bookings", security(("bearer" = [])),
     params(PageQuery),
-    responses((status = 200, body = List<BookingResponse>), (status = 401, body = Problem),
-        (status = 422, body = Problem)))]
+    responses((status = 200, body = List<BookingSummaryResponse>),
+        (status = 401, body = Problem), (status = 422, body = Problem)))]
 async fn my_bookings(
     State(state): State<AppState>,
     SignedIn(who): SignedIn,
     Query(page): Query<PageQuery>,
-) -> Result<axum::Json<List<BookingResponse>>, ApiError> {
-    let page = state.app.my_bookings(&who, page.request()?).await?;
-    Ok(axum::Json(List::from_page(page, BookingResponse::from)))
+) -> Result<axum::Json<List<BookingSummaryResponse>>, ApiError> {
+    let page = state
+        .app
+        .my_booking_summaries(&who, page.request()?)
+        .await?;
+    Ok(axum::Json(List::from_page(
+        page,
+        BookingSummaryResponse::from,
+    )))
 }

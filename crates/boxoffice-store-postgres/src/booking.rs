@@ -20,9 +20,9 @@ use boxoffice_domain::booking::{
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
-    BookingStore, Conflict, Cursor, Held, HoldError, IdempotencyRecord, ListenEvent, Page,
-    PageRequest, PriceBasis, REFERENCE_ATTEMPTS, SeatListener, SeatStates, StoreError, codec,
-    extend_sql, hold_extended, new_reference,
+    BookingStore, BookingSummary, Conflict, Cursor, Held, HoldError, IdempotencyRecord,
+    ListenEvent, Page, PageRequest, PriceBasis, REFERENCE_ATTEMPTS, SUMMARY_SELECT, SeatListener,
+    SeatStates, StoreError, codec, extend_sql, hold_extended, new_reference,
 };
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgListener, PgPool};
@@ -371,6 +371,39 @@ impl BookingStore for PgStore {
         }))
     }
 
+    async fn booking_summaries_of_user(
+        &self,
+        user: UserId,
+        page: &PageRequest,
+    ) -> Result<Page<BookingSummary>, StoreError> {
+        let rows = sqlx::query_as::<_, SummaryRow>(sqlx::AssertSqlSafe(format!(
+            "{SUMMARY_SELECT} WHERE b.user_id = $1 AND ($2::uuid IS NULL OR b.id < $2) \
+             ORDER BY b.id DESC LIMIT $3"
+        )))
+        .bind(user.0)
+        .bind(page.after.as_ref().map(|c| c.id))
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        // Items never change once written, so a second query cannot see other ones.
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.booking.id).collect();
+        let items = sqlx::query_as::<_, ItemRow>(
+            "SELECT booking_id, seat_id, label, seat_type, ticket_type, price FROM booking_items \
+             WHERE booking_id = ANY($1) ORDER BY booking_id, position",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let summaries = summaries(rows, items)?;
+        Ok(Page::from_overfetch(
+            summaries,
+            page.limit,
+            |s: &BookingSummary| Cursor::after_id(s.booking.id.0),
+        ))
+    }
+
     async fn cancel_hold(
         &self,
         id: BookingId,
@@ -711,4 +744,51 @@ impl SeatListener for Listener {
                 .map_err(|e| StoreError::Other(anyhow::anyhow!("seat change payload: {e}"))),
         }
     }
+}
+
+/// A [`BookingSummary`] row: the booking's columns and what the list shows beside them.
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    #[sqlx(flatten)]
+    booking: BookingRow,
+    movie_title: String,
+    cinema_name: String,
+    hall_name: String,
+    starts_at: DateTime<Utc>,
+    timezone: String,
+}
+
+/// Summaries from their rows and the items of their bookings.
+fn summaries(
+    rows: Vec<SummaryRow>,
+    items: Vec<ItemRow>,
+) -> Result<Vec<BookingSummary>, StoreError> {
+    let mut extras = Vec::with_capacity(rows.len());
+    let mut bookings = Vec::with_capacity(rows.len());
+    for row in rows {
+        extras.push((
+            row.movie_title,
+            row.cinema_name,
+            row.hall_name,
+            row.starts_at,
+            row.timezone,
+        ));
+        bookings.push(row.booking);
+    }
+    assemble(bookings, items)?
+        .into_iter()
+        .zip(extras)
+        .map(
+            |(booking, (movie_title, cinema_name, hall_name, starts_at, timezone))| {
+                Ok(BookingSummary {
+                    booking,
+                    movie_title,
+                    cinema_name,
+                    hall_name,
+                    starts_at,
+                    timezone: codec::timezone(&timezone)?,
+                })
+            },
+        )
+        .collect()
 }

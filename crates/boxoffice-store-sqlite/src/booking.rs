@@ -12,8 +12,9 @@ use boxoffice_domain::booking::{
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
-    BookingStore, Conflict, Cursor, Held, HoldError, IdempotencyRecord, Page, PageRequest,
-    PriceBasis, SeatStates, StoreError, codec, extend_sql, hold_extended,
+    BookingStore, BookingSummary, Conflict, Cursor, Held, HoldError, IdempotencyRecord, Page,
+    PageRequest, PriceBasis, SUMMARY_SELECT, SeatStates, StoreError, codec, extend_sql,
+    hold_extended,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqliteExecutor, Transaction};
@@ -218,6 +219,46 @@ impl BookingStore for SqliteStore {
         Ok(Page::from_overfetch(bookings, page.limit, |b: &Booking| {
             Cursor::after_id(b.id.0)
         }))
+    }
+
+    async fn booking_summaries_of_user(
+        &self,
+        user: UserId,
+        page: &PageRequest,
+    ) -> Result<Page<BookingSummary>, StoreError> {
+        // One read transaction: the bookings and their items come from the same snapshot.
+        let mut tx = self.read.begin().await.map_err(db)?;
+        let after = page.after.as_ref().map(|c| c.id);
+        let limit = i64::from(page.limit) + 1;
+        let rows = sqlx::query_as::<_, SummaryRow>(AssertSqlSafe(format!(
+            "{SUMMARY_SELECT} WHERE b.user_id = $1 AND ($2 IS NULL OR b.id < $2) \
+             ORDER BY b.id DESC LIMIT $3"
+        )))
+        .bind(user.0)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let items = sqlx::query_as::<_, ItemRow>(
+            "SELECT booking_id, seat_id, label, seat_type, ticket_type, price FROM booking_items \
+             WHERE booking_id IN (SELECT id FROM bookings \
+                 WHERE user_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3) \
+             ORDER BY booking_id, position",
+        )
+        .bind(user.0)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let summaries = summaries(rows, items)?;
+        Ok(Page::from_overfetch(
+            summaries,
+            page.limit,
+            |s: &BookingSummary| Cursor::after_id(s.booking.id.0),
+        ))
     }
 
     async fn cancel_hold(
@@ -514,4 +555,51 @@ fn seat_states_from(
         })
         .collect();
     Ok(SeatStates { version, taken })
+}
+
+/// A [`BookingSummary`] row: the booking's columns and what the list shows beside them.
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    #[sqlx(flatten)]
+    booking: BookingRow,
+    movie_title: String,
+    cinema_name: String,
+    hall_name: String,
+    starts_at: i64,
+    timezone: String,
+}
+
+/// Summaries from their rows and the items of their bookings.
+fn summaries(
+    rows: Vec<SummaryRow>,
+    items: Vec<ItemRow>,
+) -> Result<Vec<BookingSummary>, StoreError> {
+    let mut extras = Vec::with_capacity(rows.len());
+    let mut bookings = Vec::with_capacity(rows.len());
+    for row in rows {
+        extras.push((
+            row.movie_title,
+            row.cinema_name,
+            row.hall_name,
+            row.starts_at,
+            row.timezone,
+        ));
+        bookings.push(row.booking);
+    }
+    assemble(bookings, items)?
+        .into_iter()
+        .zip(extras)
+        .map(
+            |(booking, (movie_title, cinema_name, hall_name, starts_at, timezone))| {
+                Ok(BookingSummary {
+                    booking,
+                    movie_title,
+                    cinema_name,
+                    hall_name,
+                    starts_at: time(starts_at)?,
+                    timezone: codec::timezone(&timezone)?,
+                })
+            },
+        )
+        .collect()
 }

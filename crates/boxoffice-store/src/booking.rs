@@ -66,6 +66,35 @@ pub fn hold_extended(booking: &Booking, now: DateTime<Utc>) -> EventRecord {
     )
 }
 
+/// A booking with what a list of one's bookings shows beside it: the film, the place and the
+/// time (read in the same statement as the booking).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookingSummary {
+    /// The booking with its items.
+    pub booking: Booking,
+    /// The film's title.
+    pub movie_title: String,
+    /// The cinema's name.
+    pub cinema_name: String,
+    /// The hall's name.
+    pub hall_name: String,
+    /// When the showtime starts.
+    pub starts_at: DateTime<Utc>,
+    /// The cinema's timezone, in which to show `starts_at`.
+    pub timezone: chrono_tz::Tz,
+}
+
+/// The rows of [`BookingSummary`]s: every column of the booking `b` and, from its showtime
+/// `s`, film `m`, hall `h` and cinema `c`, `movie_title`, `cinema_name`, `hall_name`,
+/// `starts_at` and `timezone`. Each adapter appends its condition, order and limit.
+pub const SUMMARY_SELECT: &str = "SELECT b.id, b.reference, b.user_id, b.showtime_id, \
+     b.status, b.hold_extended, b.total, b.currency, b.expires_at, b.created_at, b.updated_at, \
+     m.title AS movie_title, c.name AS cinema_name, h.name AS hall_name, \
+     s.starts_at AS starts_at, c.timezone AS timezone \
+     FROM bookings b JOIN showtimes s ON s.id = b.showtime_id \
+     JOIN movies m ON m.id = s.movie_id JOIN halls h ON h.id = s.hall_id \
+     JOIN cinemas c ON c.id = h.cinema_id ";
+
 /// What [`BookingStore::hold_seats`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Held {
@@ -146,6 +175,14 @@ pub trait BookingStore: Send + Sync {
         user: UserId,
         page: &PageRequest,
     ) -> Result<Page<Booking>, StoreError>;
+
+    /// A user's bookings, newest first, each with its film, cinema, hall and start: one page in
+    /// one read, whatever its length.
+    async fn booking_summaries_of_user(
+        &self,
+        user: UserId,
+        page: &PageRequest,
+    ) -> Result<Page<BookingSummary>, StoreError>;
 
     /// Cancels a hold that has not lapsed at `now`, or a booking awaiting payment, and releases
     /// its seats at once. Fails with [`crate::Conflict::BookingNotCancellable`] otherwise. (A

@@ -70,6 +70,7 @@ macro_rules! store_contract_suite {
             bookings_have_unique_references,
             a_hold_is_extended_once_and_lapses_at_its_new_expiry,
             racing_extensions_extend_a_hold_once,
+            booking_summaries_carry_film_place_and_time,
             idempotency_records_are_written_with_the_hold,
             hall_seats_cannot_change_while_seats_are_taken,
             holds_priced_on_an_outdated_basis_are_refused,

@@ -23,8 +23,9 @@ use boxoffice_domain::{CinemaId, HallId, MovieId, ShowtimeId};
 use chrono::{DateTime, NaiveDate, Utc};
 
 pub use booking::{
-    BookingStore, Held, HoldError, IdempotencyRecord, ListenEvent, REFERENCE_ATTEMPTS,
-    SeatListener, SeatStates, extend_sql, hold_extended, new_reference,
+    BookingStore, BookingSummary, Held, HoldError, IdempotencyRecord, ListenEvent,
+    REFERENCE_ATTEMPTS, SUMMARY_SELECT, SeatListener, SeatStates, extend_sql, hold_extended,
+    new_reference,
 };
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};

@@ -838,3 +838,95 @@ pub async fn racing_extensions_extend_a_hold_once(store: Arc<dyn Store>) {
     assert_eq!(stored.expires_at, b.expires_at + Duration::minutes(5));
     assert!(stored.extended);
 }
+
+/// A user's bookings as a list shows them: newest first, each with its film, cinema, hall, start
+/// and timezone, across showtimes of different films and cinemas, paged like the plain list,
+/// never someone else's.
+pub async fn booking_summaries_carry_film_place_and_time(store: Arc<dyn Store>) {
+    use super::{cinema, hall, movie, showtime};
+    use crate::BookingSummary;
+
+    let (s1, seats1, u) = on_sale(store.as_ref(), &["ss"]).await;
+    let mut c2 = cinema("Odeon");
+    c2.details.timezone = chrono_tz::Europe::London;
+    store.insert_cinema(&c2).await.unwrap();
+    let (h2, seats2) = hall(c2.id, "Screen 7", &["sss"], 10);
+    store.insert_hall(&h2, &seats2).await.unwrap();
+    let m2 = movie("Nosferatu", 94);
+    store.insert_movie(&m2).await.unwrap();
+    let s2 = showtime(&m2, &h2, base_time() + hours(48));
+    store.insert_showtime(&s2).await.unwrap();
+
+    let t0 = base_time();
+    let first = hold_of(u, &s1, &[&seats1[0]], t0);
+    hold(store.as_ref(), &first, t0, None).await.unwrap();
+    let second = hold_of(u, &s2, &[&seats2[0], &seats2[1]], t0);
+    hold(store.as_ref(), &second, t0, None).await.unwrap();
+    let third = hold_of(u, &s1, &[&seats1[1]], t0);
+    hold(store.as_ref(), &third, t0, None).await.unwrap();
+    let (_, _, someone) = on_sale(store.as_ref(), &["s"]).await;
+    let theirs = hold_of(someone, &s2, &[&seats2[2]], t0);
+    hold(store.as_ref(), &theirs, t0, None).await.unwrap();
+
+    let in_berlin = |booking: &Booking| BookingSummary {
+        booking: booking.clone(),
+        movie_title: "Metropolis".into(),
+        cinema_name: "Kino".into(),
+        hall_name: "Hall 1".into(),
+        starts_at: s1.starts_at,
+        timezone: chrono_tz::Europe::Berlin,
+    };
+    let page1 = store
+        .booking_summaries_of_user(
+            u,
+            &PageRequest {
+                limit: 2,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page1.items,
+        vec![
+            in_berlin(&third),
+            BookingSummary {
+                booking: second.clone(),
+                movie_title: "Nosferatu".into(),
+                cinema_name: "Odeon".into(),
+                hall_name: "Screen 7".into(),
+                starts_at: s2.starts_at,
+                timezone: chrono_tz::Europe::London,
+            },
+        ]
+    );
+    let page2 = store
+        .booking_summaries_of_user(
+            u,
+            &PageRequest {
+                limit: 2,
+                after: page1.next.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page2.items, vec![in_berlin(&first)]);
+    assert_eq!(page2.next, None);
+    // The same order and pages as the plain list.
+    let plain = store
+        .bookings_of_user(
+            u,
+            &PageRequest {
+                limit: 2,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(plain.next, page1.next);
+    let nobody = store
+        .booking_summaries_of_user(UserId::generate(), &PageRequest::default())
+        .await
+        .unwrap();
+    assert!(nobody.items.is_empty());
+}
