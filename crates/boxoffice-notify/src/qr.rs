@@ -71,4 +71,33 @@ mod tests {
         assert_eq!(pixels[corner * info.width as usize + corner], 0);
         assert!(pixels.iter().all(|p| *p == 0 || *p == 255));
     }
+
+    /// The decoded image is the code: every module's block of pixels has the module's colour,
+    /// so a scanner reads the same text the matrix encodes.
+    #[test]
+    fn every_module_is_drawn_as_a_block_of_its_colour() {
+        let text = "TKT9XH2M";
+        let bytes = png(text).unwrap();
+        let mut reader = ::png::Decoder::new(std::io::Cursor::new(&bytes))
+            .read_info()
+            .unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let side = info.width as usize;
+        let code = QrCode::new(text.as_bytes()).unwrap();
+        let modules = code.width();
+        assert_eq!(side, (modules + 2 * QUIET_ZONE) * SCALE);
+        let colors = code.to_colors();
+        for y in 0..side {
+            for x in 0..side {
+                let (mx, my) = (x / SCALE, y / SCALE);
+                let inside = (QUIET_ZONE..QUIET_ZONE + modules).contains(&mx)
+                    && (QUIET_ZONE..QUIET_ZONE + modules).contains(&my);
+                let dark = inside
+                    && colors[(my - QUIET_ZONE) * modules + (mx - QUIET_ZONE)] == Color::Dark;
+                let expected = if dark { 0 } else { 255 };
+                assert_eq!(buf[y * side + x], expected, "pixel ({x}, {y})");
+            }
+        }
+    }
 }
