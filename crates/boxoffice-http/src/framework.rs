@@ -19,11 +19,12 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// The largest header block accepted, names and values together, in bytes.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// Middleware: a response of 400 or more that is not problem+json becomes one, by status.
+/// Middleware: a response of 400 or more that is not problem+json becomes one, by status. An
+/// HTML page (the web site's error pages) is an answer written on purpose and stays.
 pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
-    if status.as_u16() < 400 || is_problem(response.headers()) {
+    if status.as_u16() < 400 || is_problem(response.headers()) || is_page(response.headers()) {
         return response;
     }
     let (mut parts, _) = response.into_parts();
@@ -34,6 +35,13 @@ pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         parts.headers.insert(name, value.clone());
     }
     Response::from_parts(parts, body)
+}
+
+fn is_page(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
 }
 
 fn is_problem(headers: &HeaderMap) -> bool {

@@ -152,14 +152,47 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api(None).1
 }
 
-/// The whole HTTP service.
+/// The whole HTTP service: the API alone.
 pub fn router(state: AppState) -> Router {
+    service(state, None)
+}
+
+/// The API with a web site beside it: every path the API does not claim (see [`is_api_path`])
+/// goes to `site`, which answers its own pages, including its 404. The site gets the same
+/// request ids, traces, metrics, limits and timeouts; its HTML error pages are left as they are.
+pub fn router_with_site(state: AppState, site: Router) -> Router {
+    service(state, Some(site))
+}
+
+/// Whether `path` is the API's: `/api/…`, the API reference, the document and the probes.
+pub fn is_api_path(path: &str) -> bool {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    under("/api")
+        || under("/docs")
+        || ["/openapi.json", "/healthz", "/readyz", "/metrics"].contains(&path)
+}
+
+fn service(state: AppState, site: Option<Router>) -> Router {
     let (routes, _) = api(state.rate_limit);
     let request_id = HeaderName::from_static(REQUEST_ID);
     let docs = SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json"));
+    let fallback = tower::service_fn(move |req: axum::extract::Request| {
+        let site = site.clone();
+        async move {
+            match site {
+                Some(site) if !is_api_path(req.uri().path()) => {
+                    tower::ServiceExt::oneshot(site, req).await
+                }
+                _ => Ok(ApiError::not_found().into_response()),
+            }
+        }
+    });
     routes
         .merge(docs)
-        .fallback(|| async { ApiError::not_found() })
+        .fallback_service(fallback)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,

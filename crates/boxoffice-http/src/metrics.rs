@@ -93,12 +93,20 @@ pub fn method_label(method: &Method) -> &'static str {
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(req.method()).to_owned();
-    let route = req
+    let matched = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .map(|p| p.as_str().to_owned());
     let response = next.run(req).await;
+    // A router served behind the fallback (the web site) reports its route on the response.
+    let route = matched
+        .or_else(|| {
+            response
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+        })
+        .unwrap_or_else(|| "unmatched".to_owned());
     let labels = RequestLabels {
         method,
         route,
