@@ -25,7 +25,9 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     detail: String,
-    extra: Map<String, Value>,
+    /// Members added with [`ApiError::with`], in order (a list, not a map: the error stays
+    /// small whatever features `serde_json` is built with).
+    extra: Vec<(String, Value)>,
     retry_after_secs: Option<u64>,
 }
 
@@ -64,7 +66,7 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
-            extra: Map::new(),
+            extra: Vec::new(),
             retry_after_secs: None,
         }
     }
@@ -78,7 +80,8 @@ impl ApiError {
 
     /// Adds a member to the problem body.
     pub fn with(mut self, key: &str, value: Value) -> Self {
-        self.extra.insert(key.to_owned(), value);
+        self.extra.retain(|(k, _)| k != key);
+        self.extra.push((key.to_owned(), value));
         self
     }
 

@@ -201,6 +201,10 @@ pub struct PaymentArgs {
     /// Stripe's secret key (`sk_…`); needed with `stripe`.
     #[arg(long, env = "BOXOFFICE_STRIPE_SECRET_KEY", hide_env_values = true)]
     pub stripe_secret_key: Option<String>,
+    /// Stripe's publishable key (`pk_…`): with `stripe`, the booking page collects the card
+    /// with Stripe.js, the one external script the site's policy then allows.
+    #[arg(long, env = "BOXOFFICE_STRIPE_PUBLISHABLE_KEY")]
+    pub stripe_publishable_key: Option<String>,
     /// Stripe's API base URL (another one for a local Stripe-compatible server).
     #[arg(
         long,

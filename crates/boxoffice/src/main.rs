@@ -18,11 +18,13 @@ use boxoffice_http::server::ConnectionLimits;
 use boxoffice_store::Store;
 use boxoffice_store_postgres::PgStore;
 use boxoffice_store_sqlite::SqliteStore;
+use boxoffice_web::{WebConfig, WebState};
 use clap::Parser;
 use tokio::net::TcpListener;
 
 use config::{
-    AdminCommand, BookingArgs, Cli, Command, CreateUserArgs, DatabaseArgs, ServeArgs, WorkerArgs,
+    AdminCommand, BookingArgs, Cli, Command, CreateUserArgs, DatabaseArgs, GatewayKind, ServeArgs,
+    WorkerArgs,
 };
 use tokio::sync::watch;
 
@@ -150,7 +152,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         #[allow(clippy::print_stdout)] // The demo prints its credentials by design.
         if let Some((email, password)) = &admin {
             println!(
-                "\nboxoffice demo on http://{listen}\n  API reference: http://{listen}/docs\n  \
+                "\nboxoffice demo on http://{listen}\n  cinema site: http://{listen}/\n  API reference: http://{listen}/docs\n  \
                  admin: {email} / {password} (POST /api/v1/auth/login for a bearer token)\n",
                 listen = args.listen,
                 password = password.expose(),
@@ -195,7 +197,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         stopped(closing).await;
         live.close();
     });
-    let router = boxoffice_http::router(AppState::new(app, rate_limit));
+    let site = boxoffice_web::router(WebState::new(
+        app.clone(),
+        WebConfig {
+            secure_cookies: args
+                .notify
+                .public_url
+                .as_deref()
+                .is_some_and(|url| url.starts_with("https://")),
+            // Stripe.js collects cards only when the payments go to Stripe.
+            stripe_publishable_key: args
+                .payments
+                .stripe_publishable_key
+                .clone()
+                .filter(|_| args.payments.payment_gateway == GatewayKind::Stripe),
+        },
+    ));
+    let router = boxoffice_http::router_with_site(AppState::new(app, rate_limit), site);
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

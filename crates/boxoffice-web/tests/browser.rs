@@ -1,0 +1,573 @@
+//! The site in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`)
+//! driven over WebDriver, against the site served on a loopback port. Controls are found by
+//! role and accessible name, as ../shared/WEB.md fixes them.
+//!
+//! These tests need Chromium, so `cargo test` skips them (`#[ignore]`); `.ci/run` runs them with
+//! `--ignored` and fails when Chromium or its driver is missing. Screenshots of every page, at
+//! desktop and at phone width, go to `target/screenshots/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{PASSWORD, Site};
+use thirtyfour::prelude::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A headless Chromium with its driver; both stop when this is dropped.
+struct Chrome {
+    driver: Option<WebDriver>,
+    process: Child,
+}
+
+impl Chrome {
+    async fn start() -> Self {
+        for program in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(program).exists(),
+                "{program} is missing: install Debian's chromium and chromium-driver \
+                 (.ci/run does) to run the browser tests"
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let process = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut caps = DesiredCapabilities::chrome();
+        caps.set_binary(CHROMIUM).unwrap();
+        for arg in [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1280,900",
+        ] {
+            caps.add_arg(arg).unwrap();
+        }
+        let driver = WebDriver::new(format!("http://127.0.0.1:{port}"), caps)
+            .await
+            .expect("a Chromium session");
+        Self {
+            driver: Some(driver),
+            process,
+        }
+    }
+
+    fn driver(&self) -> &WebDriver {
+        self.driver.as_ref().unwrap()
+    }
+
+    async fn stop(mut self) {
+        if let Some(driver) = self.driver.take() {
+            driver.quit().await.ok();
+        }
+    }
+}
+
+impl Drop for Chrome {
+    fn drop(&mut self) {
+        self.process.kill().ok();
+        self.process.wait().ok();
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Screenshots of the current page at desktop width and at 360 px.
+async fn screenshots(driver: &WebDriver, name: &str) {
+    let dir = screenshot_dir();
+    driver.set_window_rect(0, 0, 1280, 900).await.unwrap();
+    driver
+        .screenshot(&dir.join(format!("{name}-desktop.png")))
+        .await
+        .unwrap();
+    driver.set_window_rect(0, 0, 360, 800).await.unwrap();
+    driver
+        .screenshot(&dir.join(format!("{name}-phone.png")))
+        .await
+        .unwrap();
+    // At 360 px nothing may be wider than the screen (no sideways scrolling of the page).
+    let overflow: i64 = driver
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .convert()
+        .unwrap();
+    assert!(
+        overflow <= 0,
+        "{name} scrolls sideways at 360 px by {overflow} px"
+    );
+    driver.set_window_rect(0, 0, 1280, 900).await.unwrap();
+}
+
+/// Waits up to `secs` for `check`.
+async fn eventually<F, Fut>(secs: u64, what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn seat(driver: &WebDriver, name: &str) -> WebElement {
+    driver
+        .find(By::Css(format!("button[aria-label='{name}']")))
+        .await
+        .unwrap_or_else(|_| panic!("no seat button named {name:?}"))
+}
+
+async fn button(driver: &WebDriver, name: &str) -> WebElement {
+    driver
+        .find(By::XPath(format!("//button[normalize-space(.)='{name}']")))
+        .await
+        .unwrap_or_else(|_| panic!("no button named {name:?}"))
+}
+
+async fn radio(driver: &WebDriver, name: &str) -> WebElement {
+    driver
+        .find(By::XPath(format!(
+            "//label[normalize-space(.)='{name}']/input[@type='radio']"
+        )))
+        .await
+        .unwrap_or_else(|_| panic!("no radio button named {name:?}"))
+}
+
+async fn field(driver: &WebDriver, label: &str) -> WebElement {
+    let id = driver
+        .find(By::XPath(format!("//label[normalize-space(.)='{label}']")))
+        .await
+        .unwrap_or_else(|_| panic!("no field labelled {label:?}"))
+        .attr("for")
+        .await
+        .unwrap()
+        .unwrap();
+    driver.find(By::Id(id)).await.unwrap()
+}
+
+async fn sign_in(driver: &WebDriver, base: &str, email: &str) {
+    driver.goto(format!("{base}/login")).await.unwrap();
+    field(driver, "Email").await.send_keys(email).await.unwrap();
+    field(driver, "Password")
+        .await
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    button(driver, "Sign in").await.click().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium; .ci/run runs it"]
+async fn a_customer_buys_a_ticket_from_the_home_page_to_the_qr_code() {
+    let site = Site::new().await;
+    site.customer("ann@example.test").await;
+    let base = site.serve().await;
+    let chrome = Chrome::start().await;
+    let driver = chrome.driver();
+
+    driver.goto(format!("{base}/")).await.unwrap();
+    screenshots(driver, "home").await;
+    // Registration keeps nothing to test here; sign in first from the header.
+    driver
+        .find(By::LinkText("Sign in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    screenshots(driver, "login").await;
+    driver.goto(format!("{base}/register")).await.unwrap();
+    screenshots(driver, "register").await;
+    sign_in(driver, &base, "ann@example.test").await;
+    eventually(5, "the account page", || async {
+        driver.current_url().await.unwrap().path() == "/account"
+    })
+    .await;
+
+    driver.goto(format!("{base}/")).await.unwrap();
+    let link = driver.find(By::Css("ul.times a")).await.unwrap();
+    link.click().await.unwrap();
+    let c7 = seat(driver, "C7, standard, available").await;
+    c7.click().await.unwrap();
+    assert_eq!(
+        c7.attr("aria-pressed").await.unwrap().as_deref(),
+        Some("true")
+    );
+    eventually(5, "the picked seat in the summary", || async {
+        driver.find(By::Css("#summary .total")).await.is_ok()
+    })
+    .await;
+    screenshots(driver, "showtime").await;
+    // The seat map itself at phone width: a hall this wide wraps into a list of rows.
+    driver.set_window_rect(0, 0, 360, 800).await.unwrap();
+    driver
+        .find(By::Css(".map-wrap"))
+        .await
+        .unwrap()
+        .screenshot(&screenshot_dir().join("seat-map-phone.png"))
+        .await
+        .unwrap();
+    driver.set_window_rect(0, 0, 1280, 900).await.unwrap();
+    // The movie page of the same film.
+    let url = driver.current_url().await.unwrap();
+    button(driver, "Hold seats").await.click().await.unwrap();
+    eventually(5, "the booking page", || async {
+        driver
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/bookings/")
+    })
+    .await;
+    let timer = driver.find(By::Css("[role=timer]")).await.unwrap();
+    assert!(timer.text().await.unwrap().contains("Seats held for"));
+    screenshots(driver, "booking").await;
+
+    // A declined card first: the page says so and the countdown goes on.
+    radio(driver, "Declined card").await.click().await.unwrap();
+    button(driver, "Pay").await.click().await.unwrap();
+    eventually(15, "the declined message", || async {
+        driver
+            .source()
+            .await
+            .unwrap()
+            .contains("Your card was declined")
+    })
+    .await;
+    screenshots(driver, "declined").await;
+    radio(driver, "Visa (succeeds)")
+        .await
+        .click()
+        .await
+        .unwrap();
+    button(driver, "Pay").await.click().await.unwrap();
+    eventually(15, "the ticket's QR code", || async {
+        driver
+            .find(By::Css("img[alt='QR code for seat C7']"))
+            .await
+            .is_ok()
+    })
+    .await;
+    let qr = driver
+        .find(By::Css("img[alt='QR code for seat C7']"))
+        .await
+        .unwrap();
+    let loaded: bool = driver
+        .execute(
+            "return arguments[0].complete && arguments[0].naturalWidth > 0;",
+            vec![qr.to_json().unwrap()],
+        )
+        .await
+        .unwrap()
+        .convert()
+        .unwrap();
+    assert!(loaded, "the QR image loads");
+    screenshots(driver, "tickets").await;
+    driver
+        .find(By::LinkText("Print tickets"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    screenshots(driver, "print").await;
+    driver.goto(format!("{base}/account")).await.unwrap();
+    screenshots(driver, "account").await;
+    driver.goto(format!("{base}/no-such-page")).await.unwrap();
+    screenshots(driver, "not-found").await;
+    driver.goto(url.as_str()).await.unwrap();
+    seat(driver, "C7, standard, sold").await;
+    chrome.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium; .ci/run runs it"]
+async fn a_seat_held_elsewhere_turns_held_on_the_open_map_within_two_seconds() {
+    let site = Site::new().await;
+    let showtime = site.showtime_in(chrono::Duration::hours(1)).await;
+    let base = site.serve().await;
+    let chrome = Chrome::start().await;
+    let driver = chrome.driver();
+    driver
+        .goto(format!("{base}/showtimes/{showtime}"))
+        .await
+        .unwrap();
+    let d5 = seat(driver, "D5, standard, available").await;
+    // Picked here, then taken by someone else through the API.
+    d5.click().await.unwrap();
+    site.hold_elsewhere("bob@example.test", showtime, "D5")
+        .await;
+    eventually(2, "D5 to read held", || async {
+        d5.attr("aria-label").await.unwrap().as_deref() == Some("D5, standard, held")
+    })
+    .await;
+    assert_eq!(
+        d5.attr("aria-disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        d5.attr("aria-pressed").await.unwrap().as_deref(),
+        Some("false")
+    );
+    let note = driver.find(By::Id("live-note")).await.unwrap();
+    assert!(note.text().await.unwrap().contains("D5 was just taken"));
+    chrome.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium; .ci/run runs it"]
+async fn the_arrow_keys_move_between_seats_and_space_picks() {
+    let site = Site::new().await;
+    let showtime = site.showtime_in(chrono::Duration::hours(1)).await;
+    let base = site.serve().await;
+    let chrome = Chrome::start().await;
+    let driver = chrome.driver();
+    driver
+        .goto(format!("{base}/showtimes/{showtime}"))
+        .await
+        .unwrap();
+    // One tab stop: the first seat of the grid.
+    let first = driver
+        .find(By::Css("button.seat[tabindex='0']"))
+        .await
+        .unwrap();
+    first.focus().await.unwrap();
+    let focused = || async {
+        driver
+            .active_element()
+            .await
+            .unwrap()
+            .attr("aria-label")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    };
+    assert_eq!(focused().await, "A1, standard, available");
+    driver
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(Key::Right)
+        .await
+        .unwrap();
+    assert_eq!(focused().await, "A2, standard, available");
+    driver
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(Key::Down)
+        .await
+        .unwrap();
+    assert_eq!(focused().await, "B2, standard, available");
+    driver
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(Key::End)
+        .await
+        .unwrap();
+    let end = focused().await;
+    assert!(
+        end.starts_with('B') && end != "B2, standard, available",
+        "{end}"
+    );
+    driver
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(Key::Home)
+        .await
+        .unwrap();
+    assert_eq!(focused().await, "B1, standard, available");
+    driver
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(Key::Space)
+        .await
+        .unwrap();
+    let b1 = seat(driver, "B1, standard, available").await;
+    assert_eq!(
+        b1.attr("aria-pressed").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert_eq!(b1.attr("tabindex").await.unwrap().as_deref(), Some("0"));
+    // Enter picks too, and Tab leaves the grid in one step.
+    driver
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(Key::Right)
+        .await
+        .unwrap();
+    driver
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(Key::Enter)
+        .await
+        .unwrap();
+    let b2 = seat(driver, "B2, standard, available").await;
+    assert_eq!(
+        b2.attr("aria-pressed").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        driver
+            .find_all(By::Css("button.seat[tabindex='0']"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    chrome.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium; .ci/run runs it"]
+async fn the_countdown_runs_and_offers_the_extension_in_the_last_minute() {
+    let site = Site::new().await;
+    site.customer("ann@example.test").await;
+    let showtime = site.showtime_in(chrono::Duration::hours(1)).await;
+    let base = site.serve().await;
+    let chrome = Chrome::start().await;
+    let driver = chrome.driver();
+    sign_in(driver, &base, "ann@example.test").await;
+    driver
+        .goto(format!("{base}/showtimes/{showtime}"))
+        .await
+        .unwrap();
+    seat(driver, "C3, standard, available")
+        .await
+        .click()
+        .await
+        .unwrap();
+    button(driver, "Hold seats").await.click().await.unwrap();
+    eventually(5, "the booking page", || async {
+        driver
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/bookings/")
+    })
+    .await;
+    let timer = driver.find(By::Css("[role=timer]")).await.unwrap();
+    let before = timer.text().await.unwrap();
+    eventually(4, "the countdown to move", || async {
+        timer.text().await.unwrap() != before
+    })
+    .await;
+    // The timer is not a live region: it is announced at thresholds by a separate one.
+    assert_eq!(
+        timer.attr("aria-live").await.unwrap().as_deref(),
+        Some("off")
+    );
+    let extend = driver.find(By::Id("extend")).await.unwrap();
+    assert!(!extend.is_displayed().await.unwrap());
+    // 62 seconds before the hold lapses, the extension appears as the minute begins.
+    site.clock.advance(chrono::Duration::seconds(10 * 60 - 62));
+    driver.refresh().await.unwrap();
+    let extend = driver.find(By::Id("extend")).await.unwrap();
+    eventually(5, "the extend button", || async {
+        extend.is_displayed().await.unwrap()
+    })
+    .await;
+    let note = driver.find(By::Id("countdown-note")).await.unwrap();
+    assert!(note.text().await.unwrap().contains("1 minute left"));
+    button(driver, "Keep my seats longer")
+        .await
+        .click()
+        .await
+        .unwrap();
+    eventually(5, "the longer hold", || async {
+        // The page reloads after the post: an element may go stale while it does.
+        let text = match driver.find(By::Css("[role=timer]")).await {
+            Ok(timer) => timer.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        text.contains("5:") || text.contains("6:")
+    })
+    .await;
+    assert!(driver.find(By::Id("extend")).await.is_err(), "offered once");
+    chrome.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium; .ci/run runs it"]
+async fn a_form_with_a_wrong_csrf_token_is_refused() {
+    let site = Site::new().await;
+    site.customer("ann@example.test").await;
+    let base = site.serve().await;
+    let chrome = Chrome::start().await;
+    let driver = chrome.driver();
+    driver.goto(format!("{base}/login")).await.unwrap();
+    driver
+        .execute(
+            "document.querySelector('input[name=csrf]').value = 'f'.repeat(64);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    field(driver, "Email")
+        .await
+        .send_keys("ann@example.test")
+        .await
+        .unwrap();
+    field(driver, "Password")
+        .await
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    button(driver, "Sign in").await.click().await.unwrap();
+    eventually(5, "the refusal", || async {
+        driver
+            .title()
+            .await
+            .unwrap()
+            .starts_with("The form has expired")
+    })
+    .await;
+    screenshots(driver, "csrf-refused").await;
+    driver.goto(format!("{base}/account")).await.unwrap();
+    assert_eq!(
+        driver.current_url().await.unwrap().path(),
+        "/login",
+        "not signed in"
+    );
+    chrome.stop().await;
+}
