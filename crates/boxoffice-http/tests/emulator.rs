@@ -11,39 +11,15 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use boxoffice_app::ManualClock;
 use boxoffice_domain::identity::Role;
 use boxoffice_payments::{StripeConfig, StripeGateway, StripeWebhooks};
-use boxoffice_stripe_emulator::{Emulator, EmulatorConfig, Switches, WebhookTarget};
-use bytes::Bytes;
+use boxoffice_stripe_emulator::{Emulator, EmulatorConfig, RouterTarget, Switches};
 use common::{Api, t0};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 /// Delivers the emulator's webhooks to the router, as Stripe would over HTTP.
-struct RouterTarget(Router);
-
-#[async_trait::async_trait]
-impl WebhookTarget for RouterTarget {
-    async fn deliver(&self, payload: Bytes, signature: String) -> Result<u16, String> {
-        let request = Request::post("/api/v1/payments/webhook")
-            .header("content-type", "application/json")
-            .header("stripe-signature", signature)
-            .body(Body::from(payload))
-            .map_err(|e| e.to_string())?;
-        let response = self
-            .0
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(response.status().as_u16())
-    }
-}
-
 /// Reads `path` as `token` until `done` holds, with a deadline.
 async fn wait_until(api: &Api, token: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -87,7 +63,10 @@ async fn payments_through_the_stripe_adapter_and_the_emulator() {
         Arc::default(),
     )
     .await;
-    emulator.set_webhook_target(Arc::new(RouterTarget(api.router.clone())));
+    emulator.set_webhook_target(Arc::new(RouterTarget::new(
+        api.router.clone(),
+        "/api/v1/payments/webhook",
+    )));
 
     let show = api.on_sale(json!(["ssss"])).await;
     let ann = api.token_for("ann@example.com", Role::Customer).await;

@@ -27,7 +27,7 @@ mod outbox;
 mod target;
 
 pub use outbox::{DeliveryRecord, RetryPolicy, Switches, SwitchesPatch};
-pub use target::{HttpWebhookTarget, WebhookTarget};
+pub use target::{HttpWebhookTarget, RouterTarget, WebhookTarget};
 
 /// How to start an emulator.
 #[derive(Clone)]

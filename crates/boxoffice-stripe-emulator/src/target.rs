@@ -49,3 +49,36 @@ impl WebhookTarget for HttpWebhookTarget {
             .map_err(|e| e.to_string())
     }
 }
+
+/// Delivers each event to an axum router in process, as a POST to `path`: for tests that run
+/// the API without a listening socket.
+#[derive(Clone, Debug)]
+pub struct RouterTarget {
+    router: axum::Router,
+    path: String,
+}
+
+impl RouterTarget {
+    /// Delivers to `router` at `path` (`/api/v1/payments/webhook`).
+    pub fn new(router: axum::Router, path: impl Into<String>) -> Self {
+        Self {
+            router,
+            path: path.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl WebhookTarget for RouterTarget {
+    async fn deliver(&self, payload: Bytes, signature: String) -> Result<u16, String> {
+        let request = axum::http::Request::post(&self.path)
+            .header("content-type", "application/json")
+            .header(boxoffice_payments::signature::HEADER, signature)
+            .body(axum::body::Body::from(payload))
+            .map_err(|e| e.to_string())?;
+        let response = tower::ServiceExt::oneshot(self.router.clone(), request)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(response.status().as_u16())
+    }
+}

@@ -110,11 +110,10 @@ impl IntoResponse for WebError {
                 "Too much data",
                 "The form sent more than this site accepts. Nothing was changed.",
             ),
-            WebError::SignIn { next } => {
-                let next =
-                    serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
-                see_other(&format!("/login?{next}"))
-            }
+            WebError::SignIn { next } => see_other(&format!(
+                "/login?next={}",
+                crate::format::query_value(&next)
+            )),
             WebError::App(e) => app_error_page(e),
         }
     }

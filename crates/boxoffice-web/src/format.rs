@@ -54,6 +54,13 @@ pub fn local_path(next: &str) -> String {
     }
 }
 
+/// `value` encoded for a URL's query (`/a?b=c` → `%2Fa%3Fb%3Dc`).
+pub fn query_value(value: &str) -> String {
+    serde_urlencoded::to_string([("v", value)])
+        .map(|pair| pair["v=".len()..].to_owned())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +70,14 @@ mod tests {
         assert_eq!(runtime(45), "45 min");
         assert_eq!(runtime(120), "2 h");
         assert_eq!(runtime(112), "1 h 52 min");
+    }
+
+    #[test]
+    fn query_values_are_encoded_whole() {
+        assert_eq!(
+            query_value("/showtimes/x?seat=1&seat=2"),
+            "%2Fshowtimes%2Fx%3Fseat%3D1%26seat%3D2"
+        );
     }
 
     #[test]

@@ -345,6 +345,7 @@ async fn a_seat_held_elsewhere_turns_held_on_the_open_map_within_two_seconds() {
     );
     let note = driver.find(By::Id("live-note")).await.unwrap();
     assert!(note.text().await.unwrap().contains("D5 was just taken"));
+    screenshots(driver, "seat-held-elsewhere").await;
     chrome.stop().await;
 }
 
@@ -446,6 +447,14 @@ async fn the_arrow_keys_move_between_seats_and_space_picks() {
         b2.attr("aria-pressed").await.unwrap().as_deref(),
         Some("true")
     );
+    // The focus ring on B2 and both picks, for a reviewer's eyes.
+    driver
+        .find(By::Css(".map-wrap"))
+        .await
+        .unwrap()
+        .screenshot(&screenshot_dir().join("keyboard-focus.png"))
+        .await
+        .unwrap();
     assert_eq!(
         driver
             .find_all(By::Css("button.seat[tabindex='0']"))

@@ -45,12 +45,6 @@ struct RegisterPage {
     seats_kept: bool,
 }
 
-fn query_value(value: &str) -> String {
-    serde_urlencoded::to_string([("", value)])
-        .map(|s| s.trim_start_matches('=').to_owned())
-        .unwrap_or_default()
-}
-
 fn login_form(
     visitor: &Visitor,
     next: &str,
@@ -62,7 +56,7 @@ fn login_form(
     let mut response = render(&LoginPage {
         chrome: Chrome::of(visitor),
         alert,
-        next_query: query_value(&next),
+        next_query: format::query_value(&next),
         seats_kept: next.contains("seat="),
         next,
         email: email.to_owned(),
@@ -82,7 +76,7 @@ fn register_form(
     let mut response = render(&RegisterPage {
         chrome: Chrome::of(visitor),
         alert,
-        next_query: query_value(&next),
+        next_query: format::query_value(&next),
         seats_kept: next.contains("seat="),
         next,
         email: form.text("email").to_owned(),

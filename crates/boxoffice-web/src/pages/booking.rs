@@ -3,14 +3,14 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::header::ACCEPT;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use boxoffice_app::{AppError, Principal};
 use boxoffice_domain::BookingId;
 use boxoffice_domain::booking::{Booking, BookingStatus};
 use boxoffice_domain::payment::{Payment, PaymentStatus};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Chrome, parse_id, render};
 use crate::WebState;
@@ -117,6 +117,16 @@ fn status_key(
     )
 }
 
+/// The booking a path names and the signed-in account asking (else off to sign in, then back to
+/// the booking's page).
+fn booking_and_account<'a>(
+    raw_id: &str,
+    visitor: &'a Visitor,
+) -> Result<(BookingId, &'a Principal), WebError> {
+    let id: BookingId = parse_id(raw_id)?;
+    Ok((id, visitor.require(&format!("/bookings/{id}"))?))
+}
+
 /// `9:05`.
 fn minutes_seconds(secs: i64) -> String {
     let secs = secs.max(0);
@@ -149,8 +159,7 @@ pub async fn page(
     visitor: Visitor,
     Path(raw_id): Path<String>,
 ) -> Result<Response, WebError> {
-    let id: BookingId = parse_id(&raw_id)?;
-    let who = visitor.require(&format!("/bookings/{id}"))?;
+    let (id, who) = booking_and_account(&raw_id, &visitor)?;
     let (booking, payment) = state.app.booking_with_payment(who, id).await?;
     if booking.user_id != who.user_id {
         // Staff look bookings up in the back office; this page is the customer's.
@@ -247,8 +256,7 @@ pub async fn status(
     Path(raw_id): Path<String>,
     Query(query): Query<StatusQuery>,
 ) -> Result<Response, WebError> {
-    let id: BookingId = parse_id(&raw_id)?;
-    let who = visitor.require(&format!("/bookings/{id}"))?;
+    let (id, who) = booking_and_account(&raw_id, &visitor)?;
     let (booking, payment) = state.app.booking_with_payment(who, id).await?;
     let now = state.app.clock().now();
     if query.seen.as_deref() == Some(status_key(&booking, payment.as_ref(), now).as_str()) {
@@ -261,6 +269,12 @@ pub async fn status(
     Ok(response)
 }
 
+/// What the Stripe.js script confirms the card with.
+#[derive(Serialize)]
+struct ClientSecret {
+    client_secret: String,
+}
+
 /// Starts the payment. A form post (test cards) is redirected back to the booking page, which
 /// follows the outcome; the Stripe.js script asks with `Accept: application/json` and gets the
 /// intent's client secret to confirm the card with.
@@ -271,8 +285,7 @@ pub async fn pay(
     headers: HeaderMap,
     form: Form,
 ) -> Result<Response, WebError> {
-    let id: BookingId = parse_id(&raw_id)?;
-    let who = visitor.require(&format!("/bookings/{id}"))?;
+    let (id, who) = booking_and_account(&raw_id, &visitor)?;
     let method = form
         .get("payment_method")
         .filter(|m| !m.is_empty())
@@ -282,11 +295,10 @@ pub async fn pay(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
     match state.app.checkout(who, id, method, None).await {
-        Ok(payment) if wants_json => {
-            let secret = payment.client_secret.unwrap_or_default();
-            let body = format!("{{\"client_secret\":{}}}", json_string(&secret));
-            Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
-        }
+        Ok(payment) if wants_json => Ok(axum::Json(ClientSecret {
+            client_secret: payment.client_secret.unwrap_or_default(),
+        })
+        .into_response()),
         Ok(_) | Err(AppError::BookingNotPayable { .. }) => {
             Ok(see_other(&format!("/bookings/{id}")))
         }
@@ -294,22 +306,12 @@ pub async fn pay(
     }
 }
 
-/// `s` as a JSON string (a client secret: letters, digits, `_`).
-fn json_string(s: &str) -> String {
-    let escaped: String = s
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect();
-    format!("\"{escaped}\"")
-}
-
 pub async fn extend(
     State(state): State<WebState>,
     visitor: Visitor,
     Path(raw_id): Path<String>,
 ) -> Result<Response, WebError> {
-    let id: BookingId = parse_id(&raw_id)?;
-    let who = visitor.require(&format!("/bookings/{id}"))?;
+    let (id, who) = booking_and_account(&raw_id, &visitor)?;
     match state.app.extend_hold(who, id).await {
         Ok(_) | Err(AppError::HoldExtensionUsed) => Ok(see_other(&format!("/bookings/{id}"))),
         Err(e) => Err(e.into()),
@@ -321,8 +323,7 @@ pub async fn cancel(
     visitor: Visitor,
     Path(raw_id): Path<String>,
 ) -> Result<Response, WebError> {
-    let id: BookingId = parse_id(&raw_id)?;
-    let who = visitor.require(&format!("/bookings/{id}"))?;
+    let (id, who) = booking_and_account(&raw_id, &visitor)?;
     state.app.cancel_booking(who, id).await?;
     Ok(see_other(&format!("/bookings/{id}")))
 }

@@ -276,13 +276,13 @@ fn legend(map: &SeatMap) -> Vec<LegendEntry> {
 async fn map_page(
     state: &WebState,
     visitor: &Visitor,
-    id: ShowtimeId,
+    map: SeatMap,
     picks: &[(SeatId, TicketType)],
     alert: Option<String>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let map = state.app.seat_map(id).await?;
     let listing = &map.listing;
+    let id = listing.showtime.id;
     let cinema = state.app.cinema(listing.cinema_id).await?;
     let now = state.app.clock().now();
     let (on_sale, closed_reason) = if listing.showtime.status == ShowtimeStatus::Cancelled {
@@ -295,16 +295,7 @@ async fn map_page(
     } else {
         (true, String::new())
     };
-    // Only seats that are still free stay picked.
-    let picks: Vec<(SeatId, TicketType)> = picks
-        .iter()
-        .copied()
-        .filter(|(p, _)| {
-            map.seats
-                .iter()
-                .any(|e| e.seat.id == *p && e.state == SeatState::Available)
-        })
-        .collect();
+    let picks = still_free(&map, picks);
     let (rows, width) = rows(&map, &picks);
     let page = ShowtimePage {
         chrome: Chrome::of(visitor),
@@ -329,6 +320,19 @@ async fn map_page(
     Ok(response)
 }
 
+/// The picks whose seats are still free: only those stay picked.
+fn still_free(map: &SeatMap, picks: &[(SeatId, TicketType)]) -> Vec<(SeatId, TicketType)> {
+    picks
+        .iter()
+        .copied()
+        .filter(|(p, _)| {
+            map.seats
+                .iter()
+                .any(|e| e.seat.id == *p && e.state == SeatState::Available)
+        })
+        .collect()
+}
+
 pub async fn page(
     State(state): State<WebState>,
     visitor: Visitor,
@@ -337,36 +341,22 @@ pub async fn page(
 ) -> Result<Response, WebError> {
     let id: ShowtimeId = parse_id(&id)?;
     let picks = picks_of(&form_pairs(query.unwrap_or_default().as_bytes()));
-    map_page(&state, &visitor, id, &picks, None, StatusCode::OK).await
+    let map = state.app.seat_map(id).await?;
+    map_page(&state, &visitor, map, &picks, None, StatusCode::OK).await
 }
 
 /// The picked seats' prices, for the page's script.
-pub async fn summary_fragment_for(
-    state: &WebState,
-    id: ShowtimeId,
-    form: &Form,
-) -> Result<Response, WebError> {
-    let map = state.app.seat_map(id).await?;
-    let picks: Vec<_> = picks_of(&form.0)
-        .into_iter()
-        .filter(|(p, _)| {
-            map.seats
-                .iter()
-                .any(|e| e.seat.id == *p && e.state == SeatState::Available)
-        })
-        .collect();
-    render(&SummaryFragment {
-        summary: price_summary(&map, &picks),
-    })
-}
-
 pub async fn summary(
     State(state): State<WebState>,
     Path(id): Path<String>,
     form: Form,
 ) -> Result<Response, WebError> {
     let id: ShowtimeId = parse_id(&id)?;
-    summary_fragment_for(&state, id, &form).await
+    let map = state.app.seat_map(id).await?;
+    let picks = still_free(&map, &picks_of(&form.0));
+    render(&SummaryFragment {
+        summary: price_summary(&map, &picks),
+    })
 }
 
 /// A seat toggled (no script), or `Hold seats`.
@@ -385,7 +375,8 @@ pub async fn submit(
             }
             None => picks.push((toggle, TicketType::Adult)),
         }
-        return map_page(&state, &visitor, id, &picks, None, StatusCode::OK).await;
+        let map = state.app.seat_map(id).await?;
+        return map_page(&state, &visitor, map, &picks, None, StatusCode::OK).await;
     }
     let Some((principal, _)) = &visitor.account else {
         // Signing in comes back to the map with the same seats picked.
@@ -403,10 +394,11 @@ pub async fn submit(
         return Err(WebError::SignIn { next });
     };
     if picks.is_empty() {
+        let map = state.app.seat_map(id).await?;
         return map_page(
             &state,
             &visitor,
-            id,
+            map,
             &picks,
             Some("Pick at least one seat first.".to_owned()),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -460,7 +452,7 @@ pub async fn submit(
             map_page(
                 &state,
                 &visitor,
-                id,
+                map,
                 &kept,
                 Some(alert),
                 StatusCode::CONFLICT,
@@ -475,7 +467,8 @@ pub async fn submit(
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
             let alert = sentence(&rejection.to_string());
-            map_page(&state, &visitor, id, &picks, Some(alert), status).await
+            let map = state.app.seat_map(id).await?;
+            map_page(&state, &visitor, map, &picks, Some(alert), status).await
         }
         Err(e) => Err(e.into()),
     }

@@ -20,10 +20,9 @@ use boxoffice_domain::identity::Role;
 use boxoffice_http::AppState;
 use boxoffice_payments::{StripeConfig, StripeGateway, StripeWebhooks};
 use boxoffice_store::{PageRequest, ShowtimeFilter};
-use boxoffice_stripe_emulator::{Emulator, EmulatorConfig, EmulatorHandle, WebhookTarget};
+use boxoffice_stripe_emulator::{Emulator, EmulatorConfig, EmulatorHandle, RouterTarget};
 use boxoffice_testkit::TestDb;
 use boxoffice_web::{WebConfig, WebState};
-use bytes::Bytes;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -42,26 +41,6 @@ pub struct Site {
     pub clock: Arc<ManualClock>,
     pub emulator: EmulatorHandle,
     _db: TestDb,
-}
-
-struct RouterTarget(Router);
-
-#[async_trait::async_trait]
-impl WebhookTarget for RouterTarget {
-    async fn deliver(&self, payload: Bytes, signature: String) -> Result<u16, String> {
-        let request = Request::post("/api/v1/payments/webhook")
-            .header("content-type", "application/json")
-            .header("stripe-signature", signature)
-            .body(Body::from(payload))
-            .map_err(|e| e.to_string())?;
-        let response = self
-            .0
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(response.status().as_u16())
-    }
 }
 
 impl Site {
@@ -93,7 +72,10 @@ impl Site {
         app.start_seat_listener().await.unwrap();
         let site = boxoffice_web::router(WebState::new(app.clone(), config));
         let router = boxoffice_http::router_with_site(AppState::new(app.clone(), None), site);
-        emulator.set_webhook_target(Arc::new(RouterTarget(router.clone())));
+        emulator.set_webhook_target(Arc::new(RouterTarget::new(
+            router.clone(),
+            "/api/v1/payments/webhook",
+        )));
         Self {
             router,
             app,
