@@ -22,7 +22,7 @@ use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
     BookingStore, BookingSummary, Conflict, Cursor, Held, HoldError, IdempotencyRecord,
     ListenEvent, Page, PageRequest, PriceBasis, REFERENCE_ATTEMPTS, SUMMARY_SELECT, SeatListener,
-    SeatStates, StoreError, codec, extend_sql, hold_extended, new_reference,
+    SeatStates, StoreError, SummaryColumns, codec, extend_sql, hold_extended, new_reference,
 };
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgListener, PgPool};
@@ -763,32 +763,17 @@ fn summaries(
     rows: Vec<SummaryRow>,
     items: Vec<ItemRow>,
 ) -> Result<Vec<BookingSummary>, StoreError> {
-    let mut extras = Vec::with_capacity(rows.len());
+    let mut columns = Vec::with_capacity(rows.len());
     let mut bookings = Vec::with_capacity(rows.len());
     for row in rows {
-        extras.push((
-            row.movie_title,
-            row.cinema_name,
-            row.hall_name,
-            row.starts_at,
-            row.timezone,
-        ));
+        columns.push(SummaryColumns {
+            movie_title: row.movie_title,
+            cinema_name: row.cinema_name,
+            hall_name: row.hall_name,
+            starts_at: row.starts_at,
+            timezone: row.timezone,
+        });
         bookings.push(row.booking);
     }
-    assemble(bookings, items)?
-        .into_iter()
-        .zip(extras)
-        .map(
-            |(booking, (movie_title, cinema_name, hall_name, starts_at, timezone))| {
-                Ok(BookingSummary {
-                    booking,
-                    movie_title,
-                    cinema_name,
-                    hall_name,
-                    starts_at,
-                    timezone: codec::timezone(&timezone)?,
-                })
-            },
-        )
-        .collect()
+    boxoffice_store::summaries(assemble(bookings, items)?, columns)
 }

@@ -13,8 +13,8 @@ use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
     BookingStore, BookingSummary, Conflict, Cursor, Held, HoldError, IdempotencyRecord, Page,
-    PageRequest, PriceBasis, SUMMARY_SELECT, SeatStates, StoreError, codec, extend_sql,
-    hold_extended,
+    PageRequest, PriceBasis, SUMMARY_SELECT, SeatStates, StoreError, SummaryColumns, codec,
+    extend_sql, hold_extended,
 };
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqliteExecutor, Transaction};
@@ -574,32 +574,17 @@ fn summaries(
     rows: Vec<SummaryRow>,
     items: Vec<ItemRow>,
 ) -> Result<Vec<BookingSummary>, StoreError> {
-    let mut extras = Vec::with_capacity(rows.len());
+    let mut columns = Vec::with_capacity(rows.len());
     let mut bookings = Vec::with_capacity(rows.len());
     for row in rows {
-        extras.push((
-            row.movie_title,
-            row.cinema_name,
-            row.hall_name,
-            row.starts_at,
-            row.timezone,
-        ));
+        columns.push(SummaryColumns {
+            movie_title: row.movie_title,
+            cinema_name: row.cinema_name,
+            hall_name: row.hall_name,
+            starts_at: time(row.starts_at)?,
+            timezone: row.timezone,
+        });
         bookings.push(row.booking);
     }
-    assemble(bookings, items)?
-        .into_iter()
-        .zip(extras)
-        .map(
-            |(booking, (movie_title, cinema_name, hall_name, starts_at, timezone))| {
-                Ok(BookingSummary {
-                    booking,
-                    movie_title,
-                    cinema_name,
-                    hall_name,
-                    starts_at: time(starts_at)?,
-                    timezone: codec::timezone(&timezone)?,
-                })
-            },
-        )
-        .collect()
+    boxoffice_store::summaries(assemble(bookings, items)?, columns)
 }

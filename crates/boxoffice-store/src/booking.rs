@@ -84,6 +84,43 @@ pub struct BookingSummary {
     pub timezone: chrono_tz::Tz,
 }
 
+/// What a [`BookingSummary`] shows beside its booking, as an adapter read it from a
+/// [`SUMMARY_SELECT`] row (the start already a time, the timezone still its name).
+#[derive(Clone, Debug)]
+pub struct SummaryColumns {
+    /// The film's title.
+    pub movie_title: String,
+    /// The cinema's name.
+    pub cinema_name: String,
+    /// The hall's name.
+    pub hall_name: String,
+    /// When the showtime starts.
+    pub starts_at: DateTime<Utc>,
+    /// The cinema's timezone name.
+    pub timezone: String,
+}
+
+/// Pairs each booking with the columns read beside it (the same order), checking the timezone.
+pub fn summaries(
+    bookings: Vec<Booking>,
+    columns: Vec<SummaryColumns>,
+) -> Result<Vec<BookingSummary>, StoreError> {
+    bookings
+        .into_iter()
+        .zip(columns)
+        .map(|(booking, c)| {
+            Ok(BookingSummary {
+                booking,
+                movie_title: c.movie_title,
+                cinema_name: c.cinema_name,
+                hall_name: c.hall_name,
+                starts_at: c.starts_at,
+                timezone: crate::codec::timezone(&c.timezone)?,
+            })
+        })
+        .collect()
+}
+
 /// The rows of [`BookingSummary`]s: every column of the booking `b` and, from its showtime
 /// `s`, film `m`, hall `h` and cinema `c`, `movie_title`, `cinema_name`, `hall_name`,
 /// `starts_at` and `timezone`. Each adapter appends its condition, order and limit.

@@ -24,8 +24,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 pub use booking::{
     BookingStore, BookingSummary, Held, HoldError, IdempotencyRecord, ListenEvent,
-    REFERENCE_ATTEMPTS, SUMMARY_SELECT, SeatListener, SeatStates, extend_sql, hold_extended,
-    new_reference,
+    REFERENCE_ATTEMPTS, SUMMARY_SELECT, SeatListener, SeatStates, SummaryColumns, extend_sql,
+    hold_extended, new_reference, summaries,
 };
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
