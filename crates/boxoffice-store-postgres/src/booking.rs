@@ -30,7 +30,7 @@ use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::outbox::write_events;
-use crate::{PgStore, db};
+use crate::{PgBackend, db};
 
 /// The `LISTEN`/`NOTIFY` channel of seat changes; each payload is a JSON
 /// [`SeatChange`].
@@ -191,7 +191,7 @@ async fn current_basis(
 }
 
 #[async_trait]
-impl BookingStore for PgStore {
+impl BookingStore for PgBackend {
     async fn hold_seats(
         &self,
         booking: &Booking,

@@ -5,7 +5,7 @@
 //! depend on (`FOR UPDATE`) so a concurrent transaction cannot invalidate them.
 
 mod booking;
-mod identity;
+mod dialect;
 mod outbox;
 mod payment;
 mod rows;
@@ -25,10 +25,10 @@ use boxoffice_domain::{BookingId, CinemaId, HallId, MovieId, SeatId, ShowtimeId,
 use boxoffice_store::codec::{discounts_to_json, prices_to_json, search_key, strings_to_json};
 use boxoffice_store::{
     CatalogStore, Conflict, Cursor, MovieFilter, Page, PageRequest, ScheduleStore, ShowtimeFilter,
-    ShowtimeListing, Store, StoreError, VenueStore,
+    ShowtimeListing, StoreError, VenueStore,
 };
+use boxoffice_store_sql::SqlStore;
 use chrono::{DateTime, Utc};
-use sqlx::error::ErrorKind;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
@@ -40,16 +40,23 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Connections per process unless configured otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
-/// The PostgreSQL store. Cheap to clone: the pool is shared.
+/// The store on PostgreSQL.
+pub type PgStore = SqlStore<PgBackend>;
+
+/// Connects to `url` (`postgres://user@host/db`). Does not migrate: call
+/// [`SqlStore::migrate`].
+pub async fn connect(url: &str) -> anyhow::Result<PgStore> {
+    Ok(SqlStore::new(PgBackend::open(url).await?))
+}
+
+/// The PostgreSQL backend: its pool. Cheap to clone: the pool is shared.
 #[derive(Clone, Debug)]
-pub struct PgStore {
+pub struct PgBackend {
     pool: PgPool,
 }
 
-impl PgStore {
-    /// Connects to `url` (`postgres://user@host/db`). Does not migrate: call
-    /// [`PgStore::migrate`].
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+impl PgBackend {
+    async fn open(url: &str) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(DEFAULT_MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))
@@ -59,17 +66,15 @@ impl PgStore {
         Ok(Self { pool })
     }
 
-    /// Applies the migrations that have not run yet. Safe to run from several processes at
-    /// once: sqlx serialises them with an advisory lock.
-    pub async fn migrate(&self) -> anyhow::Result<()> {
+    /// Safe to run from several processes at once: sqlx serialises them with an advisory lock.
+    async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR
             .run(&self.pool)
             .await
             .context("migrating the PostgreSQL database")
     }
 
-    /// Closes the pool, waiting for connections in use.
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.pool.close().await;
     }
 
@@ -78,23 +83,7 @@ impl PgStore {
     }
 }
 
-/// SQLSTATE of an exclusion constraint violation.
-const EXCLUSION_VIOLATION: &str = "23P01";
-
-/// Translates a driver error into the store's terms.
-pub(crate) fn db(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        // The only exclusion constraint is the showtime overlap rule.
-        sqlx::Error::Database(d) if d.code().as_deref() == Some(EXCLUSION_VIOLATION) => {
-            StoreError::Conflict(Conflict::ShowtimeOverlap)
-        }
-        sqlx::Error::Database(d) if d.kind() == ErrorKind::ForeignKeyViolation => {
-            StoreError::NotFound
-        }
-        _ => StoreError::Other(anyhow::Error::new(e)),
-    }
-}
+pub(crate) use dialect::store_error as db;
 
 pub(crate) fn found(rows_affected: u64) -> Result<(), StoreError> {
     if rows_affected == 0 {
@@ -119,7 +108,7 @@ macro_rules! hall_columns {
 }
 
 #[async_trait]
-impl CatalogStore for PgStore {
+impl CatalogStore for PgBackend {
     async fn insert_movie(&self, movie: &Movie) -> Result<(), StoreError> {
         let d = &movie.details;
         sqlx::query(
@@ -237,7 +226,7 @@ impl CatalogStore for PgStore {
 }
 
 #[async_trait]
-impl VenueStore for PgStore {
+impl VenueStore for PgBackend {
     async fn insert_cinema(&self, cinema: &Cinema) -> Result<(), StoreError> {
         let d = &cinema.details;
         sqlx::query(
@@ -523,7 +512,7 @@ macro_rules! listing_select {
 }
 
 #[async_trait]
-impl ScheduleStore for PgStore {
+impl ScheduleStore for PgBackend {
     async fn insert_showtime(&self, showtime: &Showtime) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query(
@@ -759,28 +748,5 @@ impl ScheduleStore for PgStore {
         .into_iter()
         .map(Showtime::try_from)
         .collect()
-    }
-}
-
-#[async_trait]
-impl Store for PgStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
-
-    async fn listen_seat_changes(
-        &self,
-    ) -> Result<Option<Box<dyn boxoffice_store::SeatListener>>, StoreError> {
-        Ok(Some(Box::new(
-            booking::Listener::connect(&self.pool).await?,
-        )))
     }
 }

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::{PgStore, db, found};
+use crate::{PgBackend, db, found};
 
 /// Writes `events` to the outbox with one pending delivery per consumer of each, due when the
 /// event occurred, in one statement inside `tx`. Nothing to write, no round trip.
@@ -203,7 +203,7 @@ async fn event_seq(
 }
 
 #[async_trait]
-impl OutboxStore for PgStore {
+impl OutboxStore for PgBackend {
     async fn events_about(&self, subject_id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
         let rows: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
             "SELECT id, payload::text, occurred_at FROM outbox WHERE subject_id = $1 ORDER BY seq",

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::booking::{announce, insert_record, read_booking, release};
 use crate::outbox::write_events;
-use crate::{PgStore, db};
+use crate::{PgBackend, db};
 
 type Tx = Transaction<'static, Postgres>;
 
@@ -608,7 +608,7 @@ async fn settle_failure(
 }
 
 #[async_trait]
-impl PaymentStore for PgStore {
+impl PaymentStore for PgBackend {
     async fn begin_checkout(
         &self,
         checkout: &Checkout,

@@ -21,7 +21,7 @@ use sqlx::{AssertSqlSafe, Sqlite, SqliteConnection, SqliteExecutor, Transaction}
 use uuid::Uuid;
 
 use crate::rows::{ms, time};
-use crate::{SqliteStore, db, outbox};
+use crate::{SqliteBackend, db, outbox};
 
 #[derive(sqlx::FromRow)]
 struct BookingRow {
@@ -132,7 +132,7 @@ pub(crate) async fn announce(
 }
 
 #[async_trait]
-impl BookingStore for SqliteStore {
+impl BookingStore for SqliteBackend {
     async fn hold_seats(
         &self,
         booking: &Booking,

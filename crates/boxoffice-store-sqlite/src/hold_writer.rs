@@ -417,7 +417,6 @@ mod tests {
     use boxoffice_store::{OutboxStore, ScheduleStore};
 
     use super::*;
-    use crate::SqliteStore;
 
     /// Invariant 10 on the group-commit path: a hold refused inside a batch (its seats are taken
     /// by the hold before it) rolls back its savepoint with its event, while the holds around it
@@ -426,7 +425,7 @@ mod tests {
     async fn a_hold_refused_in_a_batch_writes_no_event() {
         let path =
             std::env::temp_dir().join(format!("boxoffice-hold-writer-{}.db", uuid::Uuid::now_v7()));
-        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        let store = crate::connect(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
         store.migrate().await.unwrap();

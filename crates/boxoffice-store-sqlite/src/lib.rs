@@ -7,8 +7,8 @@
 //! Times are stored as epoch milliseconds (see the migrations).
 
 mod booking;
+mod dialect;
 mod hold_writer;
-mod identity;
 mod outbox;
 mod payment;
 mod rows;
@@ -27,10 +27,10 @@ use boxoffice_domain::{BookingId, CinemaId, HallId, MovieId, SeatId, ShowtimeId,
 use boxoffice_store::codec::{discounts_to_json, prices_to_json, search_key, strings_to_json};
 use boxoffice_store::{
     CatalogStore, Conflict, Cursor, MovieFilter, Page, PageRequest, ScheduleStore, ShowtimeFilter,
-    ShowtimeListing, Store, StoreError, VenueStore,
+    ShowtimeListing, StoreError, VenueStore,
 };
+use boxoffice_store_sql::SqlStore;
 use chrono::{DateTime, Utc};
-use sqlx::error::ErrorKind;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -53,18 +53,25 @@ pub(crate) const MMAP_BYTES: u64 = 256 * 1024 * 1024;
 /// back once instead of once per 1000 pages.
 pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 8000;
 
-/// The SQLite store. Cheap to clone: the pools are shared.
+/// The store on SQLite.
+pub type SqliteStore = SqlStore<SqliteBackend>;
+
+/// Opens (creating if missing) the database at `url` (`sqlite://boxoffice.db`) in WAL mode.
+/// Does not migrate: call [`SqlStore::migrate`].
+pub async fn connect(url: &str) -> anyhow::Result<SqliteStore> {
+    Ok(SqlStore::new(SqliteBackend::open(url).await?))
+}
+
+/// The SQLite backend: its connections. Cheap to clone: the pools are shared.
 #[derive(Clone, Debug)]
-pub struct SqliteStore {
+pub struct SqliteBackend {
     write: SqlitePool,
     read: SqlitePool,
     holds: std::sync::Arc<hold_writer::HoldWriter>,
 }
 
-impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` (`sqlite://boxoffice.db`) in WAL mode.
-    /// Does not migrate: call [`SqliteStore::migrate`].
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+impl SqliteBackend {
+    async fn open(url: &str) -> anyhow::Result<Self> {
         let base = SqliteConnectOptions::from_str(url)
             .with_context(|| "BOXOFFICE_DATABASE_URL is not a valid sqlite:// URL".to_owned())?
             .busy_timeout(Duration::from_secs(10))
@@ -93,16 +100,14 @@ impl SqliteStore {
         Ok(Self { write, read, holds })
     }
 
-    /// Applies the migrations that have not run yet.
-    pub async fn migrate(&self) -> anyhow::Result<()> {
+    async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR
             .run(&self.write)
             .await
             .context("migrating the SQLite database")
     }
 
-    /// Closes both pools, waiting for connections in use.
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
     }
@@ -112,20 +117,7 @@ impl SqliteStore {
     }
 }
 
-/// Translates a driver error into the store's terms.
-pub(crate) fn db(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        // Raised by the overlap triggers of the migrations.
-        sqlx::Error::Database(d) if d.message().contains("showtime_overlap") => {
-            StoreError::Conflict(Conflict::ShowtimeOverlap)
-        }
-        sqlx::Error::Database(d) if d.kind() == ErrorKind::ForeignKeyViolation => {
-            StoreError::NotFound
-        }
-        _ => StoreError::Other(anyhow::Error::new(e)),
-    }
-}
+pub(crate) use dialect::store_error as db;
 
 pub(crate) fn found(rows_affected: u64) -> Result<(), StoreError> {
     if rows_affected == 0 {
@@ -150,7 +142,7 @@ macro_rules! hall_columns {
 }
 
 #[async_trait]
-impl CatalogStore for SqliteStore {
+impl CatalogStore for SqliteBackend {
     async fn insert_movie(&self, movie: &Movie) -> Result<(), StoreError> {
         let d = &movie.details;
         sqlx::query(
@@ -268,7 +260,7 @@ impl CatalogStore for SqliteStore {
 }
 
 #[async_trait]
-impl VenueStore for SqliteStore {
+impl VenueStore for SqliteBackend {
     async fn insert_cinema(&self, cinema: &Cinema) -> Result<(), StoreError> {
         let d = &cinema.details;
         sqlx::query(
@@ -553,7 +545,7 @@ macro_rules! listing_select {
 }
 
 #[async_trait]
-impl ScheduleStore for SqliteStore {
+impl ScheduleStore for SqliteBackend {
     async fn insert_showtime(&self, showtime: &Showtime) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query(
@@ -786,26 +778,5 @@ impl ScheduleStore for SqliteStore {
         .into_iter()
         .map(Showtime::try_from)
         .collect()
-    }
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-
-    async fn listen_seat_changes(
-        &self,
-    ) -> Result<Option<Box<dyn boxoffice_store::SeatListener>>, StoreError> {
-        Ok(None)
     }
 }

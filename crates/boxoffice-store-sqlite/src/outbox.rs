@@ -21,7 +21,7 @@ use sqlx::{AssertSqlSafe, SqliteConnection};
 use uuid::Uuid;
 
 use crate::rows::{ms, time};
-use crate::{SqliteStore, db, found};
+use crate::{SqliteBackend, db, found};
 
 /// Events written by one multi-row insert; keeps every statement far below SQLite's limit of
 /// bound parameters.
@@ -232,7 +232,7 @@ fn parse_dead_cursor(cursor: &Cursor) -> Result<(i64, String, Uuid), StoreError>
 }
 
 #[async_trait]
-impl OutboxStore for SqliteStore {
+impl OutboxStore for SqliteBackend {
     async fn events_about(&self, subject_id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
         sqlx::query_as::<_, EventRow>(
             "SELECT id, payload, occurred_at FROM outbox WHERE subject_id = $1 ORDER BY seq",
@@ -613,16 +613,16 @@ mod tests {
 
     use super::*;
 
-    async fn store() -> (SqliteStore, std::path::PathBuf) {
+    async fn store() -> (crate::SqliteStore, std::path::PathBuf) {
         let path = std::env::temp_dir().join(format!("boxoffice-outbox-{}.db", Uuid::now_v7()));
-        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        let store = crate::connect(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
         store.migrate().await.unwrap();
         (store, path)
     }
 
-    async fn remove(store: SqliteStore, path: std::path::PathBuf) {
+    async fn remove(store: crate::SqliteStore, path: std::path::PathBuf) {
         store.close().await;
         for suffix in ["", "-wal", "-shm"] {
             let mut p = path.clone().into_os_string();

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::booking::{announce, insert_record, read_booking, release};
 use crate::rows::{ms, time};
-use crate::{SqliteStore, db, outbox};
+use crate::{SqliteBackend, db, outbox};
 
 type Tx = Transaction<'static, Sqlite>;
 
@@ -583,7 +583,7 @@ async fn settle_failure(
 }
 
 #[async_trait]
-impl PaymentStore for SqliteStore {
+impl PaymentStore for SqliteBackend {
     async fn begin_checkout(
         &self,
         checkout: &Checkout,

@@ -2,7 +2,6 @@
 
 use anyhow::{Context, anyhow};
 use boxoffice_domain::catalog::{Movie, MovieDetails};
-use boxoffice_domain::identity::User;
 use boxoffice_domain::schedule::Showtime;
 use boxoffice_domain::venue::{Cinema, CinemaDetails, Hall, Seat};
 use boxoffice_store::codec;
@@ -222,28 +221,6 @@ impl TryFrom<ListingRow> for ShowtimeListing {
             },
             seat_version: r.seat_version,
             ticket_discounts: codec::discounts_from_json(&r.ticket_discounts)?,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct UserRow {
-    id: Uuid,
-    role: String,
-    created_at: i64,
-    email: Option<String>,
-    name: Option<String>,
-    phone: Option<String>,
-}
-
-impl TryFrom<UserRow> for User {
-    type Error = StoreError;
-    fn try_from(r: UserRow) -> Result<Self, StoreError> {
-        Ok(User {
-            id: r.id.into(),
-            role: codec::role(&r.role)?,
-            profile: codec::profile(r.email, r.name, r.phone)?,
-            created_at: time(r.created_at)?,
         })
     }
 }

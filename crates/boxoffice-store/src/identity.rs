@@ -114,7 +114,7 @@ pub struct AccountFacts {
 /// The accounts a role change or an erasure of the account `$1` must see: it and every admin
 /// that is not erased, as `(id, role, erased)`. PostgreSQL appends its row locks; SQLite's write
 /// transaction already excludes every other writer.
-pub const ACCOUNTS_AT_STAKE: &str = "SELECT id, role, erased_at IS NOT NULL FROM users \
+pub const ACCOUNTS_AT_STAKE: &str = "SELECT id, role, erased_at IS NOT NULL AS erased FROM users \
      WHERE id = $1 OR (role = 'admin' AND erased_at IS NULL)";
 
 /// The statements of web sessions, the same text on both backends (`$n` placeholders; each

@@ -13,8 +13,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use boxoffice_store::Store;
-use boxoffice_store_postgres::PgStore;
-use boxoffice_store_sqlite::SqliteStore;
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -70,7 +68,7 @@ impl TestDb {
     async fn sqlite() -> Self {
         let path = std::env::temp_dir().join(format!("boxoffice-test-{}.db", Uuid::now_v7()));
         let url = format!("sqlite://{}", path.display());
-        let store = SqliteStore::connect(&url)
+        let store = boxoffice_store_sqlite::connect(&url)
             .await
             .expect("open test SQLite file");
         store.migrate().await.expect("migrate test SQLite file");
@@ -96,7 +94,7 @@ impl TestDb {
             .expect("create test database");
         admin.close().await.ok();
         let url = replace_database(&admin_url, &name);
-        let store = PgStore::connect(&url)
+        let store = boxoffice_store_postgres::connect(&url)
             .await
             .expect("connect to test database");
         store.migrate().await.expect("migrate test database");

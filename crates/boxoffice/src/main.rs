@@ -16,8 +16,6 @@ use boxoffice_http::AppState;
 use boxoffice_http::auth::{RateLimit, Secret};
 use boxoffice_http::server::ConnectionLimits;
 use boxoffice_store::Store;
-use boxoffice_store_postgres::PgStore;
-use boxoffice_store_sqlite::SqliteStore;
 use boxoffice_web::{WebConfig, WebState};
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -71,11 +69,11 @@ async fn main() -> anyhow::Result<()> {
 async fn open(args: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
     let url = args.database_url.as_str();
     let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
-        let store = SqliteStore::connect(url).await?;
+        let store = boxoffice_store_sqlite::connect(url).await?;
         store.migrate().await?;
         Arc::new(store)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let store = PgStore::connect(url).await?;
+        let store = boxoffice_store_postgres::connect(url).await?;
         store.migrate().await?;
         Arc::new(store)
     } else {

@@ -1,0 +1,92 @@
+//! The SQL store of boxoffice: one implementation of the storage port for every backend.
+//!
+//! Every statement that SQLite and PostgreSQL share is written here, once, against the small
+//! [`Dialect`] seam; the backend crates (`boxoffice-store-sqlite`, `boxoffice-store-postgres`)
+//! implement the seam and keep only what truly differs: connection set-up, the encoding of
+//! times and JSON, error mapping, their migrations, SQLite's hold writer and PostgreSQL's row
+//! locks, `SKIP LOCKED` claims, `unnest` batches and `LISTEN`/`NOTIFY`.
+//!
+//! Decisions are not made here either: a use case's rule is a pure function of
+//! `boxoffice-domain` (or of `boxoffice-store` where it is about stored facts). A store method
+//! applies a write, hands the facts it read to the rule, and applies what the rule decided.
+
+mod booking;
+mod catalog;
+mod identity;
+mod outbox;
+mod payment;
+mod seam;
+
+pub use seam::{
+    Args, Column, Dialect, Json, Kind, Readable, Record, Sql, Statement, Transaction, Typed,
+    UniqueViolation, Value, found, narrow, on_unique,
+};
+
+/// The store: the port implemented once over a backend's [`Dialect`].
+#[derive(Clone, Debug)]
+pub struct SqlStore<D> {
+    dialect: D,
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// The store over `dialect`'s connections.
+    pub fn new(dialect: D) -> Self {
+        Self { dialect }
+    }
+
+    /// The backend.
+    pub fn dialect(&self) -> &D {
+        &self.dialect
+    }
+
+    async fn begin(&self) -> Result<D::Tx, boxoffice_store::StoreError> {
+        self.dialect.begin().await
+    }
+
+    fn reader(&self) -> D::Pool {
+        self.dialect.reader()
+    }
+
+    fn writer(&self) -> D::Pool {
+        self.dialect.writer()
+    }
+}
+
+#[async_trait::async_trait]
+impl<D> boxoffice_store::Store for SqlStore<D>
+where
+    D: Dialect
+        + boxoffice_store::CatalogStore
+        + boxoffice_store::VenueStore
+        + boxoffice_store::ScheduleStore
+        + boxoffice_store::BookingStore
+        + boxoffice_store::PaymentStore
+        + boxoffice_store::OutboxStore,
+{
+    async fn ping(&self) -> Result<(), boxoffice_store::StoreError> {
+        self.reader().execute("SELECT 1", args![]).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        D::NAME
+    }
+
+    async fn listen_seat_changes(
+        &self,
+    ) -> Result<Option<Box<dyn boxoffice_store::SeatListener>>, boxoffice_store::StoreError> {
+        self.dialect.listen_seat_changes().await
+    }
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// Applies the backend's migrations that have not run yet.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        self.dialect.migrate().await
+    }
+
+    /// Closes the backend's pools, waiting for connections in use.
+    pub async fn close(&self) {
+        self.dialect.close().await;
+    }
+}
