@@ -23,7 +23,9 @@ use boxoffice_domain::identity::Role;
 use boxoffice_domain::payment::{
     LedgerEntry, Payment, PaymentStatus, Refund, RefundState, ReportRefused, Ticket,
 };
-use boxoffice_domain::{BookingId, PaymentId, RefundId, TicketId, ValidationErrors};
+use boxoffice_domain::{
+    BookingId, IdempotencyKey, PaymentId, RefundId, TicketId, ValidationErrors,
+};
 use boxoffice_store::{
     CheckIn, Checkout, Conflict, GatewayOutcome, IdempotencyRecord, Inbox, InboxEvent,
     RefundApplied, RefundReport, RefundRequest, Settled, Settlement, StoreError,
@@ -32,7 +34,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::booking::{parse_key, replay_check};
+use crate::booking::replay_check;
 use crate::gateway::{
     EventData, GatewayError, GatewayEvent, GatewayIntent, IntentStatus, NewIntent, NewRefund,
     PaymentGateway, RefundStatus, WebhookVerifier,
@@ -217,7 +219,7 @@ impl App {
         who: &Principal,
         id: BookingId,
         payment_method: Option<String>,
-        idempotency_key: Option<String>,
+        idempotency_key: Option<IdempotencyKey>,
     ) -> Result<Payment, AppError> {
         let payments = self.payments()?.clone();
         let booking = self.store.booking(id).await?;
@@ -231,7 +233,7 @@ impl App {
         ]);
         let key = match idempotency_key {
             Some(key) => {
-                let key = parse_key(key)?;
+                let key = key.into_string();
                 if let Some(record) = self.store.idempotency_record(who.user_id, &key).await? {
                     return self
                         .replay_checkout(&payments, &record, &request_hash)
@@ -701,7 +703,7 @@ impl App {
         who: &Principal,
         id: PaymentId,
         amount: Option<i64>,
-        idempotency_key: Option<String>,
+        idempotency_key: Option<IdempotencyKey>,
     ) -> Result<Refund, AppError> {
         self.payments()?;
         if amount.is_some_and(|a| a <= 0) {
@@ -714,7 +716,7 @@ impl App {
         ]);
         let key = match idempotency_key {
             Some(key) => {
-                let key = parse_key(key)?;
+                let key = key.into_string();
                 if let Some(record) = self.store.idempotency_record(who.user_id, &key).await? {
                     return self.replay_refund(id, &record, &request_hash).await;
                 }

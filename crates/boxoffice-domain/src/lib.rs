@@ -5,6 +5,7 @@
 pub mod booking;
 pub mod catalog;
 pub mod event;
+pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod layout;
@@ -15,6 +16,7 @@ pub mod text;
 pub mod validation;
 pub mod venue;
 
+pub use idempotency::IdempotencyKey;
 pub use ids::{
     BookingId, CinemaId, EventId, HallId, MovieId, NotificationId, PaymentId, RefundId, SeatId,
     ShowtimeId, TicketId, UserId,

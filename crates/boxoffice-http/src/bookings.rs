@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::SignedIn;
 use crate::error::{ApiError, Json, Path, Problem, Query};
-use crate::extract::{IDEMPOTENCY_KEY_MAX, IdempotencyKey};
+use crate::extract::{IDEMPOTENCY_KEY_MAX, IdempotencyKeyHeader};
 use crate::pagination::{List, PageQuery};
 
 /// The booking routes.
@@ -167,7 +167,7 @@ impl From<BookingItem> for BookingItemResponse {
 async fn hold_seats(
     State(state): State<AppState>,
     SignedIn(who): SignedIn,
-    IdempotencyKey(key): IdempotencyKey,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     Json(body): Json<HoldBody>,
 ) -> Result<(StatusCode, axum::Json<BookingResponse>), ApiError> {
     let input = HoldInput {
