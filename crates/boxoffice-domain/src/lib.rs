@@ -12,6 +12,7 @@ pub mod layout;
 pub mod money;
 pub mod payment;
 pub mod schedule;
+pub mod secret;
 pub mod text;
 pub mod validation;
 pub mod venue;
@@ -23,4 +24,5 @@ pub use ids::{
 };
 pub use layout::{SeatLayout, SeatSpec, SeatType};
 pub use money::{Currency, Money};
+pub use secret::Secret;
 pub use validation::{FieldError, ValidationErrors};
