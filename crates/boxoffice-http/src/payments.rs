@@ -386,8 +386,3 @@ async fn check_in(
         ticket: ticket.into(),
     }))
 }
-
-/// The payment summary shown on a booking.
-pub(crate) fn summary_json(payment: &Payment) -> serde_json::Value {
-    serde_json::to_value(PaymentSummary::from(payment)).unwrap_or(serde_json::Value::Null)
-}
