@@ -7,7 +7,7 @@ use boxoffice_domain::booking::{
 };
 use boxoffice_domain::identity::Role;
 use boxoffice_domain::venue::Seat;
-use boxoffice_domain::{BookingId, SeatId, ShowtimeId};
+use boxoffice_domain::{BookingId, IdempotencyKey, SeatId, ShowtimeId};
 use boxoffice_store::{
     BookingSummary, Held, HoldError, IdempotencyRecord, Page, PageRequest, ShowtimeListing,
     StoreError,
@@ -22,8 +22,6 @@ use sha2::{Digest, Sha256};
 use crate::identity::Principal;
 use crate::{App, AppError};
 
-/// The longest `Idempotency-Key` accepted.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// How long an idempotency key's answer is kept.
 pub const IDEMPOTENCY_RETENTION_HOURS: i64 = 24;
 /// How many showtime listings the hold path keeps; the cache starts over when it is full.
@@ -89,13 +87,13 @@ impl App {
         &self,
         who: &Principal,
         input: HoldInput,
-        idempotency_key: Option<String>,
+        idempotency_key: Option<IdempotencyKey>,
     ) -> Result<Booking, AppError> {
         let request = HoldRequest::parse(input.showtime_id, input.seats, self.booking.max_seats)
             .map_err(AppError::Hold)?;
         let keyed = match idempotency_key {
             Some(key) => {
-                let key = parse_key(key)?;
+                let key = key.into_string();
                 let hash = request_hash(&request);
                 if let Some(record) = self.store.idempotency_record(who.user_id, &key).await? {
                     return self.replay(&record, &hash).await;
@@ -491,19 +489,6 @@ where
         }
     }
     answer
-}
-
-/// Checks an `Idempotency-Key`: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] characters. The one home of the
-/// rule: the HTTP extractor applies it at the edge, the use cases again for callers in process.
-pub fn parse_key(key: String) -> Result<String, AppError> {
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
-        return Err(boxoffice_domain::ValidationErrors::single(
-            "Idempotency-Key",
-            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"),
-        )
-        .into());
-    }
-    Ok(key)
 }
 
 /// Hex SHA-256 of the operation and the parsed request, so that formatting differences of the

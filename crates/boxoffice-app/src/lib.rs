@@ -26,7 +26,7 @@ use boxoffice_domain::{HallId, MovieId, SeatId, ShowtimeId, ValidationErrors};
 use boxoffice_store::{MovieFilter, Page, PageRequest, ShowtimeListing, Store};
 use chrono::{DateTime, Utc};
 
-pub use booking::{BookingPolicy, HoldInput, MAX_IDEMPOTENCY_KEY_LEN, Outcome, parse_key};
+pub use booking::{BookingPolicy, HoldInput, Outcome};
 pub use boxoffice_domain::booking::SeatState;
 pub use boxoffice_store::BookingSummary;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -3,7 +3,6 @@
 //! in code: missing or invalid token, or an erased account → 401, valid token of an account
 //! without the role → 403.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
@@ -18,28 +17,6 @@ use boxoffice_domain::identity::Role;
 
 use crate::AppState;
 use crate::error::ApiError;
-
-/// A secret string whose `Debug` never shows it.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; call only where it is used.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// Why a request was refused before reaching its handler.
 #[derive(Debug)]
@@ -202,14 +179,6 @@ impl RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_do_not_debug_print() {
-        assert_eq!(
-            format!("{:?}", Secret::new("hunter2hunter2")),
-            "Secret(***)"
-        );
-    }
 
     #[test]
     fn rate_limits_parse() {

@@ -15,8 +15,9 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::SignedIn;
 use crate::error::{ApiError, Json, Path, Problem, Query};
-use crate::extract::{IDEMPOTENCY_KEY_MAX, IdempotencyKey};
+use crate::extract::{IDEMPOTENCY_KEY_MAX, IdempotencyKeyHeader};
 use crate::pagination::{List, PageQuery};
+use crate::payments::PaymentSummary;
 
 /// The booking routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -75,8 +76,10 @@ pub struct BookingResponse {
     /// The latest payment (`{id, status, client_secret, amount, currency, refunded_amount}`),
     /// once checkout has started; `null` before. `client_secret` is the owner's alone: `null`
     /// for staff and admins viewing someone else's booking.
+    // Typed, but documented as the untyped object it was: a `$ref` to `PaymentSummary` would
+    // change the published document, which clients may have generated code from.
     #[schema(value_type = Option<Object>)]
-    payment: Option<serde_json::Value>,
+    payment: Option<PaymentSummary>,
 }
 
 /// A booking in the caller's list: the booking with its film, cinema, hall and start.
@@ -167,7 +170,7 @@ impl From<BookingItem> for BookingItemResponse {
 async fn hold_seats(
     State(state): State<AppState>,
     SignedIn(who): SignedIn,
-    IdempotencyKey(key): IdempotencyKey,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     Json(body): Json<HoldBody>,
 ) -> Result<(StatusCode, axum::Json<BookingResponse>), ApiError> {
     let input = HoldInput {
@@ -194,7 +197,7 @@ async fn get_booking(
 ) -> Result<axum::Json<BookingResponse>, ApiError> {
     let (booking, payment) = state.app.booking_with_payment(&who, id).await?;
     let mut response = BookingResponse::from(booking);
-    response.payment = payment.as_ref().map(crate::payments::summary_json);
+    response.payment = payment.as_ref().map(PaymentSummary::from);
     Ok(axum::Json(response))
 }
 

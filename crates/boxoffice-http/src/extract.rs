@@ -13,9 +13,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use boxoffice_domain::ValidationErrors;
 use boxoffice_domain::text::{INVALID_CHARACTER, SHORT_TEXT_MAX, check_text};
 use boxoffice_domain::validation::FieldError;
+use boxoffice_domain::{IdempotencyKey, ValidationErrors};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -357,29 +357,27 @@ fn split_field(text: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// The `Idempotency-Key` header, or absent: visible ASCII, and the use cases' rule
-/// ([`boxoffice_app::parse_key`]: 1 to [`IDEMPOTENCY_KEY_MAX`] characters) applied before the
-/// body is read, so a bad key is the error named whatever the body holds.
+/// The `Idempotency-Key` header, or absent, as the use cases take it: the key's rule
+/// ([`IdempotencyKey::parse`]: visible ASCII, 1 to [`IDEMPOTENCY_KEY_MAX`] characters) is applied
+/// before the body is read, so a bad key is the error named whatever the body holds.
 #[derive(Clone, Debug, Default)]
-pub struct IdempotencyKey(pub Option<String>);
+pub struct IdempotencyKeyHeader(pub Option<IdempotencyKey>);
 
 /// The longest `Idempotency-Key` accepted.
-pub const IDEMPOTENCY_KEY_MAX: usize = boxoffice_app::MAX_IDEMPOTENCY_KEY_LEN;
+pub const IDEMPOTENCY_KEY_MAX: usize = IdempotencyKey::MAX_LEN;
 
-impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) else {
             return Ok(Self(None));
         };
-        let text = value.to_str().map_err(|_| {
-            ApiError::validation(ValidationErrors::single(
-                "Idempotency-Key",
-                "must be visible ASCII",
-            ))
-        })?;
-        Ok(Self(Some(boxoffice_app::parse_key(text.to_owned())?)))
+        // Bytes that are not UTF-8 become U+FFFD, which the key's rule refuses as not visible
+        // ASCII, like any other byte outside it.
+        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let key = IdempotencyKey::parse(text).map_err(ApiError::validation)?;
+        Ok(Self(Some(key)))
     }
 }
 

@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Admin, SignedIn, Staff};
 use crate::error::{ApiError, Json, Path, Problem};
-use crate::extract::{IDEMPOTENCY_KEY_MAX, IdempotencyKey, OptionalJson};
+use crate::extract::{IDEMPOTENCY_KEY_MAX, IdempotencyKeyHeader, OptionalJson};
 
 /// The header carrying the gateway's webhook signature.
 pub const SIGNATURE_HEADER: &str = "stripe-signature";
@@ -234,7 +234,7 @@ async fn checkout(
     State(state): State<AppState>,
     SignedIn(who): SignedIn,
     Path(id): Path<BookingId>,
-    IdempotencyKey(key): IdempotencyKey,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     OptionalJson(body): OptionalJson<CheckoutBody>,
 ) -> Result<(StatusCode, axum::Json<CheckoutResponse>), ApiError> {
     let payment = state
@@ -321,7 +321,7 @@ async fn refund(
     State(state): State<AppState>,
     Admin(who): Admin,
     Path(id): Path<PaymentId>,
-    IdempotencyKey(key): IdempotencyKey,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     OptionalJson(body): OptionalJson<RefundBody>,
 ) -> Result<(StatusCode, axum::Json<RefundResponse>), ApiError> {
     let refund = state.app.refund_payment(&who, id, body.amount, key).await?;
@@ -385,9 +385,4 @@ async fn check_in(
     Ok(axum::Json(CheckInResponse {
         ticket: ticket.into(),
     }))
-}
-
-/// The payment summary shown on a booking.
-pub(crate) fn summary_json(payment: &Payment) -> serde_json::Value {
-    serde_json::to_value(PaymentSummary::from(payment)).unwrap_or(serde_json::Value::Null)
 }

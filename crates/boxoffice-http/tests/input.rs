@@ -293,6 +293,26 @@ async fn text_past_its_maximum_is_refused() {
         )
         .await;
     assert_invalid(&key, "Idempotency-Key");
+    // A byte outside visible ASCII (here not even UTF-8) is refused for itself, not its length.
+    let key = api
+        .send(
+            Request::post("/api/v1/bookings")
+                .header(header::AUTHORIZATION, format!("Bearer {}", api.staff_token))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(
+                    "idempotency-key",
+                    header::HeaderValue::from_bytes(b"k\xff").unwrap(),
+                )
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_invalid(&key, "Idempotency-Key");
+    assert!(
+        key.body.to_string().contains("must be visible ASCII"),
+        "{}",
+        key.body
+    );
 }
 
 /// The guard that keeps a new field from forgetting its limit: every string a client can send

@@ -563,6 +563,22 @@ async fn only_the_owner_sees_the_client_secret() {
 
     let own = booking(&api, &ann, &b.id).await;
     assert_eq!(own["payment"]["client_secret"], "pi_1_secret");
+    // The fields the booking's description promises, in its order.
+    let fields: Vec<&str> = own["payment"]
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        fields,
+        [
+            "id",
+            "status",
+            "client_secret",
+            "amount",
+            "currency",
+            "refunded_amount"
+        ]
+    );
     for token in [&staff, &admin] {
         let seen = booking(&api, token, &b.id).await;
         assert_eq!(seen["payment"]["id"], p.as_str(), "{seen}");

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use boxoffice_app::gateway::{
     GatewayError, GatewayIntent, GatewayRefund, NewIntent, NewRefund, PaymentGateway,
 };
+use boxoffice_domain::Secret;
 
-use crate::secret::Secret;
 use crate::wire;
 
 /// Stripe's API.

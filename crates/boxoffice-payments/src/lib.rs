@@ -4,11 +4,9 @@
 //! JSON, so additions on Stripe's side never break it.
 
 mod client;
-mod secret;
 pub mod signature;
 mod webhook;
 mod wire;
 
 pub use client::{ClientBuildError, DEFAULT_API_BASE, StripeConfig, StripeGateway};
-pub use secret::Secret;
 pub use webhook::{StripeWebhooks, parse_event};

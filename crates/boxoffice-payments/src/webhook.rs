@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use boxoffice_app::gateway::{EventData, GatewayEvent, WebhookError, WebhookVerifier};
+use boxoffice_domain::Secret;
 
-use crate::secret::Secret;
 use crate::signature::{self, DEFAULT_TOLERANCE_SECS};
 use crate::wire;
 

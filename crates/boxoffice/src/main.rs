@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use boxoffice_app::{App, BookingPolicy, PaymentPolicy, SystemClock, TokenKeys, demo, workers};
+use boxoffice_domain::Secret;
 use boxoffice_domain::identity::Role;
 use boxoffice_http::AppState;
-use boxoffice_http::auth::{RateLimit, Secret};
+use boxoffice_http::auth::RateLimit;
 use boxoffice_http::server::ConnectionLimits;
 use boxoffice_store::Store;
 use boxoffice_web::{WebConfig, WebState};

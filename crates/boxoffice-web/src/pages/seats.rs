@@ -14,7 +14,7 @@ use boxoffice_app::{AppError, HoldInput, SeatMap, SeatMapEntry, SeatState};
 use boxoffice_domain::booking::{HoldRejection, TicketType};
 use boxoffice_domain::layout::SeatType;
 use boxoffice_domain::schedule::ShowtimeStatus;
-use boxoffice_domain::{SeatId, ShowtimeId};
+use boxoffice_domain::{IdempotencyKey, SeatId, ShowtimeId};
 use sha2::{Digest, Sha256};
 
 use super::{Chrome, parse_id, render};
@@ -425,6 +425,8 @@ pub async fn submit(
         }
         None => random_token()?,
     };
+    // Hex digits: always a key, but the use case takes only a checked one.
+    let key = IdempotencyKey::parse(key).map_err(AppError::from)?;
     match state.app.hold_seats(principal, input, Some(key)).await {
         Ok(booking) => Ok(see_other(&format!("/bookings/{}", booking.id))),
         Err(AppError::Hold(HoldRejection::SeatsUnavailable { seat_ids })) => {

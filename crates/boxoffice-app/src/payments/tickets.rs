@@ -1,0 +1,61 @@
+//! Tickets and check-in: a confirmed booking's tickets (issued by settlement, one per seat, each
+//! with a random code) and the scan at the door, which admits a code once in its showtime's
+//! window.
+
+use boxoffice_domain::BookingId;
+use boxoffice_domain::booking::BookingStatus;
+use boxoffice_domain::payment::Ticket;
+use boxoffice_store::CheckIn;
+
+use crate::identity::Principal;
+use crate::{App, AppError};
+
+/// A ticket code: 128 random bits as 32 lowercase hex digits (URL-safe).
+pub(super) fn ticket_code() -> Result<String, AppError> {
+    let mut buf = [0u8; 16];
+    getrandom::fill(&mut buf)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("no randomness available: {e}")))?;
+    Ok(hex::encode(buf))
+}
+
+/// Whether `code` looks like a ticket code (before looking it up).
+pub fn is_ticket_code(code: &str) -> bool {
+    code.len() == 32 && code.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl App {
+    /// A confirmed booking's tickets, for whoever may see the booking.
+    pub async fn tickets(&self, who: &Principal, id: BookingId) -> Result<Vec<Ticket>, AppError> {
+        let booking = self.booking(who, id).await?;
+        if booking.status != BookingStatus::Confirmed {
+            return Err(AppError::BookingNotConfirmed {
+                status: booking.status,
+            });
+        }
+        Ok(self.store.tickets(id).await?)
+    }
+
+    /// Admits a ticket at the door: the first scan in the showtime's window succeeds.
+    pub async fn check_in(&self, code: &str) -> Result<Ticket, AppError> {
+        if !is_ticket_code(code) {
+            return Err(AppError::NotFound);
+        }
+        let now = self.clock.now();
+        match self
+            .store
+            .check_in(code, now, self.payment_policy.checkin_opens_before)
+            .await?
+        {
+            CheckIn::Admitted(t) => {
+                tracing::info!(ticket_id = %t.id, "checked in");
+                Ok(t)
+            }
+            CheckIn::AlreadyCheckedIn(t) => Err(AppError::AlreadyCheckedIn {
+                at: t.checked_in_at.unwrap_or(now),
+            }),
+            CheckIn::WrongWindow(_) => Err(AppError::WrongShowtimeWindow),
+            CheckIn::NotValid(_) => Err(AppError::TicketNotValid),
+            CheckIn::Unknown => Err(AppError::NotFound),
+        }
+    }
+}
