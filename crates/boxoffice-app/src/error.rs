@@ -138,6 +138,15 @@ pub enum AppError {
     Internal(anyhow::Error),
 }
 
+impl From<boxoffice_domain::schedule::SalesClosed> for AppError {
+    fn from(closed: boxoffice_domain::schedule::SalesClosed) -> Self {
+        match closed {
+            boxoffice_domain::schedule::SalesClosed::Cancelled => AppError::ShowtimeCancelled,
+            boxoffice_domain::schedule::SalesClosed::Started => AppError::ShowtimeStarted,
+        }
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {

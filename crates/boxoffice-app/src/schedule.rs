@@ -105,12 +105,8 @@ impl App {
         let now = self.clock.now();
         let changes = ShowtimeChanges::parse(input, now)?;
         let current = self.store.showtime(id).await?;
-        if current.showtime.status == ShowtimeStatus::Cancelled {
-            return Err(AppError::ShowtimeCancelled);
-        }
-        if current.showtime.starts_at <= now {
-            return Err(AppError::ShowtimeStarted);
-        }
+        // What can no longer be sold can no longer change.
+        current.showtime.on_sale(now)?;
         let moves =
             changes.movie_id.is_some() || changes.hall_id.is_some() || changes.starts_at.is_some();
         let mut showtime = current.showtime.clone();

@@ -499,6 +499,15 @@ pub enum HoldRejection {
     },
 }
 
+impl From<crate::schedule::SalesClosed> for HoldRejection {
+    fn from(closed: crate::schedule::SalesClosed) -> Self {
+        match closed {
+            crate::schedule::SalesClosed::Cancelled => HoldRejection::ShowtimeCancelled,
+            crate::schedule::SalesClosed::Started => HoldRejection::ShowtimeStarted,
+        }
+    }
+}
+
 impl HoldRequest {
     /// Checks the shape of a request: `seats` pairs a seat with an optional ticket type name.
     pub fn parse(

@@ -49,6 +49,33 @@ impl ShowtimeStatus {
     }
 }
 
+/// Why a showtime sells nothing (and can no longer be changed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SalesClosed {
+    /// It was called off.
+    #[error("the showtime is cancelled")]
+    Cancelled,
+    /// It has started: sales close at the start, not at the end.
+    #[error("the showtime has started; sales are closed")]
+    Started,
+}
+
+/// Whether a showtime of `status` that starts at `starts_at` is on sale at `now`: a scheduled
+/// showtime is, up to (not including) the instant it starts. A cancelled one never is, whatever
+/// the time. The one place this rule is written: holds, the seat map, the programme and
+/// schedule changes all ask it.
+pub fn on_sale(
+    status: ShowtimeStatus,
+    starts_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), SalesClosed> {
+    match status {
+        ShowtimeStatus::Cancelled => Err(SalesClosed::Cancelled),
+        ShowtimeStatus::Scheduled if starts_at <= now => Err(SalesClosed::Started),
+        ShowtimeStatus::Scheduled => Ok(()),
+    }
+}
+
 /// One screening of a film in a hall.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Showtime {
@@ -74,6 +101,13 @@ pub struct Showtime {
     pub created_at: DateTime<Utc>,
     /// When it was last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+impl Showtime {
+    /// Whether it is on sale at `now`; see [`on_sale`].
+    pub fn on_sale(&self, now: DateTime<Utc>) -> Result<(), SalesClosed> {
+        on_sale(self.status, self.starts_at, now)
+    }
 }
 
 /// The time a showtime occupies its hall: `[starts_at, ends_at)`.
@@ -269,6 +303,39 @@ mod tests {
     }
 
     #[test]
+    fn a_scheduled_showtime_is_on_sale_until_the_instant_it_starts() {
+        let starts = at(20, 0);
+        assert_eq!(
+            on_sale(ShowtimeStatus::Scheduled, starts, at(19, 59)),
+            Ok(())
+        );
+        let last_millisecond = starts - Duration::milliseconds(1);
+        assert_eq!(
+            on_sale(ShowtimeStatus::Scheduled, starts, last_millisecond),
+            Ok(())
+        );
+        assert_eq!(
+            on_sale(ShowtimeStatus::Scheduled, starts, starts),
+            Err(SalesClosed::Started)
+        );
+        assert_eq!(
+            on_sale(ShowtimeStatus::Scheduled, starts, at(21, 0)),
+            Err(SalesClosed::Started)
+        );
+    }
+
+    #[test]
+    fn a_cancelled_showtime_is_never_on_sale_and_says_so_before_it_starts_or_after() {
+        let starts = at(20, 0);
+        for now in [at(10, 0), starts, at(23, 0)] {
+            assert_eq!(
+                on_sale(ShowtimeStatus::Cancelled, starts, now),
+                Err(SalesClosed::Cancelled)
+            );
+        }
+    }
+
+    #[test]
     fn local_date_follows_the_cinema_timezone() {
         let late = Utc.with_ymd_and_hms(2026, 12, 1, 23, 30, 0).unwrap();
         assert_eq!(local_date(late, Tz::UTC).to_string(), "2026-12-01");
@@ -319,6 +386,25 @@ mod tests {
         };
         assert!(ShowtimeChanges::parse(far(MAX_DAYS_AHEAD), at(10, 0)).is_ok());
         assert!(ShowtimeChanges::parse(far(MAX_DAYS_AHEAD + 1), at(10, 0)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn on_sale_exactly_when_scheduled_and_now_is_before_the_start(
+            start in -100_000i64..100_000, now in -100_000i64..100_000, cancelled: bool,
+        ) {
+            let base = at(12, 0);
+            let status = if cancelled { ShowtimeStatus::Cancelled } else { ShowtimeStatus::Scheduled };
+            let decision = on_sale(
+                status,
+                base + Duration::milliseconds(start),
+                base + Duration::milliseconds(now),
+            );
+            prop_assert_eq!(decision.is_ok(), !cancelled && now < start);
+            if cancelled {
+                prop_assert_eq!(decision, Err(SalesClosed::Cancelled));
+            }
+        }
     }
 
     proptest! {

@@ -18,6 +18,7 @@ use boxoffice_domain::booking::{
     Booking, BookingReference, ExtendRejection, HoldRejection, SeatChange, SeatState,
 };
 use boxoffice_domain::event::{DomainEvent, EventRecord};
+use boxoffice_domain::schedule;
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
     BookingStore, BookingSummary, Conflict, Cursor, Held, HoldError, IdempotencyRecord,
@@ -296,12 +297,10 @@ impl BookingStore for PgBackend {
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(db)?;
-                Err(if status != "scheduled" {
-                    HoldError::Rejected(HoldRejection::ShowtimeCancelled)
-                } else if starts_at <= now {
-                    HoldError::Rejected(HoldRejection::ShowtimeStarted)
-                } else {
-                    HoldError::Stale
+                let status = codec::showtime_status(&status).map_err(StoreError::from)?;
+                Err(match schedule::on_sale(status, starts_at, now) {
+                    Err(closed) => HoldError::Rejected(closed.into()),
+                    Ok(()) => HoldError::Stale,
                 })
             }
         }

@@ -8,7 +8,7 @@ use boxoffice_store::{Conflict, SeatListener, StoreError};
 use boxoffice_store_sql::{
     Args, Column, Dialect, Kind, Record, Sql, Statement, Transaction, UniqueViolation, Value,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::value::RawValue;
 use sqlx::error::ErrorKind;
 use sqlx::postgres::{PgArguments, PgRow};
@@ -68,6 +68,7 @@ fn statement(
             Value::Null(Kind::Text) => query.bind(None::<String>),
             Value::Null(Kind::Uuid) => query.bind(None::<Uuid>),
             Value::Null(Kind::Time) => query.bind(None::<DateTime<Utc>>),
+            Value::Null(Kind::Date) => query.bind(None::<NaiveDate>),
             Value::Null(Kind::Json) => query.bind(None::<Json<Box<RawValue>>>),
             Value::Null(Kind::Bytes) => query.bind(None::<Vec<u8>>),
             Value::Bool(b) => query.bind(b),
@@ -76,6 +77,7 @@ fn statement(
             Value::Json(s) => query.bind(json(s)?),
             Value::Uuid(u) => query.bind(u),
             Value::Time(t) => query.bind(t),
+            Value::Date(d) => query.bind(d),
             Value::Bytes(b) => query.bind(b),
         };
     }
@@ -119,6 +121,7 @@ impl Record for PgRecord {
                 .map(|Json(raw)| Value::Json(raw.get().to_owned())),
             Kind::Uuid => get(row, column)?.map(Value::Uuid),
             Kind::Time => get(row, column)?.map(Value::Time),
+            Kind::Date => get(row, column)?.map(Value::Date),
             Kind::Bytes => get(row, column)?.map(Value::Bytes),
         };
         Ok(value.unwrap_or(Value::Null(kind)))

@@ -15,8 +15,10 @@ mod catalog;
 mod identity;
 mod outbox;
 mod payment;
+mod rows;
 mod seam;
 
+pub use catalog::ScheduleDialect;
 pub use seam::{
     Args, Column, Dialect, Json, Kind, Readable, Record, Sql, Statement, Transaction, Typed,
     UniqueViolation, Value, found, narrow, on_unique,
@@ -55,10 +57,7 @@ impl<D: Dialect> SqlStore<D> {
 #[async_trait::async_trait]
 impl<D> boxoffice_store::Store for SqlStore<D>
 where
-    D: Dialect
-        + boxoffice_store::CatalogStore
-        + boxoffice_store::VenueStore
-        + boxoffice_store::ScheduleStore
+    D: ScheduleDialect
         + boxoffice_store::BookingStore
         + boxoffice_store::PaymentStore
         + boxoffice_store::OutboxStore,

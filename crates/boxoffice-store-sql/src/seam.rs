@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use async_trait::async_trait;
 use boxoffice_domain::event::EventRecord;
 use boxoffice_store::{SeatListener, StoreError};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 /// SQL text: usually a `&'static str`, sometimes built once per call (a row lock appended).
@@ -41,6 +41,8 @@ pub enum Kind {
     Uuid,
     /// An instant (SQLite: epoch milliseconds; PostgreSQL: `timestamptz`).
     Time,
+    /// A calendar date (SQLite: `YYYY-MM-DD` text; PostgreSQL: `date`).
+    Date,
     /// A JSON document as text (SQLite: text; PostgreSQL: `jsonb`).
     Json,
     /// Bytes.
@@ -62,6 +64,8 @@ pub enum Value {
     Uuid(Uuid),
     /// See [`Kind::Time`].
     Time(DateTime<Utc>),
+    /// See [`Kind::Date`].
+    Date(NaiveDate),
     /// See [`Kind::Json`].
     Json(String),
     /// See [`Kind::Bytes`].
@@ -105,6 +109,7 @@ typed!(i64, Int, Value::Int(i) => i);
 typed!(String, Text, Value::Text(s) => s);
 typed!(Uuid, Uuid, Value::Uuid(u) => u);
 typed!(DateTime<Utc>, Time, Value::Time(t) => t);
+typed!(NaiveDate, Date, Value::Date(d) => d);
 typed!(Json, Json, Value::Json(s) => Json(s));
 typed!(Vec<u8>, Bytes, Value::Bytes(b) => b);
 
@@ -181,6 +186,11 @@ impl From<Uuid> for Value {
 impl From<DateTime<Utc>> for Value {
     fn from(t: DateTime<Utc>) -> Self {
         Value::Time(t)
+    }
+}
+impl From<NaiveDate> for Value {
+    fn from(d: NaiveDate) -> Self {
+        Value::Date(d)
     }
 }
 impl From<Json> for Value {

@@ -13,7 +13,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool};
 
 use crate::SqliteBackend as Backend;
-use crate::rows::{ms, time};
+use crate::rows::{date, ms, time};
 
 /// A write transaction on the one write connection.
 pub struct SqliteTx(pub(crate) sqlx::Transaction<'static, Sqlite>);
@@ -53,6 +53,7 @@ fn statement(sql: Statement, args: Args) -> Query<'static, Sqlite, SqliteArgumen
             Value::Text(s) | Value::Json(s) => query.bind(s),
             Value::Uuid(u) => query.bind(u),
             Value::Time(t) => query.bind(ms(t)),
+            Value::Date(d) => query.bind(d.to_string()),
             Value::Bytes(b) => query.bind(b),
         };
     }
@@ -82,6 +83,10 @@ impl Record for SqliteRecord {
                 .map(time)
                 .transpose()?
                 .map(Value::Time),
+            Kind::Date => get::<String>(row, column)?
+                .map(|text| date(&text))
+                .transpose()?
+                .map(Value::Date),
             Kind::Bytes => get(row, column)?.map(Value::Bytes),
         };
         Ok(value.unwrap_or(Value::Null(kind)))

@@ -18,6 +18,8 @@ use std::time::Duration;
 use boxoffice_domain::SeatId;
 use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange, SeatState};
 use boxoffice_domain::event::{DomainEvent, EventRecord};
+use boxoffice_domain::schedule::on_sale;
+use boxoffice_store::codec;
 use boxoffice_store::outbox::{consumers_of, encode_event};
 use boxoffice_store::{
     Held, HoldError, IdempotencyRecord, PriceBasis, REFERENCE_ATTEMPTS, StoreError, new_reference,
@@ -25,7 +27,7 @@ use boxoffice_store::{
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
-use crate::rows::ms;
+use crate::rows::{ms, time};
 
 /// One hold for the [`HoldWriter`].
 pub(crate) struct HoldJob {
@@ -214,16 +216,14 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<Held, HoldError> 
             .optional()
         })
         .map_err(store)?;
-    match state {
-        None => return Err(HoldError::Store(StoreError::NotFound)),
-        Some((status, _, _)) if status != "scheduled" => {
-            return Err(HoldError::Rejected(HoldRejection::ShowtimeCancelled));
-        }
-        Some((_, starts_at, _)) if starts_at <= now => {
-            return Err(HoldError::Rejected(HoldRejection::ShowtimeStarted));
-        }
-        Some((_, _, false)) => return Err(HoldError::Stale),
-        Some(_) => {}
+    let Some((status, starts_at, unchanged)) = state else {
+        return Err(HoldError::Store(StoreError::NotFound));
+    };
+    let status = codec::showtime_status(&status).map_err(StoreError::from)?;
+    on_sale(status, time(starts_at).map_err(StoreError::from)?, job.now)
+        .map_err(|closed| HoldError::Rejected(closed.into()))?;
+    if !unchanged {
+        return Err(HoldError::Stale);
     }
 
     let reference = insert_booking(conn, booking)?;

@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use boxoffice_domain::catalog::Movie;
-use boxoffice_domain::schedule::{ShowtimeStatus, local_date};
+use boxoffice_domain::schedule::local_date;
 use boxoffice_domain::venue::Cinema;
 use boxoffice_domain::{CinemaId, MovieId};
 use boxoffice_store::{MAX_PAGE_SIZE, PageRequest, ShowtimeFilter, ShowtimeListing};
@@ -117,8 +117,7 @@ async fn all_showtimes(
         }
     }
     let now = state.app.clock().now();
-    listings
-        .retain(|l| l.showtime.status == ShowtimeStatus::Scheduled && l.showtime.starts_at > now);
+    listings.retain(|l| l.showtime.on_sale(now).is_ok());
     Ok(listings)
 }
 

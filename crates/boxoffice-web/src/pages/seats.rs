@@ -13,7 +13,7 @@ use axum::response::Response;
 use boxoffice_app::{AppError, HoldInput, SeatMap, SeatMapEntry, SeatState};
 use boxoffice_domain::booking::{HoldRejection, TicketType};
 use boxoffice_domain::layout::SeatType;
-use boxoffice_domain::schedule::ShowtimeStatus;
+use boxoffice_domain::schedule::SalesClosed;
 use boxoffice_domain::{IdempotencyKey, SeatId, ShowtimeId};
 use sha2::{Digest, Sha256};
 
@@ -285,15 +285,13 @@ async fn map_page(
     let id = listing.showtime.id;
     let cinema = state.app.cinema(listing.cinema_id).await?;
     let now = state.app.clock().now();
-    let (on_sale, closed_reason) = if listing.showtime.status == ShowtimeStatus::Cancelled {
-        (false, "This showtime is cancelled.".to_owned())
-    } else if listing.showtime.starts_at <= now {
-        (
+    let (on_sale, closed_reason) = match listing.showtime.on_sale(now) {
+        Ok(()) => (true, String::new()),
+        Err(SalesClosed::Cancelled) => (false, "This showtime is cancelled.".to_owned()),
+        Err(SalesClosed::Started) => (
             false,
             "This showtime has started; sales are closed.".to_owned(),
-        )
-    } else {
-        (true, String::new())
+        ),
     };
     let picks = still_free(&map, picks);
     let (rows, width) = rows(&map, &picks);
