@@ -17,6 +17,8 @@ mod outbox;
 mod payment;
 mod seam;
 
+pub use outbox::OutboxDialect;
+
 pub use seam::{
     Args, Column, Dialect, Json, Kind, Readable, Record, Sql, Statement, Transaction, Typed,
     UniqueViolation, Value, found, narrow, on_unique,
@@ -61,7 +63,7 @@ where
         + boxoffice_store::ScheduleStore
         + boxoffice_store::BookingStore
         + boxoffice_store::PaymentStore
-        + boxoffice_store::OutboxStore,
+        + OutboxDialect,
 {
     async fn ping(&self) -> Result<(), boxoffice_store::StoreError> {
         self.reader().execute("SELECT 1", args![]).await?;
