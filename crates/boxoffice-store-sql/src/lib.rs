@@ -19,6 +19,7 @@ mod rows;
 mod seam;
 
 pub use catalog::ScheduleDialect;
+pub use outbox::OutboxDialect;
 pub use seam::{
     Args, Column, Dialect, Json, Kind, Readable, Record, Sql, Statement, Transaction, Typed,
     UniqueViolation, Value, found, narrow, on_unique,
@@ -60,7 +61,7 @@ where
     D: ScheduleDialect
         + boxoffice_store::BookingStore
         + boxoffice_store::PaymentStore
-        + boxoffice_store::OutboxStore,
+        + OutboxDialect,
 {
     async fn ping(&self) -> Result<(), boxoffice_store::StoreError> {
         self.reader().execute("SELECT 1", args![]).await?;
