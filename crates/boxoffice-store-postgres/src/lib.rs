@@ -696,7 +696,7 @@ impl ScheduleStore for PgBackend {
         let change = if seats.is_empty() {
             None
         } else {
-            booking::announce(&mut tx, id, seats, None).await?
+            Some(booking::announce(&mut tx, id, seats).await?)
         };
         tx.commit().await.map_err(db)?;
         Ok(change)

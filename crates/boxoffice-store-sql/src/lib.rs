@@ -17,6 +17,10 @@ mod outbox;
 mod payment;
 mod seam;
 
+pub use booking::{
+    BookingDialect, announce, expired_events, freed_by_showtime, hold_refusal, hold_sql,
+    insert_idempotency_record, read_booking, release, sweep,
+};
 pub use seam::{
     Args, Column, Dialect, Json, Kind, Readable, Record, Sql, Statement, Transaction, Typed,
     UniqueViolation, Value, found, narrow, on_unique,
@@ -59,7 +63,7 @@ where
         + boxoffice_store::CatalogStore
         + boxoffice_store::VenueStore
         + boxoffice_store::ScheduleStore
-        + boxoffice_store::BookingStore
+        + booking::BookingDialect
         + boxoffice_store::PaymentStore
         + boxoffice_store::OutboxStore,
 {
