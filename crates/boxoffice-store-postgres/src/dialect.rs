@@ -26,6 +26,10 @@ pub struct PgTx(pub(crate) sqlx::Transaction<'static, Postgres>);
 #[derive(Clone, Debug)]
 pub struct PgPoolHandle(pub(crate) PgPool);
 
+/// A connection sqlx code of this crate already holds (its transaction), lent to the shared
+/// statements.
+pub struct PgConn<'c>(pub(crate) &'c mut sqlx::PgConnection);
+
 /// A row PostgreSQL returned.
 pub struct PgRecord(PgRow);
 
@@ -187,6 +191,7 @@ macro_rules! sql_on {
 
 sql_on!(PgTx, tx => &mut *tx.0);
 sql_on!(PgPoolHandle, pool => &pool.0);
+sql_on!(PgConn<'_>, conn => &mut *conn.0);
 
 #[async_trait]
 impl Transaction for PgTx {

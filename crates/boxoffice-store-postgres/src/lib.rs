@@ -75,8 +75,6 @@ impl PgBackend {
 
 pub(crate) use dialect::store_error as db;
 
-pub(crate) use boxoffice_store_sql::found;
-
 #[async_trait]
 impl ScheduleDialect for PgBackend {
     /// All the bookings' seats in one statement; the seat map's version is bumped whatever the
@@ -95,6 +93,6 @@ impl ScheduleDialect for PgBackend {
         if seats.is_empty() {
             return Ok(None);
         }
-        booking::announce(&mut tx.0, showtime, seats, None).await
+        Ok(Some(booking::announce(&mut tx.0, showtime, seats).await?))
     }
 }

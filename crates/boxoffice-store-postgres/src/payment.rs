@@ -297,7 +297,7 @@ async fn release_held(tx: &mut Tx, booking: &Booking) -> Result<Option<SeatChang
         .filter(|i| released.contains(&i.seat_id))
         .map(|i| (i.seat_id, SeatState::Available))
         .collect();
-    announce(tx, booking.showtime_id, seats, None).await
+    announce(tx, booking.showtime_id, seats).await.map(Some)
 }
 
 /// Makes every seat of `booking` its own claim, taking over lapsed holds' claims; all or none.
@@ -405,9 +405,7 @@ async fn settle_success(
                 .iter()
                 .map(|i| (i.seat_id, SeatState::Sold))
                 .collect();
-            let change = announce(tx, booking.showtime_id, seats, None)
-                .await?
-                .ok_or(StoreError::NotFound)?;
+            let change = announce(tx, booking.showtime_id, seats).await?;
             ledger(
                 tx,
                 payment.id,
@@ -664,7 +662,7 @@ impl PaymentStore for PgBackend {
         )
         .await?;
         if let Some(record) = idempotency
-            && !insert_record(&mut *tx, record).await?
+            && !insert_record(&mut tx, record).await?
         {
             return Err(StoreError::Conflict(Conflict::IdempotencyKeyTaken));
         }
@@ -983,7 +981,7 @@ impl PaymentStore for PgBackend {
         let payment = lock_payment(&mut tx, request.payment_id).await?;
         let refund = reserve(&mut tx, &payment, request, None).await?;
         if let Some(record) = idempotency
-            && !insert_record(&mut *tx, record).await?
+            && !insert_record(&mut tx, record).await?
         {
             return Err(StoreError::Conflict(Conflict::IdempotencyKeyTaken));
         }
@@ -1041,9 +1039,7 @@ impl PaymentStore for PgBackend {
             .filter(|i| freed.contains(&i.seat_id.0))
             .map(|i| (i.seat_id, SeatState::Available))
             .collect();
-        let change = announce(&mut tx, b.showtime_id, seats, None)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let change = announce(&mut tx, b.showtime_id, seats).await?;
         let paid: Option<PaymentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{PAYMENT_COLUMNS} WHERE booking_id = $1 AND status IN \
              ('succeeded', 'partially_refunded') ORDER BY created_at DESC LIMIT 1 FOR UPDATE"

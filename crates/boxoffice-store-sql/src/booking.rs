@@ -1,19 +1,400 @@
-//! Port methods the backends still implement themselves (`BookingStore`), handed through.
+//! Bookings and their items, the seat claims that make a seat exclusive (invariant 1), the
+//! per-showtime seat-map version, and idempotency records.
+//!
+//! Written once for both backends. What differs is behind [`BookingDialect`]: how a hold is
+//! written (SQLite's hold-writer thread with group commit; PostgreSQL's claims in seat order with
+//! `unnest` batches), how the sweeper claims lapsed holds (SQLite: on the hold writer's thread,
+//! so that one connection writes holds; PostgreSQL: `FOR UPDATE SKIP LOCKED`), and how a seat
+//! change is announced (PostgreSQL also sends it with `NOTIFY`).
+//!
+//! Invariant 1 is the primary key of `seat_claims`: a claim is inserted, or takes over a claim
+//! whose hold has lapsed, or the hold fails. Nothing here weakens it.
+
+use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
-#[allow(unused_imports)]
-use boxoffice_domain::{booking::*, catalog::*, event::*, payment::*, schedule::*, venue::*, *};
-#[allow(unused_imports)]
-use boxoffice_store::{outbox::*, *};
-#[allow(unused_imports)]
-use chrono::{DateTime, NaiveDate, Utc};
-#[allow(unused_imports)]
+use boxoffice_domain::booking::{
+    Booking, BookingReference, ExtendRejection, SeatChange, SeatState,
+};
+use boxoffice_domain::event::{DomainEvent, EventRecord};
+use boxoffice_domain::schedule::on_sale;
+use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
+use boxoffice_store::{
+    BookingStore, BookingSummary, Conflict, Cursor, Held, HoldError, IdempotencyRecord, Page,
+    PageRequest, PriceBasis, SeatStates, StoreError, codec,
+};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Dialect, SqlStore};
+use crate::{Dialect, Json, Record, Sql, SqlStore, Transaction, args};
+
+/// What a backend does its own way in the booking part of the store.
+#[async_trait]
+pub trait BookingDialect: Dialect {
+    /// Adds one to the seat-map version of the showtime `$1` and returns the new
+    /// `seat_version`; `$2` is the change's seats as JSON ([`codec::seat_changes_to_json`]),
+    /// which PostgreSQL sends to its listeners with the version (`NOTIFY`, delivered on commit)
+    /// and SQLite, whose one process has no one to tell, leaves unused.
+    const ANNOUNCE: &'static str;
+
+    /// [`BookingStore::hold_seats`].
+    async fn hold_seats(
+        &self,
+        booking: &Booking,
+        basis: &PriceBasis,
+        now: DateTime<Utc>,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<Held, HoldError>;
+
+    /// [`BookingStore::expire_holds`]: expires up to `limit` lapsed holds
+    /// ([`hold_sql::expire`]), writes their [`expired_events`], releases the seats they still
+    /// claim and announces one change per showtime ([`freed_by_showtime`]), in one transaction.
+    /// PostgreSQL runs [`sweep`]; SQLite the same statements on its hold writer's thread.
+    async fn expire_holds(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<SeatChange>, StoreError>;
+}
+
+/// The statements of a hold and of the sweeper that both backends run, on whichever connection
+/// writes them (SQLite's hold writer binds them positionally, so each `$n` first appears in
+/// order).
+pub mod hold_sql {
+    /// Inserts a hold's booking row (`$2` its reference) unless the reference is taken.
+    pub const INSERT_BOOKING: &str = "INSERT INTO bookings (id, reference, user_id, showtime_id, \
+         status, total, currency, expires_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (reference) DO NOTHING";
+    /// The showtime `$1`'s `status`, `starts_at`, and whether it, its hall and its cinema are
+    /// still at the revisions `$2`, `$3` and `$4` (`current`): what [`super::hold_refusal`]
+    /// judges. (`$2` comes first: SQLite's hold writer binds this one by name.)
+    pub const SHOWTIME_ON_SALE: &str = "SELECT s.status, s.starts_at, \
+         s.revision = $2 AND h.revision = $3 AND c.revision = $4 AS current \
+         FROM showtimes s JOIN halls h ON h.id = s.hall_id JOIN cinemas c ON c.id = h.cinema_id \
+         WHERE s.id = $1";
+    /// Stores an idempotency record unless the caller's key is stored.
+    pub const INSERT_IDEMPOTENCY_RECORD: &str = "INSERT INTO idempotency_keys \
+         (user_id, key, request_hash, outcome, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (user_id, key) DO NOTHING";
+
+    /// Expires the lapsed holds (held, or awaiting a payment whose window closed) at `$1`,
+    /// oldest expiry first, `$2` at most, returning `id`, `user_id` and `showtime_id`. `lock`
+    /// ends the choice of rows: PostgreSQL's `FOR UPDATE SKIP LOCKED`, so that sweepers in other
+    /// processes take other bookings instead of waiting; nothing on SQLite.
+    pub fn expire(lock: &str) -> String {
+        format!(
+            "UPDATE bookings SET status = 'expired', updated_at = $1 WHERE id IN ( \
+                 SELECT id FROM bookings WHERE status IN ('held', 'awaiting_payment') \
+                 AND expires_at <= $1 ORDER BY expires_at LIMIT $2 {lock}) \
+             RETURNING id, user_id, showtime_id"
+        )
+    }
+
+    /// Deletes the held claims of `count` bookings (`$1` …), locked first in (showtime, seat)
+    /// order with `lock` (PostgreSQL's `FOR UPDATE`: the order every hold, cancellation and
+    /// sweep locks in), returning `showtime_id` and `seat_id`.
+    pub fn release(lock: &str, count: usize) -> String {
+        let list = super::placeholders(1, count);
+        format!(
+            "WITH locked AS MATERIALIZED ( \
+                 SELECT showtime_id, seat_id FROM seat_claims \
+                 WHERE state = 'held' AND booking_id IN {list} \
+                 ORDER BY showtime_id, seat_id {lock}) \
+             DELETE FROM seat_claims WHERE state = 'held' AND booking_id IN {list} \
+                 AND EXISTS (SELECT 1 FROM locked \
+                     WHERE locked.showtime_id = seat_claims.showtime_id \
+                     AND locked.seat_id = seat_claims.seat_id) \
+             RETURNING showtime_id, seat_id"
+        )
+    }
+}
+
+/// The statements of a hold's extension.
+mod extend_sql {
+    /// The seats the booking `$1` still claims as held. PostgreSQL appends its row locks.
+    pub const CLAIMED_SEATS: &str = "SELECT seat_id FROM seat_claims \
+         WHERE booking_id = $1 AND state = 'held' ORDER BY showtime_id, seat_id";
+    /// Gives the booking `$1` the expiry `$2` and marks it extended (`$3`, true).
+    pub const EXTEND_BOOKING: &str =
+        "UPDATE bookings SET expires_at = $2, hold_extended = $3 WHERE id = $1";
+    /// Gives the held claims of the booking `$1` the expiry `$2`.
+    pub const EXTEND_CLAIMS: &str =
+        "UPDATE seat_claims SET expires_at = $2 WHERE booking_id = $1 AND state = 'held'";
+}
+
+/// The columns of a booking row, as [`booking_of`] reads them.
+const BOOKING_SELECT: &str = "SELECT b.id, b.reference, b.user_id, b.showtime_id, b.status, \
+     b.hold_extended, b.total, b.currency, b.expires_at, b.created_at, b.updated_at \
+     FROM bookings b ";
+
+/// The rows of [`BookingSummary`]s: every column of [`BOOKING_SELECT`] and, from its showtime
+/// `s`, film `m`, hall `h` and cinema `c`, `movie_title`, `cinema_name`, `hall_name`,
+/// `starts_at` and `timezone`.
+const SUMMARY_SELECT: &str = "SELECT b.id, b.reference, b.user_id, b.showtime_id, \
+     b.status, b.hold_extended, b.total, b.currency, b.expires_at, b.created_at, b.updated_at, \
+     m.title AS movie_title, c.name AS cinema_name, h.name AS hall_name, \
+     s.starts_at AS starts_at, c.timezone AS timezone \
+     FROM bookings b JOIN showtimes s ON s.id = b.showtime_id \
+     JOIN movies m ON m.id = s.movie_id JOIN halls h ON h.id = s.hall_id \
+     JOIN cinemas c ON c.id = h.cinema_id ";
+
+/// The items of the bookings whose ids are bound, in their order; append the id list.
+const ITEMS_OF: &str = "SELECT booking_id, seat_id, label, seat_type, ticket_type, price \
+     FROM booking_items WHERE booking_id IN ";
+
+/// `($first, $first+1, …)` for `count` arguments: a list both dialects bind (PostgreSQL's
+/// arrays are not part of the seam).
+fn placeholders(first: usize, count: usize) -> String {
+    let list: Vec<String> = (first..first + count).map(|i| format!("${i}")).collect();
+    format!("({})", list.join(", "))
+}
+
+/// A booking without its items, from a row with the columns of [`BOOKING_SELECT`].
+fn booking_of(row: &impl Record) -> Result<Booking, StoreError> {
+    Ok(Booking {
+        id: BookingId(row.get("id")?),
+        reference: codec::booking_reference(&row.get::<String>("reference")?)?,
+        user_id: UserId(row.get("user_id")?),
+        showtime_id: ShowtimeId(row.get("showtime_id")?),
+        status: codec::booking_status(&row.get::<String>("status")?)?,
+        items: Vec::new(),
+        total: row.get("total")?,
+        currency: codec::currency(&row.get::<String>("currency")?)?,
+        expires_at: row.get("expires_at")?,
+        extended: row.get("hold_extended")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+/// Gives each booking its items, read in one statement (items never change once written, so a
+/// second statement cannot see other ones).
+async fn assemble(
+    sql: &mut impl Sql,
+    mut bookings: Vec<Booking>,
+) -> Result<Vec<Booking>, StoreError> {
+    if bookings.is_empty() {
+        return Ok(bookings);
+    }
+    let ids = bookings.iter().map(|b| b.id.0.into()).collect();
+    let statement = format!(
+        "{ITEMS_OF}{} ORDER BY booking_id, position",
+        placeholders(1, bookings.len())
+    );
+    let mut items: BTreeMap<Uuid, Vec<_>> = BTreeMap::new();
+    for row in sql.fetch_all(statement, ids).await? {
+        let item = codec::booking_item(
+            row.get("seat_id")?,
+            row.get("label")?,
+            &row.get::<String>("seat_type")?,
+            &row.get::<String>("ticket_type")?,
+            row.get("price")?,
+        )?;
+        items.entry(row.get("booking_id")?).or_default().push(item);
+    }
+    for booking in &mut bookings {
+        booking.items = items.remove(&booking.id.0).unwrap_or_default();
+    }
+    Ok(bookings)
+}
+
+/// One booking with its items.
+pub async fn read_booking(sql: &mut impl Sql, id: BookingId) -> Result<Booking, StoreError> {
+    let row = sql
+        .fetch_one(format!("{BOOKING_SELECT}WHERE b.id = $1"), args![id.0])
+        .await?;
+    let booking = booking_of(&row)?;
+    assemble(sql, vec![booking])
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound)
+}
+
+/// Adds one to a showtime's seat-map version and announces the change ([`BookingDialect::ANNOUNCE`]).
+/// Run it last in its transaction: on PostgreSQL the version row stays locked until commit.
+pub async fn announce<D: BookingDialect>(
+    sql: &mut impl Sql,
+    showtime: ShowtimeId,
+    seats: Vec<(SeatId, SeatState)>,
+) -> Result<SeatChange, StoreError> {
+    let json = Json(codec::seat_changes_to_json(&seats));
+    let row = sql.fetch_one(D::ANNOUNCE, args![showtime.0, json]).await?;
+    Ok(SeatChange {
+        showtime_id: showtime,
+        version: row.get("seat_version")?,
+        seats,
+    })
+}
+
+/// Deletes the held claims of `bookings`, locking them in (showtime, seat) order first on
+/// PostgreSQL (the order every hold, cancellation and sweep locks in); returns the seats
+/// released, in that order.
+pub async fn release<D: Dialect>(
+    sql: &mut impl Sql,
+    bookings: &[BookingId],
+) -> Result<Vec<(ShowtimeId, SeatId)>, StoreError> {
+    if bookings.is_empty() {
+        return Ok(Vec::new());
+    }
+    let statement = hold_sql::release(D::FOR_UPDATE, bookings.len());
+    let ids = bookings.iter().map(|b| b.0.into()).collect();
+    let mut seats = sql
+        .fetch_all(statement, ids)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                ShowtimeId(row.get("showtime_id")?),
+                SeatId(row.get("seat_id")?),
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    seats.sort_unstable();
+    Ok(seats)
+}
+
+/// [`BookingDialect::expire_holds`] on the backend's own transactions, with `lock` ending the
+/// choice of lapsed holds (see [`hold_sql::expire`]).
+pub async fn sweep<D: BookingDialect>(
+    dialect: &D,
+    now: DateTime<Utc>,
+    limit: u32,
+    lock: &str,
+) -> Result<Vec<SeatChange>, StoreError> {
+    let mut tx = dialect.begin().await?;
+    let expired = tx
+        .fetch_all(hold_sql::expire(lock), args![now, limit])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                BookingId(row.get("id")?),
+                UserId(row.get("user_id")?),
+                ShowtimeId(row.get("showtime_id")?),
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if expired.is_empty() {
+        return Ok(Vec::new());
+    }
+    let due: Vec<BookingId> = expired.iter().map(|(booking, _, _)| *booking).collect();
+    D::write_events(&mut tx, &expired_events(expired, now)).await?;
+    let freed = freed_by_showtime(release::<D>(&mut tx, &due).await?);
+    let mut changes = Vec::with_capacity(freed.len());
+    for (showtime, seats) in freed {
+        changes.push(announce::<D>(&mut tx, showtime, seats).await?);
+    }
+    tx.commit().await?;
+    Ok(changes)
+}
+
+/// Stores an idempotency record unless the caller's key is stored; whether it was stored.
+pub async fn insert_idempotency_record(
+    sql: &mut impl Sql,
+    record: &IdempotencyRecord,
+) -> Result<bool, StoreError> {
+    let stored = sql
+        .execute(
+            hold_sql::INSERT_IDEMPOTENCY_RECORD,
+            args![
+                record.user_id.0,
+                &record.key,
+                &record.request_hash,
+                &record.outcome,
+                record.created_at
+            ],
+        )
+        .await?;
+    Ok(stored == 1)
+}
+
+/// Why a hold of a showtime with this stored `status` and start is refused at `now`, if it is:
+/// not on sale (the domain's [`on_sale`]: cancelled or started), or (`current` false) changed
+/// since the hold was priced. An unreadable stored status refuses it as a store error.
+pub fn hold_refusal(
+    status: &str,
+    starts_at: DateTime<Utc>,
+    current: bool,
+    now: DateTime<Utc>,
+) -> Option<HoldError> {
+    let status = match boxoffice_store::codec::showtime_status(status) {
+        Ok(status) => status,
+        Err(e) => return Some(HoldError::Store(e.into())),
+    };
+    if let Err(closed) = on_sale(status, starts_at, now) {
+        Some(HoldError::Rejected(closed.into()))
+    } else if !current {
+        Some(HoldError::Stale)
+    } else {
+        None
+    }
+}
+
+/// The `booking.expired` events of the holds a sweep expired, given as (booking, user,
+/// showtime), in booking order.
+pub fn expired_events(
+    mut expired: Vec<(BookingId, UserId, ShowtimeId)>,
+    now: DateTime<Utc>,
+) -> Vec<EventRecord> {
+    expired.sort();
+    expired
+        .into_iter()
+        .map(|(booking_id, user_id, showtime_id)| {
+            let event = DomainEvent::BookingExpired {
+                booking_id,
+                user_id,
+                showtime_id,
+            };
+            EventRecord::new(event, now)
+        })
+        .collect()
+}
+
+/// The seats a sweep released, as available, grouped by showtime (in showtime order).
+pub fn freed_by_showtime(
+    released: impl IntoIterator<Item = (ShowtimeId, SeatId)>,
+) -> BTreeMap<ShowtimeId, Vec<(SeatId, SeatState)>> {
+    let mut freed: BTreeMap<ShowtimeId, Vec<(SeatId, SeatState)>> = BTreeMap::new();
+    for (showtime, seat) in released {
+        freed
+            .entry(showtime)
+            .or_default()
+            .push((seat, SeatState::Available));
+    }
+    freed
+}
+
+/// The event of an extension applied to `booking` (already carrying its new expiry) at `now`.
+fn hold_extended(booking: &Booking, now: DateTime<Utc>) -> EventRecord {
+    EventRecord::new(
+        DomainEvent::BookingHoldExtended {
+            booking_id: booking.id,
+            user_id: booking.user_id,
+            showtime_id: booking.showtime_id,
+            expires_at: booking.expires_at,
+        },
+        now,
+    )
+}
+
+/// A user's bookings without their items, newest first, one more than the page holds, read
+/// with `select` ([`BOOKING_SELECT`] or [`SUMMARY_SELECT`]: both name the booking `b`).
+async fn page_rows<S: Sql>(
+    sql: &mut S,
+    select: &str,
+    user: UserId,
+    page: &PageRequest,
+) -> Result<Vec<S::Row>, StoreError> {
+    let statement = format!(
+        "{select}WHERE b.user_id = $1 AND ($2 IS NULL OR b.id < $2) ORDER BY b.id DESC LIMIT $3"
+    );
+    let after = page.after.as_ref().map(|c| c.id);
+    sql.fetch_all(statement, args![user.0, after, i64::from(page.limit) + 1])
+        .await
+}
 
 #[async_trait]
-impl<D: Dialect + BookingStore> BookingStore for SqlStore<D> {
+impl<D: BookingDialect> BookingStore for SqlStore<D> {
     async fn hold_seats(
         &self,
         booking: &Booking,
@@ -25,50 +406,166 @@ impl<D: Dialect + BookingStore> BookingStore for SqlStore<D> {
             .hold_seats(booking, basis, now, idempotency)
             .await
     }
+
     async fn confirmed_bookings_of_showtime(
         &self,
         showtime: ShowtimeId,
     ) -> Result<Vec<BookingId>, StoreError> {
-        self.dialect.confirmed_bookings_of_showtime(showtime).await
+        let rows = self
+            .reader()
+            .fetch_all(
+                "SELECT id FROM bookings WHERE showtime_id = $1 AND status = 'confirmed' \
+                 ORDER BY created_at, id",
+                args![showtime.0],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| Ok(BookingId(row.get("id")?)))
+            .collect()
     }
+
     async fn booking(&self, id: BookingId) -> Result<Booking, StoreError> {
-        self.dialect.booking(id).await
+        read_booking(&mut self.reader(), id).await
     }
+
     async fn booking_by_reference(
         &self,
         reference: &BookingReference,
     ) -> Result<Booking, StoreError> {
-        self.dialect.booking_by_reference(reference).await
+        let mut reader = self.reader();
+        let row = reader
+            .fetch_one(
+                "SELECT id FROM bookings WHERE reference = $1",
+                args![reference.compact()],
+            )
+            .await?;
+        read_booking(&mut reader, BookingId(row.get("id")?)).await
     }
+
     async fn bookings_of_user(
         &self,
         user: UserId,
         page: &PageRequest,
     ) -> Result<Page<Booking>, StoreError> {
-        self.dialect.bookings_of_user(user, page).await
+        let mut reader = self.reader();
+        let rows = page_rows(&mut reader, BOOKING_SELECT, user, page).await?;
+        let bookings = rows.iter().map(booking_of).collect::<Result<_, _>>()?;
+        let bookings = assemble(&mut reader, bookings).await?;
+        Ok(Page::from_overfetch(bookings, page.limit, |b: &Booking| {
+            Cursor::after_id(b.id.0)
+        }))
     }
+
     async fn booking_summaries_of_user(
         &self,
         user: UserId,
         page: &PageRequest,
     ) -> Result<Page<BookingSummary>, StoreError> {
-        self.dialect.booking_summaries_of_user(user, page).await
+        let mut reader = self.reader();
+        let rows = page_rows(&mut reader, SUMMARY_SELECT, user, page).await?;
+        let bookings = rows.iter().map(booking_of).collect::<Result<_, _>>()?;
+        let bookings = assemble(&mut reader, bookings).await?;
+        let summaries = bookings
+            .into_iter()
+            .zip(&rows)
+            .map(|(booking, row)| {
+                Ok(BookingSummary {
+                    booking,
+                    movie_title: row.get("movie_title")?,
+                    cinema_name: row.get("cinema_name")?,
+                    hall_name: row.get("hall_name")?,
+                    starts_at: row.get("starts_at")?,
+                    timezone: codec::timezone(&row.get::<String>("timezone")?)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Page::from_overfetch(
+            summaries,
+            page.limit,
+            |s: &BookingSummary| Cursor::after_id(s.booking.id.0),
+        ))
     }
+
     async fn cancel_hold(
         &self,
         id: BookingId,
         now: DateTime<Utc>,
     ) -> Result<(Booking, SeatChange), StoreError> {
-        self.dialect.cancel_hold(id, now).await
+        let mut tx = self.begin().await?;
+        let cancelled = tx
+            .execute(
+                "UPDATE bookings SET status = 'cancelled', updated_at = $2 \
+                 WHERE id = $1 AND ((status = 'held' AND expires_at > $2) \
+                     OR status = 'awaiting_payment')",
+                args![id.0, now],
+            )
+            .await?;
+        if cancelled == 0 {
+            read_booking(&mut tx, id).await?;
+            return Err(StoreError::Conflict(Conflict::BookingNotCancellable));
+        }
+        let released: HashSet<SeatId> = release::<D>(&mut tx, &[id])
+            .await?
+            .into_iter()
+            .map(|(_, seat)| seat)
+            .collect();
+        let booking = read_booking(&mut tx, id).await?;
+        let event = DomainEvent::BookingCancelled {
+            booking_id: booking.id,
+            user_id: booking.user_id,
+            showtime_id: booking.showtime_id,
+            reason: "cancelled_by_customer".to_owned(),
+        };
+        D::write_events(&mut tx, &[EventRecord::new(event, now)]).await?;
+        let seats = booking
+            .items
+            .iter()
+            .filter(|i| released.contains(&i.seat_id))
+            .map(|i| (i.seat_id, SeatState::Available))
+            .collect();
+        let change = announce::<D>(&mut tx, booking.showtime_id, seats).await?;
+        tx.commit().await?;
+        Ok((booking, change))
     }
+
     async fn extend_hold(
         &self,
         id: BookingId,
         extension: chrono::Duration,
         now: DateTime<Utc>,
     ) -> Result<Result<Booking, ExtendRejection>, StoreError> {
-        self.dialect.extend_hold(id, extension, now).await
+        let mut tx = self.begin().await?;
+        // The booking's row, then its claims in (showtime, seat) order: the order every hold,
+        // cancellation and sweep locks in. A racing extension waits here and then reads this
+        // one's result. (SQLite: the write lock, held from the first statement, does as much.)
+        tx.fetch_one(
+            format!("SELECT id FROM bookings WHERE id = $1 {}", D::FOR_UPDATE),
+            args![id.0],
+        )
+        .await?;
+        let mut booking = read_booking(&mut tx, id).await?;
+        let claimed = tx
+            .fetch_all(
+                format!("{} {}", extend_sql::CLAIMED_SEATS, D::FOR_UPDATE),
+                args![id.0],
+            )
+            .await?;
+        let seats_claimed = claimed.len() == booking.items.len();
+        let expires_at = match booking.extended_expiry(extension, seats_claimed, now) {
+            Ok(at) => at,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        tx.execute(extend_sql::EXTEND_BOOKING, args![id.0, expires_at, true])
+            .await?;
+        tx.execute(extend_sql::EXTEND_CLAIMS, args![id.0, expires_at])
+            .await?;
+        booking.expires_at = expires_at;
+        booking.extended = true;
+        D::write_events(&mut tx, &[hold_extended(&booking, now)]).await?;
+        tx.commit().await?;
+        Ok(Ok(booking))
     }
+
     async fn expire_holds(
         &self,
         now: DateTime<Utc>,
@@ -76,27 +573,81 @@ impl<D: Dialect + BookingStore> BookingStore for SqlStore<D> {
     ) -> Result<Vec<SeatChange>, StoreError> {
         self.dialect.expire_holds(now, limit).await
     }
+
     async fn seat_states(
         &self,
         showtime: ShowtimeId,
         now: DateTime<Utc>,
     ) -> Result<SeatStates, StoreError> {
-        self.dialect.seat_states(showtime, now).await
+        // One statement: the version and the claims come from the same snapshot.
+        let rows = self
+            .reader()
+            .fetch_all(
+                "SELECT s.seat_version, c.seat_id, c.state FROM showtimes s \
+                 LEFT JOIN seat_claims c ON c.showtime_id = s.id \
+                     AND (c.state = 'sold' OR c.expires_at > $2) \
+                 WHERE s.id = $1",
+                args![showtime.0, now],
+            )
+            .await?;
+        let version = match rows.first() {
+            Some(row) => row.get("seat_version")?,
+            None => return Err(StoreError::NotFound),
+        };
+        let mut taken = Vec::new();
+        for row in &rows {
+            let seat: Option<Uuid> = row.get("seat_id")?;
+            let state: Option<String> = row.get("state")?;
+            if let (Some(seat), Some(state)) = (seat, state) {
+                let state = if state == "sold" {
+                    SeatState::Sold
+                } else {
+                    SeatState::Held
+                };
+                taken.push((SeatId(seat), state));
+            }
+        }
+        Ok(SeatStates { version, taken })
     }
+
     async fn idempotency_record(
         &self,
         user: UserId,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.dialect.idempotency_record(user, key).await
+        let row = self
+            .reader()
+            .fetch_optional(
+                "SELECT request_hash, outcome, created_at FROM idempotency_keys \
+                 WHERE user_id = $1 AND key = $2",
+                args![user.0, key],
+            )
+            .await?;
+        row.map(|row| {
+            Ok(IdempotencyRecord {
+                user_id: user,
+                key: key.to_owned(),
+                request_hash: row.get("request_hash")?,
+                outcome: row.get("outcome")?,
+                created_at: row.get("created_at")?,
+            })
+        })
+        .transpose()
     }
+
     async fn save_idempotency_record(
         &self,
         record: &IdempotencyRecord,
     ) -> Result<bool, StoreError> {
-        self.dialect.save_idempotency_record(record).await
+        insert_idempotency_record(&mut self.writer(), record).await
     }
+
     async fn purge_idempotency_records(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.dialect.purge_idempotency_records(before).await
+        self.writer()
+            .execute(
+                "DELETE FROM idempotency_keys WHERE created_at < $1",
+                args![before],
+            )
+            .await
     }
 }

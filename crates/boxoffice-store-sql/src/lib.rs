@@ -18,6 +18,10 @@ mod payment;
 mod rows;
 mod seam;
 
+pub use booking::{
+    BookingDialect, announce, expired_events, freed_by_showtime, hold_refusal, hold_sql,
+    insert_idempotency_record, read_booking, release, sweep,
+};
 pub use catalog::ScheduleDialect;
 pub use outbox::OutboxDialect;
 pub use seam::{
@@ -58,10 +62,7 @@ impl<D: Dialect> SqlStore<D> {
 #[async_trait::async_trait]
 impl<D> boxoffice_store::Store for SqlStore<D>
 where
-    D: ScheduleDialect
-        + boxoffice_store::BookingStore
-        + boxoffice_store::PaymentStore
-        + OutboxDialect,
+    D: ScheduleDialect + BookingDialect + boxoffice_store::PaymentStore + OutboxDialect,
 {
     async fn ping(&self) -> Result<(), boxoffice_store::StoreError> {
         self.reader().execute("SELECT 1", args![]).await?;

@@ -1,5 +1,6 @@
 //! The SQLite hold writer: a thread of its own with its own write connection (rusqlite), that
-//! runs queued holds back to back and commits them in groups.
+//! runs queued holds back to back and commits them in groups, and runs the hold sweeper
+//! (`expire_holds`) between them, so that one connection writes holds and their expiry.
 //!
 //! Why not sqlx here: sqlx runs every SQLite connection on a worker thread and every statement
 //! is a round trip to it over a channel. Under a hold storm the profile of the server was half
@@ -10,23 +11,29 @@
 //!
 //! Invariant 1 is still the primary key of `seat_claims`: a claim is inserted, or takes over a
 //! claim whose hold has lapsed (`ON CONFLICT … DO UPDATE … WHERE`), or the hold fails.
+//!
+//! The statements both backends run are the shared store's (`boxoffice_store_sql::hold_sql`),
+//! bound positionally: each of their `$n` first appears in order, which SQLite numbers as `n`.
 
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use boxoffice_domain::SeatId;
 use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange, SeatState};
 use boxoffice_domain::event::{DomainEvent, EventRecord};
-use boxoffice_domain::schedule::on_sale;
-use boxoffice_store::codec;
+use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::outbox::{consumers_of, encode_event};
 use boxoffice_store::{
     Held, HoldError, IdempotencyRecord, PriceBasis, REFERENCE_ATTEMPTS, StoreError, new_reference,
 };
+use boxoffice_store_sql::{
+    BookingDialect, expired_events, freed_by_showtime, hold_refusal, hold_sql,
+};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use uuid::Uuid;
 
+use crate::SqliteBackend;
 use crate::rows::{ms, time};
 
 /// One hold for the [`HoldWriter`].
@@ -43,10 +50,26 @@ pub(crate) struct HoldJob {
 
 type Reply = tokio::sync::oneshot::Sender<Result<Held, HoldError>>;
 
+/// What the hold thread is asked to do.
+enum Job {
+    /// One hold, answered once its batch has committed.
+    Hold(Box<HoldJob>, Reply),
+    /// One sweep of lapsed holds (`BookingStore::expire_holds`), in a transaction of its own.
+    Expire {
+        now: DateTime<Utc>,
+        limit: u32,
+        reply: tokio::sync::oneshot::Sender<Result<Vec<SeatChange>, StoreError>>,
+    },
+}
+
 /// The handle of the hold thread; the thread ends when the handle is dropped.
 #[derive(Debug)]
 pub(crate) struct HoldWriter {
-    jobs: mpsc::Sender<(HoldJob, Reply)>,
+    jobs: mpsc::Sender<Job>,
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::Other(anyhow::anyhow!("the hold writer stopped"))
 }
 
 impl HoldWriter {
@@ -59,20 +82,16 @@ impl HoldWriter {
     /// mode: the sqlx writer creates it) and starts the thread.
     pub(crate) fn start(path: &Path) -> anyhow::Result<Self> {
         let conn = open(path)?;
-        let (jobs, queue) = mpsc::channel::<(HoldJob, Reply)>();
+        let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-holds".into())
             .spawn(move || {
                 let mut conn = conn;
                 while let Ok(first) = queue.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < Self::BATCH {
-                        match queue.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
+                    let mut next = Some(first);
+                    while let Some(job) = next.take() {
+                        next = run(&mut conn, &queue, job);
                     }
-                    hold_batch(&mut conn, batch);
                 }
             })?;
         Ok(Self { jobs })
@@ -81,14 +100,119 @@ impl HoldWriter {
     /// Queues a hold and waits for its answer, which comes once its batch has committed.
     pub(crate) async fn hold(&self, job: HoldJob) -> Result<Held, HoldError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let gone = || {
-            HoldError::Store(StoreError::Other(anyhow::anyhow!(
-                "the hold writer stopped"
-            )))
-        };
-        self.jobs.send((job, reply)).map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        self.jobs
+            .send(Job::Hold(Box::new(job), reply))
+            .map_err(|_| writer_stopped())?;
+        answer.await.map_err(|_| writer_stopped())?
     }
+
+    /// Queues a sweep of up to `limit` holds lapsed at `now` and waits for its seat changes.
+    pub(crate) async fn expire(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<SeatChange>, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Job::Expire { now, limit, reply })
+            .map_err(|_| writer_stopped())?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+}
+
+/// Runs `job`: a sweep alone, a hold with the holds queued behind it (group commit). Returns the
+/// job that ended a batch of holds, to run next.
+fn run(conn: &mut Connection, queue: &mpsc::Receiver<Job>, job: Job) -> Option<Job> {
+    match job {
+        Job::Expire { now, limit, reply } => {
+            let _ = reply.send(expire(conn, now, limit));
+            None
+        }
+        Job::Hold(job, reply) => {
+            let mut batch = vec![(*job, reply)];
+            let mut after = None;
+            while batch.len() < HoldWriter::BATCH {
+                match queue.try_recv() {
+                    Ok(Job::Hold(job, reply)) => batch.push((*job, reply)),
+                    Ok(other) => {
+                        after = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            hold_batch(conn, batch);
+            after
+        }
+    }
+}
+
+/// The sweeper's transaction: the shared statements and events of
+/// `BookingDialect::expire_holds`, on this thread's connection. Nothing else writes while it
+/// runs: it holds SQLite's write lock from `BEGIN IMMEDIATE`.
+fn expire(
+    conn: &mut Connection,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<SeatChange>, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(store)?;
+    let expired = tx
+        .prepare_cached(&hold_sql::expire(""))
+        .and_then(|mut s| {
+            s.query_map(params![ms(now), limit], |r| {
+                Ok((
+                    BookingId(uuid(r, 0)?),
+                    UserId(uuid(r, 1)?),
+                    ShowtimeId(uuid(r, 2)?),
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(store)?;
+    if expired.is_empty() {
+        return Ok(Vec::new());
+    }
+    let due: Vec<BookingId> = expired.iter().map(|(booking, _, _)| *booking).collect();
+    for event in expired_events(expired, now) {
+        write_event(&tx, &event)?;
+    }
+    let mut released = Vec::new();
+    {
+        let mut release = tx
+            .prepare_cached(&hold_sql::release("", 1))
+            .map_err(store)?;
+        for booking in &due {
+            let seats = release
+                .query_map([booking.0.as_bytes().as_slice()], |r| {
+                    Ok((ShowtimeId(uuid(r, 0)?), SeatId(uuid(r, 1)?)))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(store)?;
+            released.extend(seats);
+        }
+    }
+    released.sort_unstable();
+    let mut changes = Vec::new();
+    for (showtime, seats) in freed_by_showtime(released) {
+        let version: i64 = tx
+            .prepare_cached(SqliteBackend::ANNOUNCE)
+            .and_then(|mut s| s.query_row([showtime.0.as_bytes().as_slice()], |r| r.get(0)))
+            .map_err(store)?;
+        changes.push(SeatChange {
+            showtime_id: showtime,
+            version,
+            seats,
+        });
+    }
+    tx.commit().map_err(store)?;
+    Ok(changes)
+}
+
+/// A UUID column (16 bytes).
+fn uuid(row: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<Uuid> {
+    row.get::<_, [u8; 16]>(column).map(Uuid::from_bytes)
 }
 
 /// The hold thread's connection to the database file at `path`.
@@ -197,33 +321,28 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<Held, HoldError> 
     let now = ms(*now);
 
     let state: Option<(String, i64, bool)> = conn
-        .prepare_cached(
-            "SELECT s.status, s.starts_at, \
-                 s.revision = ?2 AND h.revision = ?3 AND c.revision = ?4 \
-             FROM showtimes s JOIN halls h ON h.id = s.hall_id \
-             JOIN cinemas c ON c.id = h.cinema_id WHERE s.id = ?1",
-        )
+        .prepare_cached(hold_sql::SHOWTIME_ON_SALE)
         .and_then(|mut s| {
             s.query_row(
-                params![
-                    showtime,
-                    basis.showtime_revision,
-                    basis.hall_revision,
-                    basis.cinema_revision,
-                ],
+                rusqlite::named_params! {
+                    "$1": showtime,
+                    "$2": basis.showtime_revision,
+                    "$3": basis.hall_revision,
+                    "$4": basis.cinema_revision,
+                },
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
         })
         .map_err(store)?;
-    let Some((status, starts_at, unchanged)) = state else {
-        return Err(HoldError::Store(StoreError::NotFound));
-    };
-    let status = codec::showtime_status(&status).map_err(StoreError::from)?;
-    on_sale(status, time(starts_at).map_err(StoreError::from)?, job.now)
-        .map_err(|closed| HoldError::Rejected(closed.into()))?;
-    if !unchanged {
-        return Err(HoldError::Stale);
+    let (status, starts_at, current) = state.ok_or(StoreError::NotFound)?;
+    if let Some(refusal) = hold_refusal(
+        &status,
+        time(starts_at).map_err(StoreError::Other)?,
+        current,
+        job.now,
+    ) {
+        return Err(refusal);
     }
 
     let reference = insert_booking(conn, booking)?;
@@ -282,10 +401,7 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<Held, HoldError> 
 
     if let Some(record) = record {
         let stored = conn
-            .prepare_cached(
-                "INSERT INTO idempotency_keys (user_id, key, request_hash, outcome, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id, key) DO NOTHING",
-            )
+            .prepare_cached(hold_sql::INSERT_IDEMPOTENCY_RECORD)
             .and_then(|mut s| {
                 s.execute(params![
                     record.user_id.0.as_bytes().as_slice(),
@@ -302,10 +418,7 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<Held, HoldError> 
     }
 
     let version: i64 = conn
-        .prepare_cached(
-            "UPDATE showtimes SET seat_version = seat_version + 1 WHERE id = ?1 \
-             RETURNING seat_version",
-        )
+        .prepare_cached(SqliteBackend::ANNOUNCE)
         .and_then(|mut s| s.query_row([showtime], |r| r.get(0)))
         .map_err(store)?;
     write_event(
@@ -328,11 +441,7 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<Held, HoldError> 
 /// reference is taken; returns the reference stored.
 fn insert_booking(conn: &Connection, booking: &Booking) -> Result<BookingReference, HoldError> {
     let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO bookings (id, reference, user_id, showtime_id, status, total, currency, \
-             expires_at, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (reference) DO NOTHING",
-        )
+        .prepare_cached(hold_sql::INSERT_BOOKING)
         .map_err(store)?;
     let mut reference = booking.reference;
     for _ in 0..REFERENCE_ATTEMPTS {
@@ -363,7 +472,7 @@ fn insert_booking(conn: &Connection, booking: &Booking) -> Result<BookingReferen
 /// Writes an event and its pending deliveries to the outbox, inside the hold's savepoint so that
 /// a refused hold leaves no event behind. The same rows as `outbox::write_events`, on this
 /// connection's cached statements.
-fn write_event(conn: &Connection, record: &EventRecord) -> Result<(), HoldError> {
+fn write_event(conn: &Connection, record: &EventRecord) -> Result<(), StoreError> {
     let at = ms(record.occurred_at);
     let payload = encode_event(&record.event)?;
     conn.prepare_cached(
@@ -395,8 +504,8 @@ fn write_event(conn: &Connection, record: &EventRecord) -> Result<(), HoldError>
 
 /// A failed statement as the store reports it: a missing user or showtime (a foreign key) is
 /// not found, anything else an error.
-fn store(e: rusqlite::Error) -> HoldError {
-    let error = match e.sqlite_error_code() {
+fn store(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
         Some(ErrorCode::ConstraintViolation)
             if e.sqlite_error().map(|f| f.extended_code)
                 == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) =>
@@ -404,8 +513,7 @@ fn store(e: rusqlite::Error) -> HoldError {
             StoreError::NotFound
         }
         _ => StoreError::Other(e.into()),
-    };
-    HoldError::Store(error)
+    }
 }
 
 #[cfg(test)]
@@ -417,6 +525,50 @@ mod tests {
     use boxoffice_store::{OutboxStore, ScheduleStore};
 
     use super::*;
+
+    /// The shared statements this thread binds positionally number their `$n` as `n` (each
+    /// first appears in order), and the one it binds by name has every name.
+    #[tokio::test]
+    async fn the_shared_statements_bind_as_numbered() {
+        let path =
+            std::env::temp_dir().join(format!("boxoffice-hold-params-{}.db", uuid::Uuid::now_v7()));
+        let store = crate::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let conn = open(&path).unwrap();
+        let positional = [
+            (hold_sql::INSERT_BOOKING.to_owned(), 10),
+            (hold_sql::INSERT_IDEMPOTENCY_RECORD.to_owned(), 5),
+            (hold_sql::expire(""), 2),
+            (hold_sql::release("", 1), 1),
+            (SqliteBackend::ANNOUNCE.to_owned(), 1),
+        ];
+        for (sql, count) in positional {
+            let statement = conn.prepare(&sql).unwrap();
+            assert_eq!(statement.parameter_count(), count, "{sql}");
+            for n in 1..=count {
+                assert_eq!(
+                    statement.parameter_index(&format!("${n}")).unwrap(),
+                    Some(n),
+                    "{sql}"
+                );
+            }
+        }
+        let by_name = conn.prepare(hold_sql::SHOWTIME_ON_SALE).unwrap();
+        assert_eq!(by_name.parameter_count(), 4);
+        for n in 1..=4 {
+            assert!(by_name.parameter_index(&format!("${n}")).unwrap().is_some());
+        }
+        drop(by_name);
+        drop(conn);
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
 
     /// Invariant 10 on the group-commit path: a hold refused inside a batch (its seats are taken
     /// by the hold before it) rolls back its savepoint with its event, while the holds around it

@@ -109,8 +109,6 @@ impl SqliteBackend {
 
 pub(crate) use dialect::store_error as db;
 
-pub(crate) use boxoffice_store_sql::found;
-
 #[async_trait]
 impl ScheduleDialect for SqliteBackend {
     async fn release_cancelled_bookings(

@@ -639,7 +639,7 @@ impl PaymentStore for SqliteBackend {
         )
         .await?;
         if let Some(record) = idempotency
-            && !insert_record(&mut *tx, record).await?
+            && !insert_record(&mut tx, record).await?
         {
             return Err(StoreError::Conflict(Conflict::IdempotencyKeyTaken));
         }
@@ -947,7 +947,7 @@ impl PaymentStore for SqliteBackend {
         let payment = read_payment(&mut tx, request.payment_id).await?;
         let refund = reserve(&mut tx, &payment, request, None).await?;
         if let Some(record) = idempotency
-            && !insert_record(&mut *tx, record).await?
+            && !insert_record(&mut tx, record).await?
         {
             return Err(StoreError::Conflict(Conflict::IdempotencyKeyTaken));
         }

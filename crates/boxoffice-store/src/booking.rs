@@ -5,7 +5,6 @@ use async_trait::async_trait;
 use boxoffice_domain::booking::{
     Booking, BookingReference, ExtendRejection, HoldRejection, SeatChange, SeatState,
 };
-use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use chrono::{DateTime, Utc};
 
@@ -40,32 +39,6 @@ pub fn new_reference() -> Result<BookingReference, StoreError> {
     Ok(BookingReference::from_random(bytes))
 }
 
-/// The statements of a hold's extension, the same text on both backends.
-pub mod extend_sql {
-    /// The seats the booking `$1` still claims as held. PostgreSQL appends its row locks.
-    pub const CLAIMED_SEATS: &str = "SELECT seat_id FROM seat_claims \
-         WHERE booking_id = $1 AND state = 'held' ORDER BY showtime_id, seat_id";
-    /// Gives the booking `$1` the expiry `$2` and marks it extended (`$3`, true).
-    pub const EXTEND_BOOKING: &str =
-        "UPDATE bookings SET expires_at = $2, hold_extended = $3 WHERE id = $1";
-    /// Gives the held claims of the booking `$1` the expiry `$2`.
-    pub const EXTEND_CLAIMS: &str =
-        "UPDATE seat_claims SET expires_at = $2 WHERE booking_id = $1 AND state = 'held'";
-}
-
-/// The event of an extension applied to `booking` (already carrying its new expiry) at `now`.
-pub fn hold_extended(booking: &Booking, now: DateTime<Utc>) -> EventRecord {
-    EventRecord::new(
-        DomainEvent::BookingHoldExtended {
-            booking_id: booking.id,
-            user_id: booking.user_id,
-            showtime_id: booking.showtime_id,
-            expires_at: booking.expires_at,
-        },
-        now,
-    )
-}
-
 /// A booking with what a list of one's bookings shows beside it: the film, the place and the
 /// time (read in the same statement as the booking).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,54 +56,6 @@ pub struct BookingSummary {
     /// The cinema's timezone, in which to show `starts_at`.
     pub timezone: chrono_tz::Tz,
 }
-
-/// What a [`BookingSummary`] shows beside its booking, as an adapter read it from a
-/// [`SUMMARY_SELECT`] row (the start already a time, the timezone still its name).
-#[derive(Clone, Debug)]
-pub struct SummaryColumns {
-    /// The film's title.
-    pub movie_title: String,
-    /// The cinema's name.
-    pub cinema_name: String,
-    /// The hall's name.
-    pub hall_name: String,
-    /// When the showtime starts.
-    pub starts_at: DateTime<Utc>,
-    /// The cinema's timezone name.
-    pub timezone: String,
-}
-
-/// Pairs each booking with the columns read beside it (the same order), checking the timezone.
-pub fn summaries(
-    bookings: Vec<Booking>,
-    columns: Vec<SummaryColumns>,
-) -> Result<Vec<BookingSummary>, StoreError> {
-    bookings
-        .into_iter()
-        .zip(columns)
-        .map(|(booking, c)| {
-            Ok(BookingSummary {
-                booking,
-                movie_title: c.movie_title,
-                cinema_name: c.cinema_name,
-                hall_name: c.hall_name,
-                starts_at: c.starts_at,
-                timezone: crate::codec::timezone(&c.timezone)?,
-            })
-        })
-        .collect()
-}
-
-/// The rows of [`BookingSummary`]s: every column of the booking `b` and, from its showtime
-/// `s`, film `m`, hall `h` and cinema `c`, `movie_title`, `cinema_name`, `hall_name`,
-/// `starts_at` and `timezone`. Each adapter appends its condition, order and limit.
-pub const SUMMARY_SELECT: &str = "SELECT b.id, b.reference, b.user_id, b.showtime_id, \
-     b.status, b.hold_extended, b.total, b.currency, b.expires_at, b.created_at, b.updated_at, \
-     m.title AS movie_title, c.name AS cinema_name, h.name AS hall_name, \
-     s.starts_at AS starts_at, c.timezone AS timezone \
-     FROM bookings b JOIN showtimes s ON s.id = b.showtime_id \
-     JOIN movies m ON m.id = s.movie_id JOIN halls h ON h.id = s.hall_id \
-     JOIN cinemas c ON c.id = h.cinema_id ";
 
 /// What [`BookingStore::hold_seats`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]

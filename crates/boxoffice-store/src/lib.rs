@@ -24,8 +24,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 pub use booking::{
     BookingStore, BookingSummary, Held, HoldError, IdempotencyRecord, ListenEvent,
-    REFERENCE_ATTEMPTS, SUMMARY_SELECT, SeatListener, SeatStates, SummaryColumns, extend_sql,
-    hold_extended, new_reference, summaries,
+    REFERENCE_ATTEMPTS, SeatListener, SeatStates, new_reference,
 };
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
