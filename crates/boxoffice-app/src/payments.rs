@@ -23,10 +23,11 @@ use boxoffice_domain::identity::Role;
 use boxoffice_domain::payment::{
     LedgerEntry, Payment, PaymentStatus, Refund, RefundState, ReportRefused, Ticket,
 };
+use boxoffice_domain::saga;
 use boxoffice_domain::{BookingId, PaymentId, RefundId, TicketId, ValidationErrors};
 use boxoffice_store::{
-    CheckIn, Checkout, Conflict, GatewayOutcome, IdempotencyRecord, Inbox, InboxEvent,
-    RefundApplied, RefundReport, RefundRequest, Settled, Settlement, StoreError,
+    Cancellation, CheckIn, Checkout, Conflict, GatewayOutcome, IdempotencyRecord, Inbox,
+    InboxEvent, RefundApplied, RefundReport, RefundRequest, Settled, Settlement, StoreError,
 };
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -852,16 +853,13 @@ impl App {
     ) -> Result<Booking, AppError> {
         if !who.role.includes(Role::Staff) {
             let showtime = self.store.showtime(booking.showtime_id).await?;
-            let cutoff = showtime.showtime.starts_at - self.payment_policy.cancellation_cutoff;
-            if now > cutoff {
-                return Err(AppError::CancellationClosed { cutoff });
-            }
+            let cutoff = self.payment_policy.cancellation_cutoff;
+            saga::may_cancel(showtime.showtime.starts_at, cutoff, now)
+                .map_err(|cutoff| AppError::CancellationClosed { cutoff })?;
         }
         self.payments()?;
-        let request = RefundRequest {
-            id: RefundId::generate(),
-            payment_id: PaymentId(uuid::Uuid::nil()),
-            amount: None,
+        let request = Cancellation {
+            refund_id: RefundId::generate(),
             reason: "booking_cancelled".into(),
             now,
         };

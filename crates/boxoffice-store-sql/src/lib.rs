@@ -17,6 +17,7 @@ mod outbox;
 mod payment;
 mod seam;
 
+pub use payment::PaymentDialect;
 pub use seam::{
     Args, Column, Dialect, Json, Kind, Readable, Record, Sql, Statement, Transaction, Typed,
     UniqueViolation, Value, found, narrow, on_unique,
@@ -60,7 +61,7 @@ where
         + boxoffice_store::VenueStore
         + boxoffice_store::ScheduleStore
         + boxoffice_store::BookingStore
-        + boxoffice_store::PaymentStore
+        + payment::PaymentDialect
         + boxoffice_store::OutboxStore,
 {
     async fn ping(&self) -> Result<(), boxoffice_store::StoreError> {
