@@ -49,15 +49,11 @@ pub trait PaymentDialect: Dialect {
 /// The columns [`payment_of`] reads.
 const PAYMENT_COLUMNS: &str = "id, booking_id, intent_id, status, amount, currency, \
      refunded_amount, client_secret, payment_method, failure_reason, created_at, updated_at";
-const PAYMENT_SELECT: &str = "SELECT id, booking_id, intent_id, status, amount, currency, \
-     refunded_amount, client_secret, payment_method, failure_reason, created_at, updated_at \
-     FROM payments ";
-const REFUND_SELECT: &str = "SELECT id, payment_id, amount, state, reason, gateway_refund_id, \
-     created_at FROM refunds ";
+/// The columns [`refund_of`] reads.
+const REFUND_COLUMNS: &str = "id, payment_id, amount, state, reason, gateway_refund_id, created_at";
+/// The columns [`ticket_of`] reads.
 const TICKET_COLUMNS: &str =
     "id, booking_id, seat_id, showtime_id, label, code, checked_in_at, created_at";
-const TICKET_SELECT: &str = "SELECT id, booking_id, seat_id, showtime_id, label, code, \
-     checked_in_at, created_at FROM tickets ";
 
 fn payment_of(row: &impl Record) -> Result<Payment, StoreError> {
     Ok(Payment {
@@ -111,23 +107,26 @@ fn inbox_event_of(row: &impl Record) -> Result<InboxEvent, StoreError> {
 }
 
 async fn read_payment(sql: &mut impl Sql, id: PaymentId) -> Result<Payment, StoreError> {
-    let statement = format!("{PAYMENT_SELECT} WHERE id = $1");
+    let statement = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1");
     payment_of(&sql.fetch_one(statement, args![id.0]).await?)
 }
 
 /// Reads a payment and locks its row until the transaction ends: every step that changes a
 /// payment or its refunds takes this lock first.
 async fn lock_payment<D: Dialect>(tx: &mut D::Tx, id: PaymentId) -> Result<Payment, StoreError> {
-    let statement = format!("{PAYMENT_SELECT} WHERE id = $1 {}", D::FOR_UPDATE);
+    let statement = format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 {}",
+        D::FOR_UPDATE
+    );
     payment_of(&tx.fetch_one(statement, args![id.0]).await?)
 }
 
 async fn read_refund(sql: &mut impl Sql, id: RefundId) -> Result<Refund, StoreError> {
-    let statement = format!("{REFUND_SELECT} WHERE id = $1");
+    let statement = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1");
     refund_of(&sql.fetch_one(statement, args![id.0]).await?)
 }
 
-/// Appends a row to a payment's ledger.
+/// A row of a payment's ledger, written by [`write_ledger`].
 struct LedgerRow<'a> {
     kind: &'a str,
     amount: i64,
@@ -808,13 +807,13 @@ impl<D: PaymentDialect> PaymentStore for SqlStore<D> {
     }
 
     async fn payment_by_intent(&self, intent_id: &str) -> Result<Payment, StoreError> {
-        let statement = format!("{PAYMENT_SELECT} WHERE intent_id = $1");
+        let statement = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE intent_id = $1");
         payment_of(&self.reader().fetch_one(statement, args![intent_id]).await?)
     }
 
     async fn latest_payment(&self, booking: BookingId) -> Result<Option<Payment>, StoreError> {
         let statement = format!(
-            "{PAYMENT_SELECT} WHERE booking_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE booking_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1"
         );
         self.reader()
             .fetch_optional(statement, args![booking.0])
@@ -846,7 +845,9 @@ impl<D: PaymentDialect> PaymentStore for SqlStore<D> {
     }
 
     async fn refunds(&self, payment: PaymentId) -> Result<Vec<Refund>, StoreError> {
-        let statement = format!("{REFUND_SELECT} WHERE payment_id = $1 ORDER BY created_at, id");
+        let statement = format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id = $1 ORDER BY created_at, id"
+        );
         self.reader()
             .fetch_all(statement, args![payment.0])
             .await?
@@ -1088,7 +1089,7 @@ impl<D: PaymentDialect> PaymentStore for SqlStore<D> {
         let b = read_booking(&mut tx, booking).await?;
         let change = D::announce_seats(&mut tx, b.showtime_id, freed_seats(&b, &freed)).await?;
         let paid = format!(
-            "{PAYMENT_SELECT} WHERE booking_id = $1 AND status IN \
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE booking_id = $1 AND status IN \
              ('succeeded', 'partially_refunded') ORDER BY created_at DESC LIMIT 1 {}",
             D::FOR_UPDATE
         );
@@ -1146,7 +1147,7 @@ impl<D: PaymentDialect> PaymentStore for SqlStore<D> {
         limit: u32,
     ) -> Result<Vec<Refund>, StoreError> {
         let statement = format!(
-            "{REFUND_SELECT} WHERE state = 'pending' AND gateway_refund_id IS NULL \
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE state = 'pending' AND gateway_refund_id IS NULL \
              AND created_at <= $1 ORDER BY created_at LIMIT $2"
         );
         self.reader()
@@ -1158,7 +1159,8 @@ impl<D: PaymentDialect> PaymentStore for SqlStore<D> {
     }
 
     async fn tickets(&self, booking: BookingId) -> Result<Vec<Ticket>, StoreError> {
-        let statement = format!("{TICKET_SELECT} WHERE booking_id = $1 ORDER BY position");
+        let statement =
+            format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE booking_id = $1 ORDER BY position");
         self.reader()
             .fetch_all(statement, args![booking.0])
             .await?
@@ -1176,7 +1178,10 @@ impl<D: PaymentDialect> PaymentStore for SqlStore<D> {
         let mut tx = self.begin().await?;
         // The ticket's row, then its booking's, locked until the scan commits: of two scanners
         // racing, the second reads the ticket admitted; a cancellation waits or goes first.
-        let read = format!("{TICKET_SELECT} WHERE code = $1 {}", D::FOR_UPDATE);
+        let read = format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE code = $1 {}",
+            D::FOR_UPDATE
+        );
         let Some(row) = tx.fetch_optional(read, args![code]).await? else {
             return Ok(CheckIn::Unknown);
         };
