@@ -24,11 +24,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use boxoffice_domain::booking::Booking;
 use boxoffice_domain::event::{DomainEvent, EventRecord};
-use boxoffice_domain::{BookingId, EventId, NotificationId, PaymentId, RefundId, ShowtimeId};
+use boxoffice_domain::{BookingId, EventId, NotificationId, RefundId, ShowtimeId};
 use boxoffice_store::outbox::{BUS, EMAIL, NOTIFICATIONS, SHOWTIME_REFUNDS};
 use boxoffice_store::{
-    Conflict, Delivery, DeliveryReport, NewNotification, Notification, NotificationFilter, Page,
-    PageRequest, RefundRequest, StoreError,
+    Cancellation, Conflict, Delivery, DeliveryReport, NewNotification, Notification,
+    NotificationFilter, Page, PageRequest, StoreError,
 };
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
@@ -670,10 +670,8 @@ impl App {
         showtime: ShowtimeId,
         booking: BookingId,
     ) -> Result<(), AppError> {
-        let request = RefundRequest {
-            id: RefundId::generate(),
-            payment_id: PaymentId(uuid::Uuid::nil()),
-            amount: None,
+        let request = Cancellation {
+            refund_id: RefundId::generate(),
             reason: "showtime_cancelled".into(),
             now: self.clock.now(),
         };

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod layout;
 pub mod money;
 pub mod payment;
+pub mod saga;
 pub mod schedule;
 pub mod secret;
 pub mod text;

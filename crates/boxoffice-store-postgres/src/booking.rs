@@ -18,15 +18,17 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange, SeatState};
 use boxoffice_domain::event::{DomainEvent, EventRecord};
-use boxoffice_domain::{BookingId, SeatId, ShowtimeId};
 use boxoffice_store::{
     Held, HoldError, IdempotencyRecord, ListenEvent, PriceBasis, REFERENCE_ATTEMPTS, SeatListener,
     StoreError, new_reference,
 };
-use boxoffice_store_sql::{BookingDialect, Record, Sql, args, hold_refusal, hold_sql, sweep};
+use boxoffice_store_sql::{
+    BookingDialect, Record, Sql, announce, args, hold_refusal, hold_sql, insert_idempotency_record,
+    sweep,
+};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgListener, PgPool};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::dialect::PgConn;
@@ -145,7 +147,7 @@ impl BookingDialect for PgBackend {
         .map_err(db)?;
 
         if let Some(record) = idempotency
-            && !insert_record(&mut tx, record).await?
+            && !insert_idempotency_record(&mut PgConn(&mut tx), record).await?
         {
             return Err(HoldError::KeyTaken);
         }
@@ -173,7 +175,8 @@ impl BookingDialect for PgBackend {
         if let Some(refusal) = refusal {
             return Err(refusal);
         }
-        let change = announce(&mut tx, booking.showtime_id, seats).await?;
+        let change =
+            announce::<PgBackend>(&mut PgConn(&mut tx), booking.showtime_id, seats).await?;
         tx.commit().await.map_err(db)?;
         Ok(Held { change, reference })
     }
@@ -222,41 +225,6 @@ async fn insert_booking(
 
 // The shared statements for this crate's sqlx code that has not moved to the shared store yet
 // (payments, the cancellation of a showtime), on its own transactions.
-
-/// One booking with its items.
-pub(crate) async fn read_booking(
-    conn: &mut PgConnection,
-    id: BookingId,
-) -> Result<Booking, StoreError> {
-    boxoffice_store_sql::read_booking(&mut PgConn(conn), id).await
-}
-
-/// Adds one to a showtime's seat-map version and notifies listeners of the change; run it last.
-pub(crate) async fn announce(
-    tx: &mut Transaction<'static, Postgres>,
-    showtime: ShowtimeId,
-    seats: Vec<(SeatId, SeatState)>,
-) -> Result<SeatChange, StoreError> {
-    boxoffice_store_sql::announce::<PgBackend>(&mut PgConn(tx), showtime, seats).await
-}
-
-/// Deletes the held claims of `bookings`, locking them in (showtime, seat) order first; returns
-/// the seats released.
-pub(crate) async fn release(
-    tx: &mut Transaction<'static, Postgres>,
-    bookings: &[Uuid],
-) -> Result<Vec<(ShowtimeId, SeatId)>, StoreError> {
-    let bookings: Vec<BookingId> = bookings.iter().copied().map(BookingId).collect();
-    boxoffice_store_sql::release::<PgBackend>(&mut PgConn(tx), &bookings).await
-}
-
-/// Stores an idempotency record unless the caller's key is stored; whether it was stored.
-pub(crate) async fn insert_record(
-    conn: &mut PgConnection,
-    record: &IdempotencyRecord,
-) -> Result<bool, StoreError> {
-    boxoffice_store_sql::insert_idempotency_record(&mut PgConn(conn), record).await
-}
 
 /// Hears the `NOTIFY`s of [`SEAT_CHANNEL`] on its own connection.
 pub(crate) struct Listener {

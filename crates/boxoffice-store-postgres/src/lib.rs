@@ -14,16 +14,10 @@ pub use booking::SEAT_CHANNEL;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_trait::async_trait;
-use boxoffice_domain::booking::{SeatChange, SeatState};
-use boxoffice_domain::{BookingId, ShowtimeId};
 use boxoffice_store::StoreError;
-use boxoffice_store_sql::{ScheduleDialect, SqlStore};
+use boxoffice_store_sql::SqlStore;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
-use uuid::Uuid;
-
-use dialect::PgTx;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -74,25 +68,3 @@ impl PgBackend {
 }
 
 pub(crate) use dialect::store_error as db;
-
-#[async_trait]
-impl ScheduleDialect for PgBackend {
-    /// All the bookings' seats in one statement; the seat map's version is bumped whatever the
-    /// showtime's state (it was just cancelled).
-    async fn release_cancelled_bookings(
-        tx: &mut PgTx,
-        showtime: ShowtimeId,
-        bookings: &[BookingId],
-    ) -> Result<Option<SeatChange>, StoreError> {
-        let ids: Vec<Uuid> = bookings.iter().map(|b| b.0).collect();
-        let seats: Vec<_> = booking::release(&mut tx.0, &ids)
-            .await?
-            .into_iter()
-            .map(|(_, seat)| (seat, SeatState::Available))
-            .collect();
-        if seats.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(booking::announce(&mut tx.0, showtime, seats).await?))
-    }
-}

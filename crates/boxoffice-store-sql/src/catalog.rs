@@ -3,13 +3,12 @@
 //!
 //! The showtime overlap rule is the database's: an exclusion constraint on PostgreSQL and a
 //! trigger on SQLite, both reported as [`Conflict::ShowtimeOverlap`] by the backend's error
-//! mapping. What differs in cancelling a showtime (how its unpaid bookings' seats are freed and
-//! announced) is [`ScheduleDialect`].
+//! mapping.
 
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use boxoffice_domain::booking::SeatChange;
+use boxoffice_domain::booking::{SeatChange, SeatState};
 use boxoffice_domain::catalog::Movie;
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::schedule::{Showtime, ShowtimeStatus, Slot};
@@ -23,23 +22,30 @@ use boxoffice_store::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::booking::{BookingDialect, announce, release};
 use crate::rows::{
     CINEMA_COLUMNS, HALL_COLUMNS, LISTING_SELECT, MOVIE_COLUMNS, SEAT_COLUMNS, SHOWTIME_COLUMNS,
     cinema_of, hall_of, listing_of, movie_of, seat_of, showtime_of,
 };
 use crate::{Dialect, Json, Record, Sql, SqlStore, Transaction, args, found};
 
-/// The step of cancelling a showtime that each backend takes its own way.
-#[async_trait]
-pub trait ScheduleDialect: Dialect {
-    /// Frees the seats of `bookings`, the unpaid bookings of `showtime` just cancelled with it,
-    /// inside `tx`, and announces them on the showtime's seat map: the change, or `None` when no
-    /// seat was freed.
-    async fn release_cancelled_bookings(
-        tx: &mut Self::Tx,
-        showtime: ShowtimeId,
-        bookings: &[BookingId],
-    ) -> Result<Option<SeatChange>, StoreError>;
+/// Frees the seats of `bookings`, the unpaid bookings of `showtime` just cancelled with it,
+/// inside `tx`, and announces them on the showtime's seat map: the change, or `None` when no
+/// seat was freed.
+async fn release_cancelled_bookings<D: BookingDialect>(
+    tx: &mut D::Tx,
+    showtime: ShowtimeId,
+    bookings: &[BookingId],
+) -> Result<Option<SeatChange>, StoreError> {
+    let seats: Vec<_> = release::<D>(tx, bookings)
+        .await?
+        .into_iter()
+        .map(|(_, seat)| (seat, SeatState::Available))
+        .collect();
+    if seats.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(announce::<D>(tx, showtime, seats).await?))
 }
 
 /// A `LIKE` pattern matching any text that contains `needle`, with `\` escaping the pattern's
@@ -456,7 +462,7 @@ fn showtime_args(showtime: &Showtime) -> crate::Args {
 }
 
 #[async_trait]
-impl<D: ScheduleDialect> ScheduleStore for SqlStore<D> {
+impl<D: BookingDialect> ScheduleStore for SqlStore<D> {
     async fn insert_showtime(&self, showtime: &Showtime) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let mut values = showtime_args(showtime);
@@ -609,7 +615,7 @@ impl<D: ScheduleDialect> ScheduleStore for SqlStore<D> {
             )
         }));
         let bookings: Vec<BookingId> = unpaid.iter().map(|&(booking, _)| booking).collect();
-        let change = D::release_cancelled_bookings(&mut tx, id, &bookings).await?;
+        let change = release_cancelled_bookings::<D>(&mut tx, id, &bookings).await?;
         D::write_events(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(change)

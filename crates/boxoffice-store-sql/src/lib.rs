@@ -22,8 +22,8 @@ pub use booking::{
     BookingDialect, announce, expired_events, freed_by_showtime, hold_refusal, hold_sql,
     insert_idempotency_record, read_booking, release, sweep,
 };
-pub use catalog::ScheduleDialect;
 pub use outbox::OutboxDialect;
+pub use payment::PaymentDialect;
 pub use seam::{
     Args, Column, Dialect, Json, Kind, Readable, Record, Sql, Statement, Transaction, Typed,
     UniqueViolation, Value, found, narrow, on_unique,
@@ -62,7 +62,7 @@ impl<D: Dialect> SqlStore<D> {
 #[async_trait::async_trait]
 impl<D> boxoffice_store::Store for SqlStore<D>
 where
-    D: ScheduleDialect + BookingDialect + boxoffice_store::PaymentStore + OutboxDialect,
+    D: PaymentDialect + OutboxDialect,
 {
     async fn ping(&self) -> Result<(), boxoffice_store::StoreError> {
         self.reader().execute("SELECT 1", args![]).await?;

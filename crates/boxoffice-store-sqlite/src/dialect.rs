@@ -22,10 +22,6 @@ pub struct SqliteTx(pub(crate) sqlx::Transaction<'static, Sqlite>);
 #[derive(Clone, Debug)]
 pub struct SqlitePoolHandle(pub(crate) SqlitePool);
 
-/// A connection sqlx code of this crate already holds (its write transaction), lent to the
-/// shared statements.
-pub struct SqliteConn<'c>(pub(crate) &'c mut sqlx::SqliteConnection);
-
 /// A row SQLite returned.
 pub struct SqliteRecord(SqliteRow);
 
@@ -153,7 +149,6 @@ macro_rules! sql_on {
 
 sql_on!(SqliteTx, tx => &mut *tx.0);
 sql_on!(SqlitePoolHandle, pool => &pool.0);
-sql_on!(SqliteConn<'_>, conn => &mut *conn.0);
 
 #[async_trait]
 impl Transaction for SqliteTx {

@@ -17,17 +17,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_trait::async_trait;
-use boxoffice_domain::booking::{SeatChange, SeatState};
-use boxoffice_domain::{BookingId, ShowtimeId};
 use boxoffice_store::StoreError;
-use boxoffice_store_sql::{ScheduleDialect, SqlStore};
+use boxoffice_store_sql::SqlStore;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
-
-use dialect::SqliteTx;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -108,31 +103,3 @@ impl SqliteBackend {
 }
 
 pub(crate) use dialect::store_error as db;
-
-#[async_trait]
-impl ScheduleDialect for SqliteBackend {
-    async fn release_cancelled_bookings(
-        tx: &mut SqliteTx,
-        showtime: ShowtimeId,
-        bookings: &[BookingId],
-    ) -> Result<Option<SeatChange>, StoreError> {
-        let mut seats = Vec::new();
-        for &id in bookings {
-            let released = booking::release(&mut tx.0, id).await?;
-            if !released.is_empty() {
-                let booking = booking::read_booking(&mut tx.0, id).await?;
-                seats.extend(
-                    booking
-                        .items
-                        .iter()
-                        .filter(|i| released.contains(&i.seat_id))
-                        .map(|i| (i.seat_id, SeatState::Available)),
-                );
-            }
-        }
-        if seats.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(booking::announce(&mut tx.0, showtime, seats).await?))
-    }
-}

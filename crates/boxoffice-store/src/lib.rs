@@ -39,8 +39,8 @@ pub use outbox::{
     NotificationStatus, OutboxStore,
 };
 pub use payment::{
-    CheckIn, Checkout, GatewayOutcome, Inbox, InboxEvent, PaymentStore, RefundApplied,
-    RefundReport, RefundRequest, Settled, Settlement,
+    Cancellation, CheckIn, Checkout, GatewayOutcome, Inbox, InboxEvent, PaymentStore,
+    RefundApplied, RefundReport, RefundRequest, Settled, Settlement,
 };
 
 /// The default and largest page sizes of every list.

@@ -175,6 +175,18 @@ pub struct RefundRequest {
     pub now: DateTime<Utc>,
 }
 
+/// A confirmed booking to cancel: the refund of what is left of its payment, should anything
+/// be left. The store finds the payment; nothing here names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cancellation {
+    /// The id of the refund, if one is reserved.
+    pub refund_id: RefundId,
+    /// Why (`booking_cancelled`, `showtime_cancelled`): on the refund and in `booking.refunded`.
+    pub reason: String,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
 /// What a check-in scan found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckIn {
@@ -283,7 +295,7 @@ pub trait PaymentStore: Send + Sync {
     async fn cancel_confirmed(
         &self,
         booking: BookingId,
-        refund: &RefundRequest,
+        cancellation: &Cancellation,
     ) -> Result<(Booking, SeatChange, Option<Refund>), StoreError>;
 
     /// Claims up to `limit` payments `initialized` and not touched since `before` for

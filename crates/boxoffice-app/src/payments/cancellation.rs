@@ -5,8 +5,9 @@
 use boxoffice_domain::booking::{Booking, BookingStatus};
 use boxoffice_domain::identity::Role;
 use boxoffice_domain::payment::{Payment, PaymentStatus};
-use boxoffice_domain::{BookingId, PaymentId, RefundId};
-use boxoffice_store::{Conflict, RefundRequest, StoreError};
+use boxoffice_domain::saga;
+use boxoffice_domain::{BookingId, RefundId};
+use boxoffice_store::{Cancellation, Conflict, StoreError};
 use chrono::{DateTime, Utc};
 
 use crate::identity::Principal;
@@ -61,16 +62,13 @@ impl App {
     ) -> Result<Booking, AppError> {
         if !who.role.includes(Role::Staff) {
             let showtime = self.store.showtime(booking.showtime_id).await?;
-            let cutoff = showtime.showtime.starts_at - self.payment_policy.cancellation_cutoff;
-            if now > cutoff {
-                return Err(AppError::CancellationClosed { cutoff });
-            }
+            let cutoff = self.payment_policy.cancellation_cutoff;
+            saga::may_cancel(showtime.showtime.starts_at, cutoff, now)
+                .map_err(|cutoff| AppError::CancellationClosed { cutoff })?;
         }
         self.payments()?;
-        let request = RefundRequest {
-            id: RefundId::generate(),
-            payment_id: PaymentId(uuid::Uuid::nil()),
-            amount: None,
+        let request = Cancellation {
+            refund_id: RefundId::generate(),
             reason: "booking_cancelled".into(),
             now,
         };

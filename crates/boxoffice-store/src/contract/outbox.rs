@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::booking::{hold, hold_of, on_sale};
-use super::payment::{failure, held_and_checked_out, inbox, refund_of, success};
+use super::payment::{cancellation, failure, held_and_checked_out, inbox, success};
 use super::{base_time, hours, showtime, venue};
 use crate::outbox::{BUS, NOTIFICATIONS, SHOWTIME_REFUNDS};
 use crate::{
@@ -156,7 +156,7 @@ pub async fn every_state_change_writes_its_events(store: Arc<dyn Store>) {
     // Cancelled after payment: refunded with what is left; the gateway's report of the money
     // given back is a payment event, once.
     let (_, _, refund) = store
-        .cancel_confirmed(paid.id, &refund_of(&p, None, t0))
+        .cancel_confirmed(paid.id, &cancellation(t0))
         .await
         .unwrap();
     let refund = refund.unwrap();

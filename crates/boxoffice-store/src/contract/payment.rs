@@ -13,8 +13,8 @@ use chrono::{DateTime, Duration, Utc};
 use super::base_time;
 use super::booking::{hold_of, hold_ttl, on_sale};
 use crate::{
-    CheckIn, Checkout, Conflict, GatewayOutcome, Inbox, InboxEvent, RefundApplied, RefundReport,
-    RefundRequest, Settled, Settlement, Store, StoreError,
+    Cancellation, CheckIn, Checkout, Conflict, GatewayOutcome, Inbox, InboxEvent, RefundApplied,
+    RefundReport, RefundRequest, Settled, Settlement, Store, StoreError,
 };
 
 /// How long checkout extends a hold in these cases.
@@ -685,6 +685,15 @@ pub(super) fn refund_of(p: &Payment, amount: Option<i64>, now: DateTime<Utc>) ->
     }
 }
 
+/// The cancellation of a confirmed booking at `now`, with the reason [`refund_of`] gives.
+pub(super) fn cancellation(now: DateTime<Utc>) -> Cancellation {
+    Cancellation {
+        refund_id: RefundId::generate(),
+        reason: "requested_by_admin".into(),
+        now,
+    }
+}
+
 /// Thirty bookings check out at once, each twice: every booking gets exactly one payment.
 pub async fn concurrent_checkouts_of_many_bookings(store: Arc<dyn Store>) {
     let (s, seats, u) = on_sale(store.as_ref(), &["ssssssssss"; 3]).await;
@@ -748,7 +757,7 @@ pub async fn cancelling_awaiting_and_confirmed_bookings(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let (b, change, refund) = store
-        .cancel_confirmed(paid.id, &refund_of(&p, None, t0))
+        .cancel_confirmed(paid.id, &cancellation(t0))
         .await
         .unwrap();
     assert_eq!(b.status, BookingStatus::Refunded);
@@ -756,7 +765,7 @@ pub async fn cancelling_awaiting_and_confirmed_bookings(store: Arc<dyn Store>) {
     assert_eq!(refund.unwrap().amount, p.amount - 400);
     assert!(store.seat_states(s.id, t0).await.unwrap().taken.is_empty());
     let twice = store
-        .cancel_confirmed(paid.id, &refund_of(&p, None, t0))
+        .cancel_confirmed(paid.id, &cancellation(t0))
         .await
         .unwrap_err();
     assert!(twice.is_conflict(Conflict::BookingNotCancellable));
@@ -844,7 +853,7 @@ pub async fn check_in_admits_a_ticket_once(store: Arc<dyn Store>) {
         CheckIn::Unknown
     );
     store
-        .cancel_confirmed(b.id, &refund_of(&p, None, t0))
+        .cancel_confirmed(b.id, &cancellation(t0))
         .await
         .unwrap();
     assert!(matches!(
