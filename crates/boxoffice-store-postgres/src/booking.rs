@@ -31,9 +31,10 @@ use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
+use crate::PgBackend;
 use crate::dialect::PgConn;
+use crate::dialect::store_error;
 use crate::outbox::write_events;
-use crate::{PgBackend, db};
 
 /// The `LISTEN`/`NOTIFY` channel of seat changes; each payload is a JSON
 /// [`SeatChange`].
@@ -103,7 +104,7 @@ impl BookingDialect for PgBackend {
         .bind(now)
         .fetch_all(&mut *tx)
         .await
-        .map_err(db)?;
+        .map_err(store_error)?;
         if claimed.len() < booking.items.len() {
             let claimed: HashSet<Uuid> = claimed.into_iter().collect();
             let seat_ids = booking
@@ -144,7 +145,7 @@ impl BookingDialect for PgBackend {
         .bind(items.iter().map(|i| i.price).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await
-        .map_err(db)?;
+        .map_err(store_error)?;
 
         if let Some(record) = idempotency
             && !insert_idempotency_record(&mut PgConn(&mut tx), record).await?
@@ -177,7 +178,7 @@ impl BookingDialect for PgBackend {
         }
         let change =
             announce::<PgBackend>(&mut PgConn(&mut tx), booking.showtime_id, seats).await?;
-        tx.commit().await.map_err(db)?;
+        tx.commit().await.map_err(store_error)?;
         Ok(Held { change, reference })
     }
 
@@ -212,7 +213,7 @@ async fn insert_booking(
             .bind(booking.updated_at)
             .execute(&mut **tx)
             .await
-            .map_err(db)?;
+            .map_err(store_error)?;
         if done.rows_affected() == 1 {
             return Ok(reference);
         }
@@ -233,8 +234,8 @@ pub(crate) struct Listener {
 
 impl Listener {
     pub(crate) async fn connect(pool: &PgPool) -> Result<Self, StoreError> {
-        let mut inner = PgListener::connect_with(pool).await.map_err(db)?;
-        inner.listen(SEAT_CHANNEL).await.map_err(db)?;
+        let mut inner = PgListener::connect_with(pool).await.map_err(store_error)?;
+        inner.listen(SEAT_CHANNEL).await.map_err(store_error)?;
         Ok(Self { inner })
     }
 }
@@ -245,7 +246,7 @@ impl SeatListener for Listener {
         // `try_recv` reports a lost connection as `None` (and reconnects on the next call)
         // where `recv` would reconnect silently: notifications sent meanwhile are lost, and the
         // caller must know.
-        match self.inner.try_recv().await.map_err(db)? {
+        match self.inner.try_recv().await.map_err(store_error)? {
             None => {
                 tracing::warn!("seat change listener lost its connection; reconnecting");
                 Ok(ListenEvent::Gap)

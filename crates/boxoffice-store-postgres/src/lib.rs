@@ -63,8 +63,6 @@ impl PgBackend {
     }
 
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.pool.begin().await.map_err(db)
+        self.pool.begin().await.map_err(dialect::store_error)
     }
 }
-
-pub(crate) use dialect::store_error as db;

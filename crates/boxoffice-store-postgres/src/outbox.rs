@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::{PgBackend, db};
+use crate::PgBackend;
+use crate::dialect::store_error;
 
 /// Writes `events` to the outbox with one pending delivery per consumer of each, due when the
 /// event occurred, in one statement inside `tx`. Nothing to write, no round trip.
@@ -70,7 +71,7 @@ pub(crate) async fn write_events(
     .bind(&delivery_consumers)
     .execute(&mut **tx)
     .await
-    .map_err(db)?;
+    .map_err(store_error)?;
     Ok(())
 }
 
@@ -118,7 +119,7 @@ impl OutboxDialect for PgBackend {
         .bind(now)
         .execute(&self.pool)
         .await
-        .map_err(db)?;
+        .map_err(store_error)?;
         Ok(done.rows_affected())
     }
 
@@ -136,7 +137,7 @@ impl OutboxDialect for PgBackend {
         .bind(now)
         .execute(&self.pool)
         .await
-        .map_err(db)?;
+        .map_err(store_error)?;
         Ok(done.rows_affected())
     }
 }

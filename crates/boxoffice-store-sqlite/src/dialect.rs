@@ -13,7 +13,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool};
 
 use crate::SqliteBackend as Backend;
-use crate::rows::{date, ms, time};
+use crate::encoding::{date_from_text, epoch_millis, from_epoch_millis};
 
 /// A write transaction on the one write connection.
 pub struct SqliteTx(pub(crate) sqlx::Transaction<'static, Sqlite>);
@@ -52,7 +52,7 @@ fn statement(sql: Statement, args: Args) -> Query<'static, Sqlite, SqliteArgumen
             Value::Int(i) => query.bind(i),
             Value::Text(s) | Value::Json(s) => query.bind(s),
             Value::Uuid(u) => query.bind(u),
-            Value::Time(t) => query.bind(ms(t)),
+            Value::Time(t) => query.bind(epoch_millis(t)),
             Value::Date(d) => query.bind(d.to_string()),
             Value::Bytes(b) => query.bind(b),
         };
@@ -80,11 +80,11 @@ impl Record for SqliteRecord {
             Kind::Json => get(row, column)?.map(Value::Json),
             Kind::Uuid => get(row, column)?.map(Value::Uuid),
             Kind::Time => get::<i64>(row, column)?
-                .map(time)
+                .map(from_epoch_millis)
                 .transpose()?
                 .map(Value::Time),
             Kind::Date => get::<String>(row, column)?
-                .map(|text| date(&text))
+                .map(|text| date_from_text(&text))
                 .transpose()?
                 .map(Value::Date),
             Kind::Bytes => get(row, column)?.map(Value::Bytes),

@@ -34,7 +34,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 use uuid::Uuid;
 
 use crate::SqliteBackend;
-use crate::rows::{ms, time};
+use crate::encoding::{epoch_millis, from_epoch_millis};
 
 /// One hold for the [`HoldWriter`].
 pub(crate) struct HoldJob {
@@ -161,7 +161,7 @@ fn expire(
     let expired = tx
         .prepare_cached(&hold_sql::expire(""))
         .and_then(|mut s| {
-            s.query_map(params![ms(now), limit], |r| {
+            s.query_map(params![epoch_millis(now), limit], |r| {
                 Ok((
                     BookingId(uuid(r, 0)?),
                     UserId(uuid(r, 1)?),
@@ -318,7 +318,7 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<Held, HoldError> 
     } = job;
     let showtime = booking.showtime_id.0.as_bytes().as_slice();
     let id = booking.id.0.as_bytes().as_slice();
-    let now = ms(*now);
+    let now = epoch_millis(*now);
 
     let state: Option<(String, i64, bool)> = conn
         .prepare_cached(hold_sql::SHOWTIME_ON_SALE)
@@ -338,7 +338,7 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<Held, HoldError> 
     let (status, starts_at, current) = state.ok_or(StoreError::NotFound)?;
     if let Some(refusal) = hold_refusal(
         &status,
-        time(starts_at).map_err(StoreError::Other)?,
+        from_epoch_millis(starts_at).map_err(StoreError::Other)?,
         current,
         job.now,
     ) {
@@ -365,7 +365,7 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<Held, HoldError> 
                 showtime,
                 item.seat_id.0.as_bytes().as_slice(),
                 id,
-                ms(booking.expires_at),
+                epoch_millis(booking.expires_at),
                 now,
             ])
             .map_err(store)?;
@@ -408,7 +408,7 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<Held, HoldError> 
                     record.key.as_str(),
                     record.request_hash.as_str(),
                     record.outcome.as_str(),
-                    ms(record.created_at),
+                    epoch_millis(record.created_at),
                 ])
             })
             .map_err(store)?;
@@ -454,9 +454,9 @@ fn insert_booking(conn: &Connection, booking: &Booking) -> Result<BookingReferen
                 booking.status.as_str(),
                 booking.total,
                 booking.currency.as_str(),
-                ms(booking.expires_at),
-                ms(booking.created_at),
-                ms(booking.updated_at),
+                epoch_millis(booking.expires_at),
+                epoch_millis(booking.created_at),
+                epoch_millis(booking.updated_at),
             ])
             .map_err(store)?;
         if inserted == 1 {
@@ -473,7 +473,7 @@ fn insert_booking(conn: &Connection, booking: &Booking) -> Result<BookingReferen
 /// a refused hold leaves no event behind. The same rows as `outbox::write_events`, on this
 /// connection's cached statements.
 fn write_event(conn: &Connection, record: &EventRecord) -> Result<(), StoreError> {
-    let at = ms(record.occurred_at);
+    let at = epoch_millis(record.occurred_at);
     let payload = encode_event(&record.event)?;
     conn.prepare_cached(
         "INSERT INTO outbox (id, topic, subject_id, payload, occurred_at) \

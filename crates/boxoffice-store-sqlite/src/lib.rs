@@ -8,10 +8,10 @@
 
 mod booking;
 mod dialect;
+mod encoding;
 mod hold_writer;
 mod outbox;
 mod payment;
-mod rows;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -98,8 +98,9 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+        self.write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(dialect::store_error)
     }
 }
-
-pub(crate) use dialect::store_error as db;

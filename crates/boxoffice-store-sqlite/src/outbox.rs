@@ -16,8 +16,9 @@ use boxoffice_store_sql::OutboxDialect;
 use sqlx::{AssertSqlSafe, SqliteConnection};
 use uuid::Uuid;
 
-use crate::rows::ms;
-use crate::{SqliteBackend, db};
+use crate::SqliteBackend;
+use crate::dialect::store_error;
+use crate::encoding::epoch_millis;
 
 /// Events written by one multi-row insert; keeps every statement far below SQLite's limit of
 /// bound parameters.
@@ -55,12 +56,12 @@ async fn write_chunk(
             .bind(record.event.topic())
             .bind(record.event.subject_id())
             .bind(encode_event(&record.event)?)
-            .bind(ms(record.occurred_at));
+            .bind(epoch_millis(record.occurred_at));
     }
     let seqs: HashMap<Uuid, i64> = insert
         .fetch_all(&mut *conn)
         .await
-        .map_err(db)?
+        .map_err(store_error)?
         .into_iter()
         .map(|(seq, id)| (id, seq))
         .collect();
@@ -70,7 +71,7 @@ async fn write_chunk(
             StoreError::Other(anyhow::anyhow!("event {} was not stored", record.id.0))
         })?;
         for consumer in consumers_of(record.event.topic()) {
-            deliveries.push((seq, *consumer, ms(record.occurred_at)));
+            deliveries.push((seq, *consumer, epoch_millis(record.occurred_at)));
         }
     }
     if deliveries.is_empty() {
@@ -85,7 +86,7 @@ async fn write_chunk(
     for (seq, consumer, at) in deliveries {
         insert = insert.bind(seq).bind(consumer).bind(at);
     }
-    insert.execute(&mut *conn).await.map_err(db)?;
+    insert.execute(&mut *conn).await.map_err(store_error)?;
     Ok(())
 }
 
