@@ -23,7 +23,7 @@ use boxoffice_store::{
     StoreError, new_reference,
 };
 use boxoffice_store_sql::{
-    BookingDialect, Record, Sql, announce, args, hold_refusal, hold_sql, insert_idempotency_record,
+    BookingDialect, Json, Record, Sql, args, hold_refusal, hold_sql, insert_idempotency_record,
     sweep,
 };
 use chrono::{DateTime, Utc};
@@ -43,15 +43,16 @@ pub const SEAT_CHANNEL: &str = "boxoffice_seat_changes";
 #[async_trait]
 impl BookingDialect for PgBackend {
     // One statement at the end of the transaction, so that the version row stays locked only
-    // until commit; the `NOTIFY` is delivered on commit, in commit order.
+    // until commit; the `NOTIFY` is delivered on commit, in commit order. It also returns the
+    // showtime's status, start and revision, which a hold judges itself by after the bump.
     const ANNOUNCE: &'static str = "WITH v AS ( \
              UPDATE showtimes SET seat_version = seat_version + 1 WHERE id = $1 \
-             RETURNING id, seat_version), \
+             RETURNING id, seat_version, status, starts_at, revision), \
          n AS ( \
              SELECT pg_notify('boxoffice_seat_changes', json_build_object( \
                  'showtime_id', v.id, 'version', v.seat_version, 'seats', $2::jsonb)::text) \
              FROM v) \
-         SELECT v.seat_version FROM v, n";
+         SELECT v.seat_version, v.status, v.starts_at, v.revision FROM v, n";
 
     async fn hold_seats(
         &self,
@@ -157,27 +158,28 @@ impl BookingDialect for PgBackend {
             &[EventRecord::new(DomainEvent::booking_held(booking), now)],
         )
         .await?;
-        let seats = items.iter().map(|i| (i.seat_id, SeatState::Held)).collect();
-        // The showtime's row, locked as the version bump would lock it, read as last committed:
-        // a cancellation or a change of the showtime committed since the first check is seen.
-        let state = PgConn(&mut tx)
-            .fetch_one(
-                "SELECT status, starts_at, revision = $2 AS current FROM showtimes \
-                 WHERE id = $1 FOR NO KEY UPDATE",
-                args![booking.showtime_id.0, basis.showtime_revision],
-            )
+        let seats: Vec<_> = items.iter().map(|i| (i.seat_id, SeatState::Held)).collect();
+        // Apply, decide, apply: the version bump locks the showtime's row and returns it as last
+        // committed (a cancellation or a change since the first check is seen), the domain judges
+        // the hold on it, and a refusal rolls the whole transaction back, bump and NOTIFY with it.
+        let json = Json(boxoffice_store::codec::seat_changes_to_json(&seats));
+        let bumped = PgConn(&mut tx)
+            .fetch_one(Self::ANNOUNCE, args![booking.showtime_id.0, json])
             .await?;
         let refusal = hold_refusal(
-            &state.get::<String>("status")?,
-            state.get("starts_at")?,
-            state.get("current")?,
+            &bumped.get::<String>("status")?,
+            bumped.get("starts_at")?,
+            bumped.get::<i64>("revision")? == basis.showtime_revision,
             now,
         );
         if let Some(refusal) = refusal {
             return Err(refusal);
         }
-        let change =
-            announce::<PgBackend>(&mut PgConn(&mut tx), booking.showtime_id, seats).await?;
+        let change = SeatChange {
+            showtime_id: booking.showtime_id,
+            version: bumped.get("seat_version")?,
+            seats,
+        };
         tx.commit().await.map_err(store_error)?;
         Ok(Held { change, reference })
     }
