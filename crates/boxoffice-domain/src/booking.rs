@@ -389,6 +389,18 @@ impl Booking {
         Ok(self.expires_at + extension)
     }
 
+    /// Whether checkout may start at `now`: only a live hold can be paid for (not a lapsed one,
+    /// not one with a payment in flight, not a paid or cancelled booking).
+    pub fn payable_at(&self, now: DateTime<Utc>) -> bool {
+        self.status_at(now) == BookingStatus::Held
+    }
+
+    /// Whether the booking can be cancelled with a refund: only a confirmed (paid) one. Holds
+    /// are cancelled without one, and a refunded booking is cancelled already.
+    pub fn cancellable_with_refund(&self) -> bool {
+        self.status == BookingStatus::Confirmed
+    }
+
     /// The status at `now`: a hold past its expiry is expired at once, whether or not the sweeper
     /// has recorded it yet (invariant 4, the lazy half).
     pub fn status_at(&self, now: DateTime<Utc>) -> BookingStatus {
@@ -733,6 +745,51 @@ mod tests {
             ..booking
         };
         assert_eq!(cancelled.status_at(now), BookingStatus::Cancelled);
+    }
+
+    #[test]
+    fn only_a_live_hold_is_payable_and_only_a_paid_booking_is_refunded_on_cancelling() {
+        let now = DateTime::parse_from_rfc3339("2030-01-01T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let held = Booking {
+            id: BookingId::generate(),
+            reference: BookingReference::from_index(3),
+            user_id: UserId::generate(),
+            showtime_id: ShowtimeId::generate(),
+            status: BookingStatus::Held,
+            items: vec![],
+            total: 0,
+            currency: Currency::NONE,
+            expires_at: now,
+            extended: false,
+            created_at: now,
+            updated_at: now,
+        };
+        assert!(held.payable_at(now - chrono::Duration::milliseconds(1)));
+        assert!(!held.payable_at(now), "a lapsed hold cannot be paid for");
+        assert!(!held.cancellable_with_refund());
+        for status in [
+            BookingStatus::AwaitingPayment,
+            BookingStatus::Confirmed,
+            BookingStatus::Expired,
+            BookingStatus::Cancelled,
+            BookingStatus::Refunded,
+        ] {
+            let other = Booking {
+                status,
+                ..held.clone()
+            };
+            assert!(
+                !other.payable_at(now - chrono::Duration::minutes(1)),
+                "{status:?}"
+            );
+            assert_eq!(
+                other.cancellable_with_refund(),
+                status == BookingStatus::Confirmed,
+                "{status:?}"
+            );
+        }
     }
 
     #[test]

@@ -661,18 +661,18 @@ impl<D: PaymentDialect> PaymentStore for SqlStore<D> {
         let p = &checkout.payment;
         let now = checkout.now;
         let mut tx = self.begin().await?;
-        let started = tx
-            .execute(
-                "UPDATE bookings SET status = 'awaiting_payment', \
-                 expires_at = CASE WHEN expires_at > $3 THEN expires_at ELSE $3 END, \
-                 updated_at = $2 WHERE id = $1 AND status = 'held' AND expires_at > $2",
-                args![p.booking_id.0, now, checkout.hold_until],
-            )
-            .await?;
-        if started == 0 {
-            read_booking(&mut tx, p.booking_id).await?;
+        let booking = lock_booking::<D>(&mut tx, p.booking_id).await?;
+        if !booking.payable_at(now) {
             return Err(StoreError::Conflict(Conflict::BookingNotPayable));
         }
+        // Never shortened: the payment window only ever extends the hold.
+        let expires_at = booking.expires_at.max(checkout.hold_until);
+        tx.execute(
+            "UPDATE bookings SET status = 'awaiting_payment', expires_at = $3, updated_at = $2 \
+             WHERE id = $1",
+            args![p.booking_id.0, now, expires_at],
+        )
+        .await?;
         tx.execute(
             "UPDATE seat_claims SET expires_at = (SELECT expires_at FROM bookings WHERE id = $1) \
              WHERE booking_id = $1 AND state = 'held'",
@@ -1004,17 +1004,17 @@ impl<D: PaymentDialect> PaymentStore for SqlStore<D> {
     ) -> Result<(Booking, SeatChange, Option<Refund>), StoreError> {
         let now = cancellation.now;
         let mut tx = self.begin().await?;
-        let cancelled = tx
-            .execute(
-                "UPDATE bookings SET status = 'refunded', updated_at = $2 \
-                 WHERE id = $1 AND status = 'confirmed'",
-                args![booking.0, now],
-            )
-            .await?;
-        if cancelled == 0 {
-            read_booking(&mut tx, booking).await?;
+        if !lock_booking::<D>(&mut tx, booking)
+            .await?
+            .cancellable_with_refund()
+        {
             return Err(StoreError::Conflict(Conflict::BookingNotCancellable));
         }
+        tx.execute(
+            "UPDATE bookings SET status = 'refunded', updated_at = $2 WHERE id = $1",
+            args![booking.0, now],
+        )
+        .await?;
         let freed = delete_claims(
             &mut tx,
             "DELETE FROM seat_claims WHERE booking_id = $1 AND state = 'sold' RETURNING seat_id",

@@ -75,6 +75,7 @@ macro_rules! store_contract_suite {
             hall_seats_cannot_change_while_seats_are_taken,
             holds_priced_on_an_outdated_basis_are_refused,
             checkout_then_success_sells_the_seats_and_issues_tickets,
+            a_lapsed_hold_cannot_be_checked_out,
             a_duplicate_event_changes_nothing,
             a_refused_outcome_changes_nothing_but_the_ledger,
             a_late_payment_confirms_if_free_and_refunds_if_taken,

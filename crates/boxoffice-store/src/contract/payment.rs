@@ -130,6 +130,27 @@ async fn ledger_kinds(store: &dyn Store, p: PaymentId) -> Vec<String> {
         .collect()
 }
 
+/// Checkout refuses a hold that has lapsed, even before the sweeper recorded it, and leaves the
+/// booking as it was: no payment, the hold still `held` in the store, its claims unchanged.
+pub async fn a_lapsed_hold_cannot_be_checked_out(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ss"]).await;
+    let t0 = base_time();
+    let b = hold_of(u, &s, &[&seats[0]], t0);
+    super::booking::hold(store.as_ref(), &b, t0, None)
+        .await
+        .unwrap();
+    let lapsed = store.booking(b.id).await.unwrap().expires_at;
+    let refused = checkout(store.as_ref(), &b, lapsed).await.unwrap_err();
+    assert!(
+        refused.is_conflict(Conflict::BookingNotPayable),
+        "{refused:?}"
+    );
+    let stored = store.booking(b.id).await.unwrap();
+    assert_eq!(stored.status, BookingStatus::Held);
+    assert_eq!(stored.expires_at, lapsed);
+    assert!(store.latest_payment(b.id).await.unwrap().is_none());
+}
+
 /// Checkout moves a live hold to awaiting_payment and extends its claims; confirmation turns the
 /// claims into sold seats and issues one ticket per seat in the same transaction.
 pub async fn checkout_then_success_sells_the_seats_and_issues_tickets(store: Arc<dyn Store>) {
