@@ -23,8 +23,8 @@ use boxoffice_store::{
     StoreError, new_reference,
 };
 use boxoffice_store_sql::{
-    BookingDialect, Json, Record, Sql, args, hold_refusal, hold_sql, insert_idempotency_record,
-    sweep,
+    BookingDialect, Dialect, Json, Record, Sql, args, hold_refusal, hold_sql,
+    insert_idempotency_record, sweep,
 };
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgListener, PgPool};
@@ -189,7 +189,7 @@ impl BookingDialect for PgBackend {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<SeatChange>, StoreError> {
-        sweep(self, now, limit, "FOR UPDATE SKIP LOCKED").await
+        sweep(self, now, limit, <Self as Dialect>::FOR_UPDATE_SKIP_LOCKED).await
     }
 }
 

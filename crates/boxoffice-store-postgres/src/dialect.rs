@@ -14,7 +14,7 @@ use sqlx::error::ErrorKind;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
 use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, PgPool, Postgres, Row, TypeInfo, ValueRef};
+use sqlx::{AssertSqlSafe, Decode, PgPool, Postgres, Row, TypeInfo, ValueRef};
 use uuid::Uuid;
 
 use crate::PgBackend;
@@ -112,12 +112,15 @@ impl Record for PgRecord {
                 if raw.is_null() {
                     None
                 } else {
-                    let width = raw.type_info().name().to_owned();
-                    Some(Value::Int(match width.as_str() {
-                        "INT2" => i64::from(get::<i16>(row, column)?.unwrap_or_default()),
-                        "INT4" => i64::from(get::<i32>(row, column)?.unwrap_or_default()),
-                        _ => get::<i64>(row, column)?.unwrap_or_default(),
-                    }))
+                    // Decoded from the value already found: one column look-up, whatever width.
+                    let width = raw.type_info().into_owned();
+                    let int = match width.name() {
+                        "INT2" => <i16 as Decode<Postgres>>::decode(raw).map(i64::from),
+                        "INT4" => <i32 as Decode<Postgres>>::decode(raw).map(i64::from),
+                        _ => <i64 as Decode<Postgres>>::decode(raw),
+                    }
+                    .map_err(|e| StoreError::Other(anyhow::anyhow!("an integer column: {e}")))?;
+                    Some(Value::Int(int))
                 }
             }
             Kind::Text => get(row, column)?.map(Value::Text),
@@ -208,6 +211,7 @@ impl Dialect for PgBackend {
     const NAME: &'static str = "postgres";
     const FOR_UPDATE: &'static str = "FOR UPDATE";
     const FOR_NO_KEY_UPDATE: &'static str = "FOR NO KEY UPDATE";
+    const FOR_UPDATE_SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
 
     async fn begin(&self) -> Result<PgTx, StoreError> {
         self.begin().await.map(PgTx)

@@ -7,7 +7,6 @@
 mod booking;
 mod dialect;
 mod outbox;
-mod payment;
 
 pub use booking::SEAT_CHANNEL;
 

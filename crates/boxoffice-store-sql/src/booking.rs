@@ -200,8 +200,22 @@ async fn assemble(
 
 /// One booking with its items.
 pub async fn read_booking(sql: &mut impl Sql, id: BookingId) -> Result<Booking, StoreError> {
+    read_booking_with(sql, id, "").await
+}
+
+/// One booking with its items, its row locked until the transaction ends (`lock`: the
+/// dialect's [`Dialect::FOR_UPDATE`], nothing on SQLite). The row lock is taken by the same
+/// statement that reads it.
+pub(crate) async fn read_booking_with(
+    sql: &mut impl Sql,
+    id: BookingId,
+    lock: &str,
+) -> Result<Booking, StoreError> {
     let row = sql
-        .fetch_one(format!("{BOOKING_SELECT}WHERE b.id = $1"), args![id.0])
+        .fetch_one(
+            format!("{BOOKING_SELECT}WHERE b.id = $1 {lock}"),
+            args![id.0],
+        )
         .await?;
     let booking = booking_of(&row)?;
     assemble(sql, vec![booking])
@@ -377,20 +391,25 @@ fn hold_extended(booking: &Booking, now: DateTime<Utc>) -> EventRecord {
     )
 }
 
-/// A user's bookings without their items, newest first, one more than the page holds, read
-/// with `select` ([`BOOKING_SELECT`] or [`SUMMARY_SELECT`]: both name the booking `b`).
-async fn page_rows<S: Sql>(
+/// A page of a user's bookings with their items, newest first, one more than the page holds,
+/// read with `select` ([`BOOKING_SELECT`] or [`SUMMARY_SELECT`]: both name the booking `b`); the
+/// rows too, for the columns a summary adds.
+async fn page_of_bookings<S: Sql>(
     sql: &mut S,
     select: &str,
     user: UserId,
     page: &PageRequest,
-) -> Result<Vec<S::Row>, StoreError> {
+) -> Result<(Vec<S::Row>, Vec<Booking>), StoreError> {
     let statement = format!(
         "{select}WHERE b.user_id = $1 AND ($2 IS NULL OR b.id < $2) ORDER BY b.id DESC LIMIT $3"
     );
     let after = page.after.as_ref().map(|c| c.id);
-    sql.fetch_all(statement, args![user.0, after, i64::from(page.limit) + 1])
-        .await
+    let rows = sql
+        .fetch_all(statement, args![user.0, after, i64::from(page.limit) + 1])
+        .await?;
+    let bookings = rows.iter().map(booking_of).collect::<Result<_, _>>()?;
+    let bookings = assemble(sql, bookings).await?;
+    Ok((rows, bookings))
 }
 
 #[async_trait]
@@ -447,10 +466,8 @@ impl<D: BookingDialect> BookingStore for SqlStore<D> {
         user: UserId,
         page: &PageRequest,
     ) -> Result<Page<Booking>, StoreError> {
-        let mut reader = self.reader();
-        let rows = page_rows(&mut reader, BOOKING_SELECT, user, page).await?;
-        let bookings = rows.iter().map(booking_of).collect::<Result<_, _>>()?;
-        let bookings = assemble(&mut reader, bookings).await?;
+        let (_, bookings) =
+            page_of_bookings(&mut self.reader(), BOOKING_SELECT, user, page).await?;
         Ok(Page::from_overfetch(bookings, page.limit, |b: &Booking| {
             Cursor::after_id(b.id.0)
         }))
@@ -461,10 +478,8 @@ impl<D: BookingDialect> BookingStore for SqlStore<D> {
         user: UserId,
         page: &PageRequest,
     ) -> Result<Page<BookingSummary>, StoreError> {
-        let mut reader = self.reader();
-        let rows = page_rows(&mut reader, SUMMARY_SELECT, user, page).await?;
-        let bookings = rows.iter().map(booking_of).collect::<Result<_, _>>()?;
-        let bookings = assemble(&mut reader, bookings).await?;
+        let (rows, bookings) =
+            page_of_bookings(&mut self.reader(), SUMMARY_SELECT, user, page).await?;
         let summaries = bookings
             .into_iter()
             .zip(&rows)

@@ -27,7 +27,7 @@ use crate::rows::{
     CINEMA_COLUMNS, HALL_COLUMNS, LISTING_SELECT, MOVIE_COLUMNS, SEAT_COLUMNS, SHOWTIME_COLUMNS,
     cinema_of, hall_of, listing_of, movie_of, seat_of, showtime_of,
 };
-use crate::{Dialect, Json, Record, Sql, SqlStore, Transaction, args, found};
+use crate::{Args, Dialect, Json, Record, Sql, SqlStore, Transaction, args, found};
 
 /// Frees the seats of `bookings`, the unpaid bookings of `showtime` just cancelled with it,
 /// inside `tx`, and announces them on the showtime's seat map: the change, or `None` when no
@@ -46,6 +46,25 @@ async fn release_cancelled_bookings<D: BookingDialect>(
         return Ok(None);
     }
     Ok(Some(announce::<D>(tx, showtime, seats).await?))
+}
+
+/// The arguments `$1`..`$9` of a movie's row (id, title, its search key, runtime, certificate,
+/// genres, languages, synopsis, release date), then `times`.
+fn movie_args(movie: &Movie, times: Args) -> Args {
+    let d = &movie.details;
+    let mut values = args![
+        movie.id.0,
+        &d.title,
+        search_key(&d.title),
+        d.runtime_minutes,
+        &d.certificate,
+        Json(strings_to_json(&d.genres)),
+        Json(strings_to_json(&d.languages)),
+        &d.synopsis,
+        d.release_date,
+    ];
+    values.extend(times);
+    values
 }
 
 /// A `LIKE` pattern matching any text that contains `needle`, with `\` escaping the pattern's
@@ -67,25 +86,12 @@ fn containing(needle: &str) -> String {
 #[async_trait]
 impl<D: Dialect> CatalogStore for SqlStore<D> {
     async fn insert_movie(&self, movie: &Movie) -> Result<(), StoreError> {
-        let d = &movie.details;
         self.writer()
             .execute(
                 "INSERT INTO movies (id, title, title_key, runtime_minutes, certificate, genres, \
                  languages, synopsis, release_date, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                args![
-                    movie.id.0,
-                    &d.title,
-                    search_key(&d.title),
-                    d.runtime_minutes,
-                    &d.certificate,
-                    Json(strings_to_json(&d.genres)),
-                    Json(strings_to_json(&d.languages)),
-                    &d.synopsis,
-                    d.release_date,
-                    movie.created_at,
-                    movie.updated_at,
-                ],
+                movie_args(movie, args![movie.created_at, movie.updated_at]),
             )
             .await?;
         Ok(())
@@ -133,7 +139,6 @@ impl<D: Dialect> CatalogStore for SqlStore<D> {
     }
 
     async fn update_movie(&self, movie: &Movie) -> Result<(), StoreError> {
-        let d = &movie.details;
         found(
             self.writer()
                 .execute(
@@ -141,18 +146,7 @@ impl<D: Dialect> CatalogStore for SqlStore<D> {
                      certificate = $5, genres = $6, languages = $7, synopsis = $8, \
                      release_date = $9, updated_at = $10 \
                      WHERE id = $1 AND deleted_at IS NULL",
-                    args![
-                        movie.id.0,
-                        &d.title,
-                        search_key(&d.title),
-                        d.runtime_minutes,
-                        &d.certificate,
-                        Json(strings_to_json(&d.genres)),
-                        Json(strings_to_json(&d.languages)),
-                        &d.synopsis,
-                        d.release_date,
-                        movie.updated_at,
-                    ],
+                    movie_args(movie, args![movie.updated_at]),
                 )
                 .await?,
         )

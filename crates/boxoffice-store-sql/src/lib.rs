@@ -23,7 +23,6 @@ pub use booking::{
     insert_idempotency_record, read_booking, release, sweep,
 };
 pub use outbox::OutboxDialect;
-pub use payment::PaymentDialect;
 pub use seam::{
     Args, Column, Dialect, Json, Kind, Readable, Record, Sql, Statement, Transaction, Typed,
     UniqueViolation, Value, found, narrow, on_unique,
@@ -62,7 +61,7 @@ impl<D: Dialect> SqlStore<D> {
 #[async_trait::async_trait]
 impl<D> boxoffice_store::Store for SqlStore<D>
 where
-    D: PaymentDialect + OutboxDialect,
+    D: BookingDialect + OutboxDialect,
 {
     async fn ping(&self) -> Result<(), boxoffice_store::StoreError> {
         self.reader().execute("SELECT 1", args![]).await?;

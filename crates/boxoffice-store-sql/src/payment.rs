@@ -7,7 +7,7 @@
 //! and bumps the showtime's seat version last. On PostgreSQL this order keeps racing refunds and
 //! settlements of one payment serialised on its row and keeps them from deadlocking holds and
 //! sweepers; on SQLite the write transaction holds the one write lock and the locking reads are
-//! plain reads. Reconciliation claims payments with [`PaymentDialect::SKIP_LOCKED`].
+//! plain reads. Reconciliation claims payments with [`Dialect::FOR_UPDATE_SKIP_LOCKED`].
 
 use std::collections::HashSet;
 
@@ -27,17 +27,10 @@ use boxoffice_store::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::booking::{BookingDialect, announce, insert_idempotency_record, read_booking};
+use crate::booking::{
+    BookingDialect, announce, insert_idempotency_record, read_booking, read_booking_with,
+};
 use crate::{Dialect, Record, Sql, SqlStore, Transaction, args};
-
-/// What the payment steps need beyond the shared statements and the booking module's dialect
-/// (whose seat-version bump they announce with).
-pub trait PaymentDialect: BookingDialect {
-    /// Appended to the `SELECT` that picks the payments reconciliation claims: `FOR UPDATE SKIP
-    /// LOCKED` on PostgreSQL, so that several processes claim different payments; nothing on
-    /// SQLite, whose write transaction already excludes every other claimer.
-    const SKIP_LOCKED: &'static str;
-}
 
 /// The columns [`payment_of`] reads.
 const PAYMENT_COLUMNS: &str = "id, booking_id, intent_id, status, amount, currency, \
@@ -311,9 +304,7 @@ fn expired(booking: &Booking, now: DateTime<Utc>) -> EventRecord {
 /// Reads a booking and locks its row: a sweeper or a cancellation of the same booking waits
 /// until the step commits.
 async fn lock_booking<D: Dialect>(tx: &mut D::Tx, id: BookingId) -> Result<Booking, StoreError> {
-    let lock = format!("SELECT id FROM bookings WHERE id = $1 {}", D::FOR_UPDATE);
-    tx.fetch_one(lock, args![id.0]).await?;
-    read_booking(tx, id).await
+    read_booking_with(tx, id, D::FOR_UPDATE).await
 }
 
 /// Stores an idempotency record unless its key is taken.
@@ -349,7 +340,7 @@ async fn delete_claims(
 
 /// Releases a booking's held claims, locked in (showtime, seat) order, and announces them, if
 /// there were any.
-async fn release_held<D: PaymentDialect>(
+async fn release_held<D: BookingDialect>(
     tx: &mut D::Tx,
     booking: &Booking,
 ) -> Result<Option<SeatChange>, StoreError> {
@@ -480,7 +471,7 @@ struct Step<'a, D: Dialect> {
     events: Vec<EventRecord>,
 }
 
-impl<D: PaymentDialect> Step<'_, D> {
+impl<D: BookingDialect> Step<'_, D> {
     async fn ledger(&mut self, kind: &str, amount: i64, detail: &str) -> Result<(), StoreError> {
         let row = LedgerRow {
             kind,
@@ -652,7 +643,7 @@ impl<D: PaymentDialect> Step<'_, D> {
 }
 
 #[async_trait]
-impl<D: PaymentDialect> PaymentStore for SqlStore<D> {
+impl<D: BookingDialect> PaymentStore for SqlStore<D> {
     async fn begin_checkout(
         &self,
         checkout: &Checkout,
@@ -1069,7 +1060,7 @@ impl<D: PaymentDialect> PaymentStore for SqlStore<D> {
                  SELECT id FROM payments WHERE status = 'initialized' AND updated_at <= $1 \
                  ORDER BY updated_at LIMIT $3 {}) \
              RETURNING {PAYMENT_COLUMNS}",
-            D::SKIP_LOCKED
+            D::FOR_UPDATE_SKIP_LOCKED
         );
         let rows = tx.fetch_all(claim, args![before, now, limit]).await?;
         tx.commit().await?;

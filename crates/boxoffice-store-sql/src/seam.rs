@@ -314,6 +314,10 @@ pub trait Dialect: Send + Sync + 'static {
     /// Like [`Dialect::FOR_UPDATE`], but does not wait for transactions that only insert rows
     /// referring to the locked ones: `FOR NO KEY UPDATE` on PostgreSQL.
     const FOR_NO_KEY_UPDATE: &'static str;
+    /// Ends the choice of rows a worker claims: `FOR UPDATE SKIP LOCKED` on PostgreSQL, so that
+    /// workers in other processes take other rows instead of waiting; nothing on SQLite, whose
+    /// write transaction already excludes every other claimer.
+    const FOR_UPDATE_SKIP_LOCKED: &'static str;
 
     /// Starts a write transaction (SQLite: `BEGIN IMMEDIATE`, which takes the write lock at once).
     async fn begin(&self) -> Result<Self::Tx, StoreError>;

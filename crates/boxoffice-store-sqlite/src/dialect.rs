@@ -165,6 +165,7 @@ impl Dialect for Backend {
     const NAME: &'static str = "sqlite";
     const FOR_UPDATE: &'static str = "";
     const FOR_NO_KEY_UPDATE: &'static str = "";
+    const FOR_UPDATE_SKIP_LOCKED: &'static str = "";
 
     async fn begin(&self) -> Result<SqliteTx, StoreError> {
         self.begin().await.map(SqliteTx)

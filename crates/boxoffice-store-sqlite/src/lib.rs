@@ -11,7 +11,6 @@ mod dialect;
 mod encoding;
 mod hold_writer;
 mod outbox;
-mod payment;
 
 use std::str::FromStr;
 use std::time::Duration;
