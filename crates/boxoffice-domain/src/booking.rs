@@ -716,12 +716,9 @@ mod tests {
         assert!(TicketDiscounts::parse(&BTreeMap::from([("pet".to_owned(), 10)])).is_err());
     }
 
-    #[test]
-    fn a_lapsed_hold_reads_as_expired_at_once() {
-        let now = DateTime::parse_from_rfc3339("2030-01-01T10:00:00Z")
-            .unwrap()
-            .to_utc();
-        let booking = Booking {
+    /// A hold with no seats, made at `now`, that lapses at `expires_at`.
+    fn held_until(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Booking {
+        Booking {
             id: BookingId::generate(),
             reference: BookingReference::from_index(1),
             user_id: UserId::generate(),
@@ -730,11 +727,19 @@ mod tests {
             items: vec![],
             total: 0,
             currency: Currency::NONE,
-            expires_at: now,
+            expires_at,
             extended: false,
             created_at: now,
             updated_at: now,
-        };
+        }
+    }
+
+    #[test]
+    fn a_lapsed_hold_reads_as_expired_at_once() {
+        let now = DateTime::parse_from_rfc3339("2030-01-01T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let booking = held_until(now, now);
         assert_eq!(
             booking.status_at(now - chrono::Duration::milliseconds(1)),
             BookingStatus::Held
@@ -752,20 +757,7 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2030-01-01T10:00:00Z")
             .unwrap()
             .to_utc();
-        let held = Booking {
-            id: BookingId::generate(),
-            reference: BookingReference::from_index(3),
-            user_id: UserId::generate(),
-            showtime_id: ShowtimeId::generate(),
-            status: BookingStatus::Held,
-            items: vec![],
-            total: 0,
-            currency: Currency::NONE,
-            expires_at: now,
-            extended: false,
-            created_at: now,
-            updated_at: now,
-        };
+        let held = held_until(now, now);
         assert!(held.payable_at(now - chrono::Duration::milliseconds(1)));
         assert!(!held.payable_at(now), "a lapsed hold cannot be paid for");
         assert!(!held.cancellable_with_refund());
@@ -798,20 +790,7 @@ mod tests {
             .unwrap()
             .to_utc();
         let five = chrono::Duration::minutes(5);
-        let held = Booking {
-            id: BookingId::generate(),
-            reference: BookingReference::from_index(7),
-            user_id: UserId::generate(),
-            showtime_id: ShowtimeId::generate(),
-            status: BookingStatus::Held,
-            items: vec![],
-            total: 0,
-            currency: Currency::NONE,
-            expires_at: now + five,
-            extended: false,
-            created_at: now,
-            updated_at: now,
-        };
+        let held = held_until(now + five, now);
         assert_eq!(
             held.extended_expiry(five, true, now),
             Ok(now + chrono::Duration::minutes(10))

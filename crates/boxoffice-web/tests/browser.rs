@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use boxoffice_domain::ShowtimeId;
 use common::{PASSWORD, Site};
 use thirtyfour::prelude::*;
 
@@ -178,6 +179,14 @@ async fn field(driver: &WebDriver, label: &str) -> WebElement {
     driver.find(By::Id(id)).await.unwrap()
 }
 
+/// A site with a showtime an hour from now, served at the address returned, and a browser.
+async fn a_showtime_and_a_browser() -> (Site, ShowtimeId, String, Chrome) {
+    let site = Site::new().await;
+    let showtime = site.showtime_in(chrono::Duration::hours(1)).await;
+    let base = site.serve().await;
+    (site, showtime, base, Chrome::start().await)
+}
+
 async fn sign_in(driver: &WebDriver, base: &str, email: &str) {
     driver.goto(format!("{base}/login")).await.unwrap();
     field(driver, "Email").await.send_keys(email).await.unwrap();
@@ -317,10 +326,7 @@ async fn a_customer_buys_a_ticket_from_the_home_page_to_the_qr_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium; .ci/run runs it"]
 async fn a_seat_held_elsewhere_turns_held_on_the_open_map_within_two_seconds() {
-    let site = Site::new().await;
-    let showtime = site.showtime_in(chrono::Duration::hours(1)).await;
-    let base = site.serve().await;
-    let chrome = Chrome::start().await;
+    let (site, showtime, base, chrome) = a_showtime_and_a_browser().await;
     let driver = chrome.driver();
     driver
         .goto(format!("{base}/showtimes/{showtime}"))
@@ -352,10 +358,7 @@ async fn a_seat_held_elsewhere_turns_held_on_the_open_map_within_two_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium; .ci/run runs it"]
 async fn the_arrow_keys_move_between_seats_and_space_picks() {
-    let site = Site::new().await;
-    let showtime = site.showtime_in(chrono::Duration::hours(1)).await;
-    let base = site.serve().await;
-    let chrome = Chrome::start().await;
+    let (_site, showtime, base, chrome) = a_showtime_and_a_browser().await;
     let driver = chrome.driver();
     driver
         .goto(format!("{base}/showtimes/{showtime}"))
@@ -469,11 +472,8 @@ async fn the_arrow_keys_move_between_seats_and_space_picks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium; .ci/run runs it"]
 async fn the_countdown_runs_and_offers_the_extension_in_the_last_minute() {
-    let site = Site::new().await;
+    let (site, showtime, base, chrome) = a_showtime_and_a_browser().await;
     site.customer("ann@example.test").await;
-    let showtime = site.showtime_in(chrono::Duration::hours(1)).await;
-    let base = site.serve().await;
-    let chrome = Chrome::start().await;
     let driver = chrome.driver();
     sign_in(driver, &base, "ann@example.test").await;
     driver
