@@ -196,6 +196,14 @@ async fn sign_in(driver: &WebDriver, base: &str, email: &str) {
         .await
         .unwrap();
     button(driver, "Sign in").await.click().await.unwrap();
+    // The form's redirect must land before the caller navigates, or it overtakes the next page.
+    eventually(10, "the signed-in header", || async {
+        driver
+            .find(By::XPath("//button[normalize-space(.)='Sign out']"))
+            .await
+            .is_ok()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
