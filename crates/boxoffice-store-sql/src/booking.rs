@@ -14,19 +14,20 @@ use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
 use boxoffice_domain::booking::{
-    Booking, BookingReference, ExtendRejection, SeatChange, SeatState,
+    Booking, BookingReference, BookingStatus, ExtendRejection, SeatChange, SeatState,
 };
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::schedule::on_sale;
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::{
-    BookingStore, BookingSummary, Conflict, Cursor, Held, HoldError, IdempotencyRecord, Page,
-    PageRequest, PriceBasis, SeatStates, StoreError, codec,
+    BookingSearch, BookingStore, BookingSummary, Conflict, Cursor, Held, HoldError,
+    IdempotencyRecord, Page, PageRequest, PriceBasis, SeatStates, StoreError, codec,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Dialect, Json, Record, Sql, SqlStore, Transaction, args};
+use crate::seam::containing;
+use crate::{Dialect, Json, Record, Sql, SqlStore, Transaction, Value, args};
 
 /// What a backend does its own way in the booking part of the store.
 #[async_trait]
@@ -128,15 +129,23 @@ const BOOKING_SELECT: &str = "SELECT b.id, b.reference, b.user_id, b.showtime_id
      FROM bookings b ";
 
 /// The rows of [`BookingSummary`]s: every column of [`BOOKING_SELECT`] and, from its showtime
-/// `s`, film `m`, hall `h` and cinema `c`, `movie_title`, `cinema_name`, `hall_name`,
-/// `starts_at` and `timezone`.
+/// `s`, film `m`, hall `h`, cinema `c` and the customer's profile `p`, `movie_title`,
+/// `cinema_name`, `hall_name`, `starts_at`, `timezone` and `customer_email`.
 const SUMMARY_SELECT: &str = "SELECT b.id, b.reference, b.user_id, b.showtime_id, \
      b.status, b.hold_extended, b.total, b.currency, b.expires_at, b.created_at, b.updated_at, \
      m.title AS movie_title, c.name AS cinema_name, h.name AS hall_name, \
-     s.starts_at AS starts_at, c.timezone AS timezone \
+     s.starts_at AS starts_at, c.timezone AS timezone, p.email AS customer_email \
      FROM bookings b JOIN showtimes s ON s.id = b.showtime_id \
      JOIN movies m ON m.id = s.movie_id JOIN halls h ON h.id = s.hall_id \
-     JOIN cinemas c ON c.id = h.cinema_id ";
+     JOIN cinemas c ON c.id = h.cinema_id LEFT JOIN profiles p ON p.user_id = b.user_id ";
+
+/// What [`BookingStore::search_bookings`] filters by, after [`SUMMARY_SELECT`]: `$1` showtime,
+/// `$2` status, then the readings of the typed query (`$3` is whether there is one, `$4` id,
+/// `$5` reference, `$6` ticket code, `$7` email pattern).
+const SEARCH_WHERE: &str = "($1 IS NULL OR b.showtime_id = $1) AND ($2 IS NULL OR b.status = $2) \
+     AND ($3 = FALSE OR b.id = $4 OR b.reference = $5 \
+          OR EXISTS (SELECT 1 FROM tickets t WHERE t.booking_id = b.id AND t.code = $6) \
+          OR p.email LIKE $7 ESCAPE '\\')";
 
 /// The items of the bookings whose ids are bound, in their order; append the id list.
 const ITEMS_OF: &str = "SELECT booking_id, seat_id, label, seat_type, ticket_type, price \
@@ -391,25 +400,58 @@ fn hold_extended(booking: &Booking, now: DateTime<Utc>) -> EventRecord {
     )
 }
 
-/// A page of a user's bookings with their items, newest first, one more than the page holds,
-/// read with `select` ([`BOOKING_SELECT`] or [`SUMMARY_SELECT`]: both name the booking `b`); the
-/// rows too, for the columns a summary adds.
+/// A page of bookings with their items, newest first, one more than the page holds, read with
+/// `select` ([`BOOKING_SELECT`] or [`SUMMARY_SELECT`]: both name the booking `b`) where
+/// `condition` holds over `args` (`$1` on); the rows too, for the columns a summary adds.
 async fn page_of_bookings<S: Sql>(
     sql: &mut S,
     select: &str,
-    user: UserId,
+    condition: &str,
+    mut args: Vec<Value>,
     page: &PageRequest,
 ) -> Result<(Vec<S::Row>, Vec<Booking>), StoreError> {
+    let after = args.len() + 1;
     let statement = format!(
-        "{select}WHERE b.user_id = $1 AND ($2 IS NULL OR b.id < $2) ORDER BY b.id DESC LIMIT $3"
+        "{select}WHERE {condition} AND (${after} IS NULL OR b.id < ${after}) \
+         ORDER BY b.id DESC LIMIT ${}",
+        after + 1
     );
-    let after = page.after.as_ref().map(|c| c.id);
-    let rows = sql
-        .fetch_all(statement, args![user.0, after, i64::from(page.limit) + 1])
-        .await?;
+    args.push(page.after.as_ref().map(|c| c.id).into());
+    args.push((i64::from(page.limit) + 1).into());
+    let rows = sql.fetch_all(statement, args).await?;
     let bookings = rows.iter().map(booking_of).collect::<Result<_, _>>()?;
     let bookings = assemble(sql, bookings).await?;
     Ok((rows, bookings))
+}
+
+/// A page of [`BookingSummary`]s read with [`SUMMARY_SELECT`] where `condition` holds.
+async fn page_of_summaries<S: Sql>(
+    sql: &mut S,
+    condition: &str,
+    args: Vec<Value>,
+    page: &PageRequest,
+) -> Result<Page<BookingSummary>, StoreError> {
+    let (rows, bookings) = page_of_bookings(sql, SUMMARY_SELECT, condition, args, page).await?;
+    let summaries = bookings
+        .into_iter()
+        .zip(&rows)
+        .map(|(booking, row)| {
+            Ok(BookingSummary {
+                booking,
+                movie_title: row.get("movie_title")?,
+                cinema_name: row.get("cinema_name")?,
+                hall_name: row.get("hall_name")?,
+                starts_at: row.get("starts_at")?,
+                timezone: codec::timezone(&row.get::<String>("timezone")?)?,
+                customer_email: row.get("customer_email")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Page::from_overfetch(
+        summaries,
+        page.limit,
+        |s: &BookingSummary| Cursor::after_id(s.booking.id.0),
+    ))
 }
 
 #[async_trait]
@@ -466,8 +508,14 @@ impl<D: BookingDialect> BookingStore for SqlStore<D> {
         user: UserId,
         page: &PageRequest,
     ) -> Result<Page<Booking>, StoreError> {
-        let (_, bookings) =
-            page_of_bookings(&mut self.reader(), BOOKING_SELECT, user, page).await?;
+        let (_, bookings) = page_of_bookings(
+            &mut self.reader(),
+            BOOKING_SELECT,
+            "b.user_id = $1",
+            args![user.0],
+            page,
+        )
+        .await?;
         Ok(Page::from_overfetch(bookings, page.limit, |b: &Booking| {
             Cursor::after_id(b.id.0)
         }))
@@ -478,27 +526,27 @@ impl<D: BookingDialect> BookingStore for SqlStore<D> {
         user: UserId,
         page: &PageRequest,
     ) -> Result<Page<BookingSummary>, StoreError> {
-        let (rows, bookings) =
-            page_of_bookings(&mut self.reader(), SUMMARY_SELECT, user, page).await?;
-        let summaries = bookings
-            .into_iter()
-            .zip(&rows)
-            .map(|(booking, row)| {
-                Ok(BookingSummary {
-                    booking,
-                    movie_title: row.get("movie_title")?,
-                    cinema_name: row.get("cinema_name")?,
-                    hall_name: row.get("hall_name")?,
-                    starts_at: row.get("starts_at")?,
-                    timezone: codec::timezone(&row.get::<String>("timezone")?)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Page::from_overfetch(
-            summaries,
-            page.limit,
-            |s: &BookingSummary| Cursor::after_id(s.booking.id.0),
-        ))
+        page_of_summaries(&mut self.reader(), "b.user_id = $1", args![user.0], page).await
+    }
+
+    async fn search_bookings(
+        &self,
+        search: &BookingSearch,
+        page: &PageRequest,
+    ) -> Result<Page<BookingSummary>, StoreError> {
+        let query = search.matching.clone().unwrap_or_default();
+        let args = args![
+            search.showtime_id.map(|s| s.0),
+            search.status.map(BookingStatus::as_str),
+            search.matching.is_some(),
+            query.booking_id.map(|b| b.0),
+            query.reference.as_ref().map(BookingReference::compact),
+            query.ticket_code,
+            query
+                .email_containing
+                .map(|e| containing(&e.to_lowercase())),
+        ];
+        page_of_summaries(&mut self.reader(), SEARCH_WHERE, args, page).await
     }
 
     async fn cancel_hold(

@@ -27,6 +27,7 @@ use crate::rows::{
     CINEMA_COLUMNS, HALL_COLUMNS, LISTING_SELECT, MOVIE_COLUMNS, SEAT_COLUMNS, SHOWTIME_COLUMNS,
     cinema_of, hall_of, listing_of, movie_of, seat_of, showtime_of,
 };
+use crate::seam::containing;
 use crate::{Args, Dialect, Json, Record, Sql, SqlStore, Transaction, args, found};
 
 /// Frees the seats of `bookings`, the unpaid bookings of `showtime` just cancelled with it,
@@ -65,22 +66,6 @@ fn movie_args(movie: &Movie, times: Args) -> Args {
     ];
     values.extend(times);
     values
-}
-
-/// A `LIKE` pattern matching any text that contains `needle`, with `\` escaping the pattern's
-/// own wildcards (`ESCAPE '\'`): portable where `instr` (SQLite) and `strpos` (PostgreSQL) are
-/// not.
-fn containing(needle: &str) -> String {
-    let mut pattern = String::with_capacity(needle.len() + 2);
-    pattern.push('%');
-    for c in needle.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
 }
 
 #[async_trait]

@@ -5,13 +5,14 @@ use boxoffice_domain::UserId;
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::identity::{AccountChange, Email, Profile, Role, User, reset_token_usable};
 use boxoffice_store::{
-    ACCOUNTS_AT_STAKE, AccountFacts, Conflict, IdentityStore, LoginFailures, PasswordResetRequest,
-    RefreshGrant, RefreshToken, Rotation, StoreError, WebSessionRecord, codec,
-    decide_account_change, password_sql, web_session_sql,
+    ACCOUNTS_AT_STAKE, AccountFacts, Conflict, Cursor, IdentityStore, LoginFailures, Page,
+    PageRequest, PasswordResetRequest, RefreshGrant, RefreshToken, Rotation, StoreError,
+    WebSessionRecord, codec, decide_account_change, password_sql, web_session_sql,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::seam::containing;
 use crate::{Dialect, Record, Sql, SqlStore, Transaction, args, found, on_unique};
 
 /// The columns [`user_of`] reads, joined from `users` (as `u`) and `profiles`.
@@ -30,6 +31,33 @@ pub(crate) fn user_of(row: &impl Record) -> Result<User, StoreError> {
 
 #[async_trait]
 impl<D: Dialect> IdentityStore for SqlStore<D> {
+    async fn find_users(&self, needle: &str, page: &PageRequest) -> Result<Page<User>, StoreError> {
+        let needle = needle.trim();
+        let pattern = (!needle.is_empty()).then(|| containing(&needle.to_lowercase()));
+        let rows = self
+            .reader()
+            .fetch_all(
+                "SELECT u.id, u.role, u.created_at, p.email, p.name, p.phone \
+                 FROM users u LEFT JOIN profiles p ON p.user_id = u.id \
+                 WHERE ($1 IS NULL OR p.email LIKE $1 ESCAPE '\\' \
+                        OR lower(p.name) LIKE $1 ESCAPE '\\') \
+                   AND ($2 IS NULL OR u.id < $2) \
+                 ORDER BY u.id DESC LIMIT $3",
+                args![
+                    pattern,
+                    page.after.as_ref().map(|c| c.id),
+                    i64::from(page.limit) + 1
+                ],
+            )
+            .await?
+            .iter()
+            .map(user_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(rows, page.limit, |u: &User| {
+            Cursor::after_id(u.id.0)
+        }))
+    }
+
     async fn insert_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         tx.execute(

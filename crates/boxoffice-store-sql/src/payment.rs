@@ -20,9 +20,9 @@ use boxoffice_domain::saga::{
 };
 use boxoffice_domain::{BookingId, PaymentId, RefundId, SeatId, ShowtimeId, TicketId};
 use boxoffice_store::{
-    Cancellation, CheckIn, Checkout, Conflict, GatewayOutcome, IdempotencyRecord, Inbox,
-    InboxEvent, PaymentStore, RefundApplied, RefundReport, RefundRequest, Settled, Settlement,
-    StoreError, codec,
+    Cancellation, CheckIn, CheckInCount, Checkout, Conflict, GatewayOutcome, IdempotencyRecord,
+    Inbox, InboxEvent, PaymentStore, RefundApplied, RefundReport, RefundRequest, Settled,
+    Settlement, StoreError, codec,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -30,7 +30,7 @@ use uuid::Uuid;
 use crate::booking::{
     BookingDialect, announce, insert_idempotency_record, read_booking, read_booking_with,
 };
-use crate::{Dialect, Record, Sql, SqlStore, Transaction, args};
+use crate::{Dialect, Record, Sql, SqlStore, Transaction, args, narrow};
 
 /// The columns [`payment_of`] reads.
 const PAYMENT_COLUMNS: &str = "id, booking_id, intent_id, status, amount, currency, \
@@ -1092,6 +1092,51 @@ impl<D: BookingDialect> PaymentStore for SqlStore<D> {
             .await?
             .iter()
             .map(ticket_of)
+            .collect()
+    }
+
+    async fn ticket_by_code(&self, code: &str) -> Result<Ticket, StoreError> {
+        let statement = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE code = $1");
+        ticket_of(&self.reader().fetch_one(statement, args![code]).await?)
+    }
+
+    async fn undo_check_in(&self, code: &str) -> Result<Ticket, StoreError> {
+        let statement = format!(
+            "UPDATE tickets SET checked_in_at = NULL WHERE code = $1 RETURNING {TICKET_COLUMNS}"
+        );
+        ticket_of(&self.writer().fetch_one(statement, args![code]).await?)
+    }
+
+    async fn check_in_count(&self, showtime: ShowtimeId) -> Result<CheckInCount, StoreError> {
+        let row = self
+            .reader()
+            .fetch_one(
+                "SELECT COUNT(*) AS tickets, COUNT(t.checked_in_at) AS checked_in \
+                 FROM tickets t JOIN bookings b ON b.id = t.booking_id \
+                 WHERE t.showtime_id = $1 AND b.status = 'confirmed'",
+                args![showtime.0],
+            )
+            .await?;
+        Ok(CheckInCount {
+            tickets: narrow(row.get::<i64>("tickets")?, "a ticket count")?,
+            checked_in: narrow(row.get::<i64>("checked_in")?, "a check-in count")?,
+        })
+    }
+
+    async fn payments_without_outcome(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Payment>, StoreError> {
+        let statement = format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE status = 'initialized' \
+             AND updated_at <= $1 ORDER BY updated_at, id LIMIT $2"
+        );
+        self.reader()
+            .fetch_all(statement, args![before, limit])
+            .await?
+            .iter()
+            .map(payment_of)
             .collect()
     }
 

@@ -365,3 +365,19 @@ pub fn narrow<T: TryFrom<i64>>(value: i64, what: &str) -> Result<T, StoreError> 
     T::try_from(value)
         .map_err(|_| StoreError::Other(anyhow::anyhow!("stored {what} {value} is out of range")))
 }
+
+/// A `LIKE` pattern matching any text that contains `needle`, with `\` escaping the pattern's
+/// own wildcards (`ESCAPE '\'`): portable where `instr` (SQLite) and `strpos` (PostgreSQL) are
+/// not.
+pub(crate) fn containing(needle: &str) -> String {
+    let mut pattern = String::with_capacity(needle.len() + 2);
+    pattern.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use boxoffice_domain::booking::{
-    Booking, BookingReference, ExtendRejection, HoldRejection, SeatChange, SeatState,
+    Booking, BookingReference, BookingStatus, ExtendRejection, HoldRejection, SeatChange, SeatState,
 };
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use chrono::{DateTime, Utc};
@@ -55,6 +55,33 @@ pub struct BookingSummary {
     pub starts_at: DateTime<Utc>,
     /// The cinema's timezone, in which to show `starts_at`.
     pub timezone: chrono_tz::Tz,
+    /// The email of the account that booked; `None` once the account is erased.
+    pub customer_email: Option<String>,
+}
+
+/// What staff search bookings by ([`BookingStore::search_bookings`]). Every field given must
+/// match; the `matching` ones are alternatives for one typed query, any of which may match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BookingSearch {
+    /// Only bookings of this showtime.
+    pub showtime_id: Option<ShowtimeId>,
+    /// Only bookings in this status.
+    pub status: Option<BookingStatus>,
+    /// What a typed query may be; `None` when nothing was typed.
+    pub matching: Option<BookingQuery>,
+}
+
+/// The readings of one typed query: the booking matches when any reading given matches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BookingQuery {
+    /// The booking's id.
+    pub booking_id: Option<BookingId>,
+    /// Its reference.
+    pub reference: Option<BookingReference>,
+    /// The code of one of its tickets.
+    pub ticket_code: Option<String>,
+    /// Part of the customer's email, compared without regard to case.
+    pub email_containing: Option<String>,
 }
 
 /// What [`BookingStore::hold_seats`] did.
@@ -143,6 +170,14 @@ pub trait BookingStore: Send + Sync {
     async fn booking_summaries_of_user(
         &self,
         user: UserId,
+        page: &PageRequest,
+    ) -> Result<Page<BookingSummary>, StoreError>;
+
+    /// Bookings matching `search`, newest first, each with its film, cinema, hall, start and
+    /// customer: one page in one read.
+    async fn search_bookings(
+        &self,
+        search: &BookingSearch,
         page: &PageRequest,
     ) -> Result<Page<BookingSummary>, StoreError>;
 

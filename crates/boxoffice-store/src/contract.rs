@@ -60,6 +60,7 @@ macro_rules! store_contract_suite {
             password_resets_are_single_use_and_end_every_session,
             one_reset_token_used_concurrently_resets_once,
             a_password_change_ends_every_session,
+            accounts_are_found_by_part_of_their_email_or_name,
             a_hold_takes_all_seats_or_none,
             racing_holds_never_share_a_seat,
             a_lapsed_hold_frees_its_seats_at_once,
@@ -71,6 +72,7 @@ macro_rules! store_contract_suite {
             a_hold_is_extended_once_and_lapses_at_its_new_expiry,
             racing_extensions_extend_a_hold_once,
             booking_summaries_carry_film_place_and_time,
+            staff_search_finds_bookings_by_what_is_typed,
             idempotency_records_are_written_with_the_hold,
             hall_seats_cannot_change_while_seats_are_taken,
             holds_priced_on_an_outdated_basis_are_refused,
@@ -86,6 +88,8 @@ macro_rules! store_contract_suite {
             cancelling_awaiting_and_confirmed_bookings,
             stale_payments_are_claimed_once,
             check_in_admits_a_ticket_once,
+            tickets_are_looked_up_counted_and_check_ins_undone,
+            payments_without_outcome_are_listed_not_claimed,
             refund_events_settle_pending_refunds,
             every_state_change_writes_its_events,
             late_outcomes_announce_what_they_did,
@@ -1484,4 +1488,57 @@ pub async fn a_password_change_ends_every_session(store: Arc<dyn Store>) {
         store.set_password(bob.id, "x", t).await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// Staff find accounts by part of their email or name, in any case; an empty search lists every
+/// account, newest first, in pages that neither skip nor repeat; wildcards are literal and an
+/// erased account has nothing left to be found by.
+pub async fn accounts_are_found_by_part_of_their_email_or_name(store: Arc<dyn Store>) {
+    let mut ann = user("ann.lee@example.com", Role::Customer);
+    if let Some(p) = ann.profile.as_mut() {
+        p.name = "Ann Lee".into();
+    }
+    let mut bob = user("bob@cinema.test", Role::Staff);
+    if let Some(p) = bob.profile.as_mut() {
+        p.name = "Bob Stone".into();
+    }
+    let cat = user("cat@example.com", Role::Customer);
+    for u in [&ann, &bob, &cat] {
+        store.insert_user(u, "hash").await.unwrap();
+    }
+    let found = |needle: &'static str, limit: u32| {
+        let store = Arc::clone(&store);
+        async move {
+            let mut ids = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store
+                    .find_users(needle, &PageRequest { limit, after })
+                    .await
+                    .unwrap();
+                ids.extend(page.items.iter().map(|u| u.id));
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => return ids,
+                }
+            }
+        }
+    };
+    let mut everyone = vec![ann.id, bob.id, cat.id];
+    everyone.sort_by_key(|id| std::cmp::Reverse(id.0));
+    assert_eq!(found("", 1).await, everyone);
+    assert_eq!(found("STONE", 50).await, vec![bob.id]);
+    assert_eq!(found("Lee@EXAMPLE", 50).await, vec![ann.id]);
+    let mut at_example = vec![ann.id, cat.id];
+    at_example.sort_by_key(|id| std::cmp::Reverse(id.0));
+    assert_eq!(found("example.com", 50).await, at_example);
+    assert!(found("%", 50).await.is_empty());
+    assert!(found("_", 50).await.is_empty());
+    let page = store
+        .find_users("bob", &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.items, vec![bob.clone()]);
+    store.erase_user(cat.id, base_time()).await.unwrap();
+    assert!(found("cat@", 50).await.is_empty());
 }

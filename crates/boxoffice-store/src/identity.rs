@@ -9,7 +9,7 @@ use boxoffice_domain::identity::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::StoreError;
+use crate::{Page, PageRequest, StoreError};
 
 /// A newly issued refresh token as stored: only its SHA-256, never the token itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -200,6 +200,14 @@ pub fn decide_account_change(
 /// Accounts and sessions.
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
+    /// Accounts whose email or name contains `containing` (without regard to case; every
+    /// account when it is empty), by id, newest first.
+    async fn find_users(
+        &self,
+        containing: &str,
+        page: &PageRequest,
+    ) -> Result<Page<User>, StoreError>;
+
     /// Adds an account with its profile and password hash. [`crate::Conflict::EmailTaken`] when
     /// the email belongs to another account.
     async fn insert_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError>;

@@ -23,8 +23,8 @@ use boxoffice_domain::{CinemaId, HallId, MovieId, ShowtimeId};
 use chrono::{DateTime, NaiveDate, Utc};
 
 pub use booking::{
-    BookingStore, BookingSummary, Held, HoldError, IdempotencyRecord, ListenEvent,
-    REFERENCE_ATTEMPTS, SeatListener, SeatStates, new_reference,
+    BookingQuery, BookingSearch, BookingStore, BookingSummary, Held, HoldError, IdempotencyRecord,
+    ListenEvent, REFERENCE_ATTEMPTS, SeatListener, SeatStates, new_reference,
 };
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
@@ -39,7 +39,7 @@ pub use outbox::{
     NotificationStatus, OutboxStore,
 };
 pub use payment::{
-    Cancellation, CheckIn, Checkout, GatewayOutcome, Inbox, InboxEvent, PaymentStore,
+    Cancellation, CheckIn, CheckInCount, Checkout, GatewayOutcome, Inbox, InboxEvent, PaymentStore,
     RefundApplied, RefundReport, RefundRequest, Settled, Settlement,
 };
 

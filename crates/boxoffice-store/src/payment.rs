@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use boxoffice_domain::booking::{Booking, BookingStatus, SeatChange};
 use boxoffice_domain::payment::{LedgerEntry, Payment, Refund, RefundState, Ticket};
-use boxoffice_domain::{BookingId, PaymentId, RefundId, TicketId};
+use boxoffice_domain::{BookingId, PaymentId, RefundId, ShowtimeId, TicketId};
 use chrono::{DateTime, Utc};
 
 use crate::{IdempotencyRecord, StoreError};
@@ -202,6 +202,15 @@ pub enum CheckIn {
     Unknown,
 }
 
+/// A showtime's door count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckInCount {
+    /// Valid tickets.
+    pub tickets: u64,
+    /// Of them, those checked in.
+    pub checked_in: u64,
+}
+
 /// Payments, refunds, the ledger, the gateway-event inbox and tickets.
 #[async_trait]
 pub trait PaymentStore: Send + Sync {
@@ -317,6 +326,25 @@ pub trait PaymentStore: Send + Sync {
 
     /// A booking's tickets in item order (none unless it was confirmed).
     async fn tickets(&self, booking: BookingId) -> Result<Vec<Ticket>, StoreError>;
+
+    /// The ticket with `code`, admitting no one.
+    async fn ticket_by_code(&self, code: &str) -> Result<Ticket, StoreError>;
+
+    /// Undoes the check-in of the ticket with `code` (a mistaken scan): it may be admitted
+    /// again. Returns the ticket as it is now; undoing a ticket not checked in changes nothing.
+    async fn undo_check_in(&self, code: &str) -> Result<Ticket, StoreError>;
+
+    /// How many tickets of a showtime's confirmed bookings there are, and how many of them have
+    /// been checked in.
+    async fn check_in_count(&self, showtime: ShowtimeId) -> Result<CheckInCount, StoreError>;
+
+    /// Payments still without an outcome (`initialized`) whose last change was at or before
+    /// `before`, oldest first, at most `limit`; read only (reconciliation claims them).
+    async fn payments_without_outcome(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Payment>, StoreError>;
 
     /// Admits the ticket with `code` with one conditional update, so that of two scanners racing
     /// exactly one admits it. The window: from `opens_before` before the showtime's start to its

@@ -16,7 +16,10 @@ use boxoffice_domain::{BookingId, Currency, SeatId, UserId};
 use chrono::{DateTime, Duration, Utc};
 
 use super::{base_time, cinema, hall, hours, movie, showtime, user};
-use crate::{Conflict, HoldError, IdempotencyRecord, PageRequest, PriceBasis, Store, StoreError};
+use crate::{
+    BookingSearch, Conflict, HoldError, IdempotencyRecord, PageRequest, PriceBasis, Store,
+    StoreError,
+};
 
 /// How long the holds of these cases last.
 pub fn hold_ttl() -> Duration {
@@ -868,6 +871,12 @@ pub async fn booking_summaries_carry_film_place_and_time(store: Arc<dyn Store>) 
     let theirs = hold_of(someone, &s2, &[&seats2[2]], t0);
     hold(store.as_ref(), &theirs, t0, None).await.unwrap();
 
+    let email = store
+        .user(u)
+        .await
+        .unwrap()
+        .profile
+        .map(|p| p.email.as_str().to_owned());
     let in_berlin = |booking: &Booking| BookingSummary {
         booking: booking.clone(),
         movie_title: "Metropolis".into(),
@@ -875,6 +884,7 @@ pub async fn booking_summaries_carry_film_place_and_time(store: Arc<dyn Store>) 
         hall_name: "Hall 1".into(),
         starts_at: s1.starts_at,
         timezone: chrono_tz::Europe::Berlin,
+        customer_email: email.clone(),
     };
     let page1 = store
         .booking_summaries_of_user(
@@ -897,6 +907,7 @@ pub async fn booking_summaries_carry_film_place_and_time(store: Arc<dyn Store>) 
                 hall_name: "Screen 7".into(),
                 starts_at: s2.starts_at,
                 timezone: chrono_tz::Europe::London,
+                customer_email: email.clone(),
             },
         ]
     );
@@ -929,4 +940,156 @@ pub async fn booking_summaries_carry_film_place_and_time(store: Arc<dyn Store>) 
         .await
         .unwrap();
     assert!(nobody.items.is_empty());
+}
+
+/// The ids `search` finds, in the order found, over every page of `limit`.
+async fn searched(store: &dyn Store, search: &BookingSearch, limit: u32) -> Vec<BookingId> {
+    let mut found = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .search_bookings(search, &PageRequest { limit, after })
+            .await
+            .unwrap();
+        found.extend(page.items.iter().map(|s| s.booking.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return found,
+        }
+    }
+}
+
+/// Staff find a booking by its id, its reference, one of its tickets' codes or part of the
+/// customer's email, narrowed by showtime and status, newest first; the typed query's wildcards
+/// are literal.
+pub async fn staff_search_finds_bookings_by_what_is_typed(store: Arc<dyn Store>) {
+    use super::payment::{held_and_checked_out, success};
+    use crate::BookingQuery;
+
+    let (s1, seats1, ann) = on_sale(store.as_ref(), &["ssss"]).await;
+    let (s2, seats2, bob) = on_sale(store.as_ref(), &["ss"]).await;
+    let t0 = base_time();
+    let a1 = hold_of(ann, &s1, &[&seats1[0]], t0);
+    hold(store.as_ref(), &a1, t0, None).await.unwrap();
+    let a2 = hold_of(ann, &s2, &[&seats2[0]], t0);
+    hold(store.as_ref(), &a2, t0, None).await.unwrap();
+    let b1 = hold_of(bob, &s1, &[&seats1[1], &seats1[2]], t0);
+    let p = held_and_checked_out(store.as_ref(), &b1, t0).await;
+    store
+        .settle_payment(&success(&b1, &p, None, t0))
+        .await
+        .unwrap();
+    let code = store.tickets(b1.id).await.unwrap()[1].code.clone();
+    let email_of = |user: UserId| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .user(user)
+                .await
+                .unwrap()
+                .profile
+                .unwrap()
+                .email
+                .as_str()
+                .to_owned()
+        }
+    };
+    let ann_email = email_of(ann).await;
+    let typed = |query: BookingQuery| BookingSearch {
+        matching: Some(query),
+        ..BookingSearch::default()
+    };
+    let newest_first = |mut ids: Vec<BookingId>| {
+        ids.sort_by_key(|id| std::cmp::Reverse(id.0));
+        ids
+    };
+
+    let by_id = typed(BookingQuery {
+        booking_id: Some(a2.id),
+        ..BookingQuery::default()
+    });
+    assert_eq!(searched(store.as_ref(), &by_id, 50).await, vec![a2.id]);
+    let by_reference = typed(BookingQuery {
+        reference: Some(b1.reference),
+        ..BookingQuery::default()
+    });
+    assert_eq!(
+        searched(store.as_ref(), &by_reference, 50).await,
+        vec![b1.id]
+    );
+    let by_code = typed(BookingQuery {
+        ticket_code: Some(code),
+        ..BookingQuery::default()
+    });
+    assert_eq!(searched(store.as_ref(), &by_code, 50).await, vec![b1.id]);
+    // Part of the address (the random end of its id), in another case.
+    let part = ann_email[24..36].to_uppercase();
+    let by_email = typed(BookingQuery {
+        email_containing: Some(part),
+        ..BookingQuery::default()
+    });
+    assert_eq!(
+        searched(store.as_ref(), &by_email, 50).await,
+        newest_first(vec![a1.id, a2.id])
+    );
+    // Every reading at once: any one may match.
+    let any = typed(BookingQuery {
+        booking_id: Some(a1.id),
+        reference: Some(b1.reference),
+        ticket_code: Some("no-such-code".into()),
+        email_containing: Some("nobody".into()),
+    });
+    assert_eq!(
+        searched(store.as_ref(), &any, 50).await,
+        newest_first(vec![a1.id, b1.id])
+    );
+    // A query with no reading that can match finds nothing; `%` and `_` are literal.
+    assert!(
+        searched(store.as_ref(), &typed(BookingQuery::default()), 50)
+            .await
+            .is_empty()
+    );
+    for wildcard in ["%", "_"] {
+        let literal = typed(BookingQuery {
+            email_containing: Some(wildcard.into()),
+            ..BookingQuery::default()
+        });
+        assert!(searched(store.as_ref(), &literal, 50).await.is_empty());
+    }
+
+    // Filters without a query, alone and together, over pages of one.
+    let everything = BookingSearch::default();
+    let all = newest_first(vec![a1.id, a2.id, b1.id]);
+    assert_eq!(searched(store.as_ref(), &everything, 1).await, all);
+    let of_s1 = BookingSearch {
+        showtime_id: Some(s1.id),
+        ..BookingSearch::default()
+    };
+    assert_eq!(
+        searched(store.as_ref(), &of_s1, 1).await,
+        newest_first(vec![a1.id, b1.id])
+    );
+    let confirmed_of_s1 = BookingSearch {
+        status: Some(BookingStatus::Confirmed),
+        ..of_s1.clone()
+    };
+    assert_eq!(
+        searched(store.as_ref(), &confirmed_of_s1, 50).await,
+        vec![b1.id]
+    );
+    let held_of_s2 = BookingSearch {
+        showtime_id: Some(s2.id),
+        status: Some(BookingStatus::Held),
+        matching: by_email.matching.clone(),
+    };
+    assert_eq!(searched(store.as_ref(), &held_of_s2, 50).await, vec![a2.id]);
+
+    // A summary names the customer.
+    let page = store
+        .search_bookings(&by_id, &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.items[0].customer_email.as_deref(), Some(&*ann_email));
+    assert_eq!(page.items[0].booking, a2);
+    assert_eq!(page.items[0].movie_title, "Metropolis");
 }

@@ -13,8 +13,8 @@ use chrono::{DateTime, Duration, Utc};
 use super::base_time;
 use super::booking::{hold_of, hold_ttl, on_sale};
 use crate::{
-    Cancellation, CheckIn, Checkout, Conflict, GatewayOutcome, Inbox, InboxEvent, RefundApplied,
-    RefundReport, RefundRequest, Settled, Settlement, Store, StoreError,
+    Cancellation, CheckIn, CheckInCount, Checkout, Conflict, GatewayOutcome, Inbox, InboxEvent,
+    RefundApplied, RefundReport, RefundRequest, Settled, Settlement, Store, StoreError,
 };
 
 /// How long checkout extends a hold in these cases.
@@ -949,4 +949,117 @@ pub async fn refund_events_settle_pending_refunds(store: Arc<dyn Store>) {
     for kind in ["refund_succeeded", "refund_failed", "event_ignored"] {
         assert!(kinds.contains(&kind.to_owned()), "{kind} in {kinds:?}");
     }
+}
+
+/// A ticket is looked up without being admitted; a check-in is undone so that the ticket may be
+/// admitted again; the door count follows both and counts only confirmed bookings' tickets.
+pub async fn tickets_are_looked_up_counted_and_check_ins_undone(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let t0 = base_time();
+    let b = hold_of(u, &s, &[&seats[0], &seats[1]], t0);
+    let p = held_and_checked_out(store.as_ref(), &b, t0).await;
+    store
+        .settle_payment(&success(&b, &p, None, t0))
+        .await
+        .unwrap();
+    // A hold of the same showtime has no tickets and is not counted.
+    let other = hold_of(u, &s, &[&seats[2]], t0);
+    super::booking::hold(store.as_ref(), &other, t0, None)
+        .await
+        .unwrap();
+    let tickets = store.tickets(b.id).await.unwrap();
+    let code = tickets[0].code.clone();
+    let count = |tickets, checked_in| CheckInCount {
+        tickets,
+        checked_in,
+    };
+
+    let looked_up = store.ticket_by_code(&code).await.unwrap();
+    assert_eq!(looked_up, tickets[0]);
+    assert_eq!(looked_up.checked_in_at, None);
+    assert!(matches!(
+        store.ticket_by_code("no-such-code").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.check_in_count(s.id).await.unwrap(), count(2, 0));
+
+    let hour = Duration::hours(1);
+    let at = s.starts_at - Duration::minutes(10);
+    assert!(matches!(
+        store.check_in(&code, at, hour).await.unwrap(),
+        CheckIn::Admitted(_)
+    ));
+    assert_eq!(
+        store.ticket_by_code(&code).await.unwrap().checked_in_at,
+        Some(at)
+    );
+    assert_eq!(store.check_in_count(s.id).await.unwrap(), count(2, 1));
+
+    let undone = store.undo_check_in(&code).await.unwrap();
+    assert_eq!(undone.checked_in_at, None);
+    assert_eq!(undone.id, tickets[0].id);
+    assert_eq!(store.check_in_count(s.id).await.unwrap(), count(2, 0));
+    // Undoing twice changes nothing; an unknown code is not found.
+    assert_eq!(
+        store.undo_check_in(&code).await.unwrap().checked_in_at,
+        None
+    );
+    assert!(matches!(
+        store.undo_check_in("no-such-code").await,
+        Err(StoreError::NotFound)
+    ));
+    let later = at + Duration::minutes(1);
+    assert!(matches!(
+        store.check_in(&code, later, hour).await.unwrap(),
+        CheckIn::Admitted(t) if t.checked_in_at == Some(later)
+    ));
+    // Refunded tickets no longer count.
+    store
+        .cancel_confirmed(b.id, &cancellation(t0))
+        .await
+        .unwrap();
+    assert_eq!(store.check_in_count(s.id).await.unwrap(), count(0, 0));
+}
+
+/// Payments without an outcome are listed from a cut-off without being claimed: reconciliation
+/// still claims them after a listing, and a settled payment is no longer listed.
+pub async fn payments_without_outcome_are_listed_not_claimed(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let t0 = base_time();
+    let b1 = hold_of(u, &s, &[&seats[0]], t0);
+    let p1 = held_and_checked_out(store.as_ref(), &b1, t0).await;
+    let t1 = t0 + Duration::minutes(5);
+    let b2 = hold_of(u, &s, &[&seats[1]], t1);
+    let p2 = held_and_checked_out(store.as_ref(), &b2, t1).await;
+    let ids = |payments: Vec<Payment>| payments.into_iter().map(|p| p.id).collect::<Vec<_>>();
+
+    assert_eq!(
+        ids(store.payments_without_outcome(t1, 10).await.unwrap()),
+        vec![p1.id, p2.id]
+    );
+    assert_eq!(
+        ids(store.payments_without_outcome(t0, 10).await.unwrap()),
+        vec![p1.id]
+    );
+    assert_eq!(
+        ids(store.payments_without_outcome(t1, 1).await.unwrap()),
+        vec![p1.id]
+    );
+    // Listing claimed nothing (a claim returns its rows in no particular order).
+    let claimed: HashSet<PaymentId> = ids(store
+        .claim_stale_payments(t1, t1 + Duration::minutes(1), 10)
+        .await
+        .unwrap())
+    .into_iter()
+    .collect();
+    assert_eq!(claimed, HashSet::from([p1.id, p2.id]));
+    store
+        .settle_payment(&success(&b1, &p1, None, t1))
+        .await
+        .unwrap();
+    let cut = t1 + Duration::minutes(2);
+    assert_eq!(
+        ids(store.payments_without_outcome(cut, 10).await.unwrap()),
+        vec![p2.id]
+    );
 }
