@@ -22,7 +22,7 @@ struct Asset {
     bytes: &'static [u8],
 }
 
-const FILES: [Asset; 3] = [
+const FILES: [Asset; 5] = [
     Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
@@ -32,6 +32,16 @@ const FILES: [Asset; 3] = [
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../assets/app.js"),
+    },
+    Asset {
+        name: "admin.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../assets/admin.css"),
+    },
+    Asset {
+        name: "admin.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../assets/admin.js"),
     },
     // Pinned: htmx 2.0.8 from npm (htmx.org, dist/htmx.min.js); 4.x is a breaking major.
     Asset {
@@ -49,6 +59,10 @@ pub struct Urls {
     pub js: String,
     /// htmx.
     pub htmx: String,
+    /// The back office's style sheet, on top of the site's.
+    pub admin_css: String,
+    /// The back office's module.
+    pub admin_js: String,
     /// Hashed name → file.
     by_name: Vec<(String, &'static Asset)>,
 }
@@ -72,6 +86,8 @@ pub fn urls() -> &'static Urls {
             css: url("app.css"),
             js: url("app.js"),
             htmx: url("htmx.js"),
+            admin_css: url("admin.css"),
+            admin_js: url("admin.js"),
             by_name,
         }
     })
@@ -114,7 +130,13 @@ mod tests {
     #[test]
     fn every_file_has_a_distinct_hashed_url() {
         let urls = urls();
-        for url in [&urls.css, &urls.js, &urls.htmx] {
+        for url in [
+            &urls.css,
+            &urls.js,
+            &urls.htmx,
+            &urls.admin_css,
+            &urls.admin_js,
+        ] {
             assert!(url.starts_with("/assets/"), "{url}");
         }
         assert_ne!(urls.css, urls.js);

@@ -17,6 +17,10 @@ pub enum WebError {
     NotFound,
     /// Not for this account.
     Forbidden,
+    /// A back-office page, and the account is a customer's.
+    StaffOnly,
+    /// An action only admins may take.
+    AdminOnly,
     /// A form without the visitor's CSRF token.
     Csrf,
     /// A form body over the limit.
@@ -99,6 +103,16 @@ impl IntoResponse for WebError {
                 StatusCode::FORBIDDEN,
                 "Not allowed",
                 "This page belongs to another account.",
+            ),
+            WebError::StaffOnly => page(
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                "The back office is for cinema staff. Sign in with a staff account to use it.",
+            ),
+            WebError::AdminOnly => page(
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                "Only an administrator may do this. Nothing was changed.",
             ),
             WebError::Csrf => page(
                 StatusCode::FORBIDDEN,

@@ -93,8 +93,20 @@ fn film_meta(movie: &Movie) -> String {
     parts.join(" · ")
 }
 
-/// Every showtime matching `filter` (the schedule of a day or of a film fits in a few pages).
+/// The showtimes matching `filter` that are still on sale.
 async fn all_showtimes(
+    state: &WebState,
+    filter: ShowtimeFilter,
+) -> Result<Vec<ShowtimeListing>, WebError> {
+    let mut listings = every_showtime(state, filter).await?;
+    let now = state.app.clock().now();
+    listings.retain(|l| l.showtime.on_sale(now).is_ok());
+    Ok(listings)
+}
+
+/// Every showtime matching `filter`, cancelled and started ones too (the schedule of a day or of
+/// a film fits in a few pages).
+pub(crate) async fn every_showtime(
     state: &WebState,
     filter: ShowtimeFilter,
 ) -> Result<Vec<ShowtimeListing>, WebError> {
@@ -116,12 +128,11 @@ async fn all_showtimes(
             _ => break,
         }
     }
-    let now = state.app.clock().now();
-    listings.retain(|l| l.showtime.on_sale(now).is_ok());
     Ok(listings)
 }
 
-async fn cinemas(state: &WebState) -> Result<Vec<Cinema>, WebError> {
+/// Every cinema (a chain has far fewer than a page of them).
+pub(crate) async fn cinemas(state: &WebState) -> Result<Vec<Cinema>, WebError> {
     Ok(state
         .app
         .list_cinemas(PageRequest {

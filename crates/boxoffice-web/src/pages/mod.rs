@@ -2,6 +2,7 @@
 //! renders one template; forms post, then redirect (303) to the page that shows the result.
 
 mod account;
+mod admin;
 mod booking;
 mod browse;
 mod seats;
@@ -18,6 +19,7 @@ use crate::session::Visitor;
 
 pub fn routes() -> Router<WebState> {
     Router::new()
+        .merge(admin::routes())
         .route("/", get(browse::home))
         .route("/movies/{id}", get(browse::movie))
         .route("/showtimes/{id}", get(seats::page).post(seats::submit))

@@ -175,6 +175,17 @@ impl Site {
         browser
     }
 
+    /// A browser signed in as a new account of `role` with `email`.
+    pub async fn signed_in_as(&self, email: &str, role: Role) -> Browser<'_> {
+        self.app
+            .ensure_user(email, PASSWORD, "Sam Staff", role)
+            .await
+            .unwrap();
+        let browser = self.browser();
+        browser.sign_in(email).await;
+        browser
+    }
+
     pub async fn map(&self, showtime: ShowtimeId) -> SeatMap {
         self.app.seat_map(showtime).await.unwrap()
     }

@@ -1,0 +1,158 @@
+//! The back office under `/admin`: staff run the cinema from here, through the same use cases as
+//! the API, so every rule the API keeps holds here too. Every handler takes a [`Staff`], which a
+//! customer cannot get (a 403 page) and an anonymous visitor is sent to sign in for; admin-only
+//! actions also call [`Staff::admin`].
+
+mod dashboard;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::routing::get;
+use boxoffice_app::Principal;
+use boxoffice_domain::identity::Role;
+
+use super::Chrome;
+use crate::WebState;
+use crate::assets::{Urls, urls};
+use crate::error::WebError;
+use crate::session::Visitor;
+
+pub fn routes() -> Router<WebState> {
+    Router::new().route("/admin", get(dashboard::page))
+}
+
+/// A signed-in member of staff (or an admin).
+pub struct Staff {
+    /// The visitor, for the page's chrome.
+    pub visitor: Visitor,
+    /// Who acts.
+    pub principal: Principal,
+}
+
+impl Staff {
+    /// Whether they may do what only admins may (refund part, replay, roles).
+    pub fn is_admin(&self) -> bool {
+        self.principal.role.includes(Role::Admin)
+    }
+
+    /// The site's chrome for the layout: assets, who is signed in, the CSRF token.
+    pub fn chrome(&self) -> Chrome {
+        Chrome::of(&self.visitor)
+    }
+
+    /// The back office's navigation, marking `section`.
+    pub fn nav(&self, section: Section) -> AdminNav {
+        AdminNav {
+            assets: urls(),
+            section,
+            is_admin: self.is_admin(),
+        }
+    }
+}
+
+impl FromRequestParts<WebState> for Staff {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
+        let visitor = Visitor::from_request_parts(parts, state).await?;
+        let back_to = parts
+            .uri
+            .path_and_query()
+            .map_or("/admin", |p| p.as_str())
+            .to_owned();
+        let principal = *visitor.require(&back_to)?;
+        if !principal.role.includes(Role::Staff) {
+            return Err(WebError::StaffOnly);
+        }
+        Ok(Staff { visitor, principal })
+    }
+}
+
+/// The back office's sections, in the order of its navigation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Section {
+    Today,
+    Schedule,
+    Cinemas,
+    Movies,
+    Bookings,
+    CheckIn,
+    Notifications,
+    Users,
+}
+
+impl Section {
+    const ALL: [Section; 8] = [
+        Section::Today,
+        Section::Schedule,
+        Section::Cinemas,
+        Section::Movies,
+        Section::Bookings,
+        Section::CheckIn,
+        Section::Notifications,
+        Section::Users,
+    ];
+
+    fn href(self) -> &'static str {
+        match self {
+            Section::Today => "/admin",
+            Section::Schedule => "/admin/schedule",
+            Section::Cinemas => "/admin/cinemas",
+            Section::Movies => "/admin/movies",
+            Section::Bookings => "/admin/bookings",
+            Section::CheckIn => "/admin/checkin",
+            Section::Notifications => "/admin/notifications",
+            Section::Users => "/admin/users",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Section::Today => "Today",
+            Section::Schedule => "Schedule",
+            Section::Cinemas => "Cinemas",
+            Section::Movies => "Movies",
+            Section::Bookings => "Bookings",
+            Section::CheckIn => "Check-in",
+            Section::Notifications => "Notifications",
+            Section::Users => "Users",
+        }
+    }
+
+    fn admin_only(self) -> bool {
+        self == Section::Users
+    }
+}
+
+/// One link of the navigation.
+pub struct NavLink {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+/// What the back office's layout adds around every page.
+pub struct AdminNav {
+    /// The asset URLs (the back office adds its own style sheet and module).
+    pub assets: &'static Urls,
+    /// The page's section.
+    pub section: Section,
+    /// Whether the admin-only links and actions are shown.
+    pub is_admin: bool,
+}
+
+impl AdminNav {
+    /// The navigation's links this account may follow.
+    pub fn nav(&self) -> Vec<NavLink> {
+        Section::ALL
+            .into_iter()
+            .filter(|s| self.is_admin || !s.admin_only())
+            .map(|s| NavLink {
+                href: s.href(),
+                label: s.label(),
+                current: s == self.section,
+            })
+            .collect()
+    }
+}
