@@ -7,10 +7,10 @@ use boxoffice_domain::booking::{
 };
 use boxoffice_domain::identity::Role;
 use boxoffice_domain::venue::Seat;
-use boxoffice_domain::{BookingId, IdempotencyKey, SeatId, ShowtimeId};
+use boxoffice_domain::{BookingId, IdempotencyKey, SeatId, ShowtimeId, ValidationErrors};
 use boxoffice_store::{
-    BookingSummary, Held, HoldError, IdempotencyRecord, Page, PageRequest, ShowtimeListing,
-    StoreError,
+    BookingQuery, BookingSearch, BookingSummary, Held, HoldError, IdempotencyRecord, Page,
+    PageRequest, ShowtimeListing, StoreError,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
@@ -32,6 +32,57 @@ const LISTING_CACHE_SIZE: usize = 4096;
 pub const FRESH_READS_WHEN_STALE: usize = 3;
 /// How many lapsed holds one sweep expires at most.
 pub const SWEEP_BATCH: u32 = 500;
+
+/// What staff type and pick to find bookings ([`App::search_bookings`]).
+#[derive(Clone, Debug, Default)]
+pub struct BookingSearchInput {
+    /// A booking id, a reference (any case, with or without its dash), a ticket code or part
+    /// of the customer's email; blank means no query.
+    pub q: Option<String>,
+    /// Only this showtime's bookings.
+    pub showtime_id: Option<ShowtimeId>,
+    /// Only bookings in this status (`held`, `confirmed`, …).
+    pub status: Option<String>,
+}
+
+/// The longest query searched for: longer than any id, reference, code or address.
+pub const MAX_SEARCH_QUERY_LEN: usize = 254;
+
+impl BookingSearchInput {
+    /// The store's search: the query read every way it can be, the status checked.
+    pub fn parse(&self) -> Result<BookingSearch, ValidationErrors> {
+        let status = match self.status.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) => Some(BookingStatus::parse(name).ok_or_else(|| {
+                ValidationErrors::single(
+                    "status",
+                    "must be held, awaiting_payment, confirmed, expired, cancelled or refunded",
+                )
+            })?),
+        };
+        let matching = match self.q.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(q) if q.chars().count() > MAX_SEARCH_QUERY_LEN => {
+                return Err(ValidationErrors::single(
+                    "q",
+                    format!("must be at most {MAX_SEARCH_QUERY_LEN} characters"),
+                ));
+            }
+            Some(q) => Some(BookingQuery {
+                booking_id: q.parse::<uuid::Uuid>().ok().map(BookingId),
+                reference: BookingReference::parse(q),
+                ticket_code: crate::payments::is_ticket_code(&q.to_ascii_lowercase())
+                    .then(|| q.to_ascii_lowercase()),
+                email_containing: Some(q.to_lowercase()),
+            }),
+        };
+        Ok(BookingSearch {
+            showtime_id: self.showtime_id,
+            status,
+            matching,
+        })
+    }
+}
 
 /// The rules of holding seats, from configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -376,6 +427,23 @@ impl App {
             Err(ExtendRejection::AlreadyExtended) => Err(AppError::HoldExtensionUsed),
             Err(ExtendRejection::NotHeld { status }) => Err(AppError::BookingNotHeld { status }),
         }
+    }
+
+    /// Bookings for staff: found by what was typed (id, reference, ticket code, part of the
+    /// customer's email) and narrowed by showtime and status, newest first, each with its film,
+    /// place, start and customer. A lapsed hold reads as `expired`, as everywhere.
+    pub async fn search_bookings(
+        &self,
+        input: &BookingSearchInput,
+        page: PageRequest,
+    ) -> Result<Page<BookingSummary>, AppError> {
+        let search = input.parse()?;
+        let mut page = self.store.search_bookings(&search, &page).await?;
+        let now = self.clock.now();
+        for summary in &mut page.items {
+            summary.booking.status = summary.booking.status_at(now);
+        }
+        Ok(page)
     }
 
     /// The caller's bookings, newest first, each with its film, cinema, hall and start (in the

@@ -18,8 +18,8 @@ use boxoffice_domain::identity::{
 };
 use boxoffice_domain::validation::Validator;
 use boxoffice_store::{
-    Conflict, PasswordResetRequest, RefreshGrant, RefreshToken, Rotation, Store, StoreError,
-    WebSessionRecord,
+    Conflict, Page, PageRequest, PasswordResetRequest, RefreshGrant, RefreshToken, Rotation, Store,
+    StoreError, WebSessionRecord,
 };
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -493,6 +493,16 @@ impl App {
         self.store.erase_user(who.user_id, self.clock.now()).await?;
         tracing::info!(user_id = %who.user_id, "personal data erased");
         Ok(())
+    }
+
+    /// Accounts whose email or name contains `containing`, newest first (staff finding
+    /// someone; every account when it is blank).
+    pub async fn find_users(
+        &self,
+        containing: &str,
+        page: PageRequest,
+    ) -> Result<Page<User>, AppError> {
+        Ok(self.store.find_users(containing, &page).await?)
     }
 
     /// Gives an account a role. Takes effect with the account's next request.

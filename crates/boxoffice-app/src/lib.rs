@@ -26,7 +26,7 @@ use boxoffice_domain::{HallId, MovieId, SeatId, ShowtimeId, ValidationErrors};
 use boxoffice_store::{MovieFilter, Page, PageRequest, ShowtimeListing, Store};
 use chrono::{DateTime, Utc};
 
-pub use booking::{BookingPolicy, HoldInput, Outcome};
+pub use booking::{BookingPolicy, BookingSearchInput, HoldInput, MAX_SEARCH_QUERY_LEN, Outcome};
 pub use boxoffice_domain::booking::SeatState;
 pub use boxoffice_store::BookingSummary;
 pub use clock::{Clock, ManualClock, SystemClock};

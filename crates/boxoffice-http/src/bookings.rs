@@ -2,18 +2,18 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use boxoffice_app::{BookingSummary, HoldInput};
+use boxoffice_app::{BookingSearchInput, BookingSummary, HoldInput};
 use boxoffice_domain::booking::{Booking, BookingItem, BookingReference};
 use boxoffice_domain::text::{IntoPlain, SHORT_TEXT_MAX, Text};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::SignedIn;
+use crate::auth::{SignedIn, Staff};
 use crate::error::{ApiError, Json, Path, Problem, Query};
 use crate::extract::{IDEMPOTENCY_KEY_MAX, IdempotencyKeyHeader};
 use crate::pagination::{List, PageQuery};
@@ -22,7 +22,7 @@ use crate::payments::PaymentSummary;
 /// The booking routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(hold_seats))
+        .routes(routes!(hold_seats, search_bookings))
         .routes(routes!(get_booking))
         .routes(routes!(cancel_booking))
         .routes(routes!(extend_hold))
@@ -109,6 +109,40 @@ impl From<BookingSummary> for BookingSummaryResponse {
             timezone: s.timezone.name().to_owned(),
         }
     }
+}
+
+/// A booking found by staff: the summary and the customer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffBookingResponse {
+    #[serde(flatten)]
+    summary: BookingSummaryResponse,
+    /// The email of the account that booked; `null` once the account is erased.
+    customer_email: Option<String>,
+}
+
+impl From<BookingSummary> for StaffBookingResponse {
+    fn from(mut s: BookingSummary) -> Self {
+        let customer_email = s.customer_email.take();
+        Self {
+            summary: s.into(),
+            customer_email,
+        }
+    }
+}
+
+/// What staff search bookings by.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BookingSearchQuery {
+    /// A booking id, a reference (`K7M-2QX`, any case), a ticket code, or part of the
+    /// customer's email.
+    q: Option<Text<{ boxoffice_app::MAX_SEARCH_QUERY_LEN }>>,
+    /// Only this showtime's bookings.
+    #[param(value_type = Option<uuid::Uuid>)]
+    showtime_id: Option<ShowtimeId>,
+    /// Only bookings in this status: `held`, `awaiting_payment`, `confirmed`, `expired`,
+    /// `cancelled` or `refunded`.
+    status: Option<Text<{ SHORT_TEXT_MAX }>>,
 }
 
 /// One seat of a booking.
@@ -249,5 +283,32 @@ async fn my_bookings(
     Ok(axum::Json(List::from_page(
         page,
         BookingSummaryResponse::from,
+    )))
+}
+
+/// Finds bookings (staff): `q` matches a booking id, its reference, one of its ticket codes or
+/// part of the customer's email; `showtime_id` and `status` narrow the list. Newest first, paged
+/// like every list; each with its film, place, start and customer. An unknown `status` is a
+/// validation error (422).
+#[utoipa::path(get, path = "/bookings", tag = "bookings", security(("bearer" = ["staff"])),
+    params(BookingSearchQuery, PageQuery),
+    responses((status = 200, body = List<StaffBookingResponse>),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 422, body = Problem)))]
+async fn search_bookings(
+    State(state): State<AppState>,
+    Staff(_who): Staff,
+    Query(query): Query<BookingSearchQuery>,
+    Query(page): Query<PageQuery>,
+) -> Result<axum::Json<List<StaffBookingResponse>>, ApiError> {
+    let input = BookingSearchInput {
+        q: query.q.map(IntoPlain::into_plain),
+        showtime_id: query.showtime_id,
+        status: query.status.map(IntoPlain::into_plain),
+    };
+    let found = state.app.search_bookings(&input, page.request()?).await?;
+    Ok(axum::Json(List::from_page(
+        found,
+        StaffBookingResponse::from,
     )))
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use boxoffice_app::WebhookOutcome;
 use boxoffice_domain::payment::{LedgerEntry, Payment, Refund, Ticket};
 use boxoffice_domain::text::{IntoPlain, SHORT_TEXT_MAX, Text};
-use boxoffice_domain::{BookingId, PaymentId, RefundId, TicketId};
+use boxoffice_domain::{BookingId, PaymentId, RefundId, ShowtimeId, TicketId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -37,6 +37,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tickets))
         .routes(routes!(ticket_qr))
         .routes(routes!(check_in))
+        .routes(routes!(undo_check_in))
+        .routes(routes!(look_up_ticket))
 }
 
 /// How to pay.
@@ -207,6 +209,33 @@ pub struct CheckInBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CheckInResponse {
     ticket: TicketResponse,
+}
+
+/// A ticket as the door sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketLookupResponse {
+    /// The code scanned at the door.
+    code: String,
+    #[schema(value_type = uuid::Uuid)]
+    booking_id: BookingId,
+    #[schema(value_type = uuid::Uuid)]
+    showtime_id: ShowtimeId,
+    #[schema(example = "A1")]
+    seat_label: String,
+    /// When it was admitted; `null` if it has not been.
+    checked_in_at: Option<DateTime<Utc>>,
+}
+
+impl From<Ticket> for TicketLookupResponse {
+    fn from(t: Ticket) -> Self {
+        Self {
+            code: t.code,
+            booking_id: t.booking_id,
+            showtime_id: t.showtime_id,
+            seat_label: t.label,
+            checked_in_at: t.checked_in_at,
+        }
+    }
 }
 
 /// What the webhook did with a delivery.
@@ -385,4 +414,34 @@ async fn check_in(
     Ok(axum::Json(CheckInResponse {
         ticket: ticket.into(),
     }))
+}
+
+/// Looks a ticket up by its code (staff) without admitting anyone: 404 for an unknown code.
+#[utoipa::path(get, path = "/tickets/{code}", tag = "payments", security(("bearer" = ["staff"])),
+    params(("code" = String, Path)),
+    responses((status = 200, body = TicketLookupResponse), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn look_up_ticket(
+    State(state): State<AppState>,
+    Staff(_who): Staff,
+    Path(code): Path<String>,
+) -> Result<axum::Json<TicketLookupResponse>, ApiError> {
+    Ok(axum::Json(state.app.ticket(&code).await?.into()))
+}
+
+/// Undoes a mistaken check-in (admin): the ticket may be admitted again. Undoing a ticket that
+/// is not checked in changes nothing; 404 for an unknown code.
+#[utoipa::path(delete, path = "/checkins/{code}", tag = "payments",
+    security(("bearer" = ["admin"])),
+    params(("code" = String, Path)),
+    responses((status = 200, body = TicketLookupResponse), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn undo_check_in(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    Path(code): Path<String>,
+) -> Result<axum::Json<TicketLookupResponse>, ApiError> {
+    Ok(axum::Json(
+        state.app.undo_check_in(&who, &code).await?.into(),
+    ))
 }

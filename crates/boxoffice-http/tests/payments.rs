@@ -1011,3 +1011,144 @@ async fn racing_checkouts_and_racing_scanners() {
         assert_problem(r, StatusCode::CONFLICT, "already_checked_in");
     }
 }
+
+/// Staff find a booking by its id, reference (any case), ticket code or part of the email,
+/// narrowed by showtime and status; look a ticket up without admitting it; an admin undoes a
+/// check-in so the ticket can be admitted again.
+#[tokio::test]
+async fn staff_find_bookings_look_tickets_up_and_admins_undo_check_ins() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let ann = fresh(&api, "ann.lee@example.com", Role::Customer).await;
+    let bob = fresh(&api, "bob@example.com", Role::Customer).await;
+    let (paid, _, _) = confirmed(&api, &ann, &show, &["A1", "A2"], "evt_search").await;
+    let held = hold(&api, &bob, &show, &["B1"]).await;
+    let tickets = api
+        .as_bearer(
+            &ann,
+            Method::GET,
+            &format!("/api/v1/bookings/{}/tickets", paid.id),
+            Value::Null,
+        )
+        .await;
+    let code = tickets.body["items"][0]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reference = booking(&api, &ann, &paid.id).await["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let search = |query: String| {
+        let api = &api;
+        async move {
+            let r = api
+                .staff(
+                    Method::GET,
+                    &format!("/api/v1/bookings?{query}"),
+                    Value::Null,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        search(format!("q={}", paid.id)).await,
+        vec![paid.id.clone()]
+    );
+    assert_eq!(
+        search(format!("q={}", reference.to_lowercase())).await,
+        vec![paid.id.clone()]
+    );
+    assert_eq!(search(format!("q={code}")).await, vec![paid.id.clone()]);
+    assert_eq!(search("q=ANN.LEE".into()).await, vec![paid.id.clone()]);
+    assert_eq!(
+        search(format!("showtime_id={}", show.showtime_id)).await,
+        vec![held.id.clone(), paid.id.clone()]
+    );
+    assert_eq!(
+        search(format!("showtime_id={}&status=held", show.showtime_id)).await,
+        vec![held.id.clone()]
+    );
+    let found = api
+        .staff(Method::GET, "/api/v1/bookings?q=bob%40", Value::Null)
+        .await;
+    assert_eq!(found.body["items"][0]["customer_email"], "bob@example.com");
+    assert_eq!(found.body["items"][0]["movie_title"], "Metropolis");
+    assert_eq!(found.body["next_cursor"], Value::Null);
+    assert_problem(
+        &api.staff(Method::GET, "/api/v1/bookings?status=lost", Value::Null)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_eq!(
+        api.as_bearer(&ann, Method::GET, "/api/v1/bookings", Value::Null)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // The look-up admits no one.
+    let ticket_path = format!("/api/v1/tickets/{code}");
+    let looked = api.staff(Method::GET, &ticket_path, Value::Null).await;
+    assert_eq!(looked.status, StatusCode::OK, "{}", looked.body);
+    assert_eq!(looked.body["code"], code);
+    assert_eq!(looked.body["booking_id"], paid.id);
+    assert_eq!(looked.body["showtime_id"], show.showtime_id);
+    assert_eq!(looked.body["seat_label"], "A1");
+    assert_eq!(looked.body["checked_in_at"], Value::Null);
+    assert_problem(
+        &api.staff(
+            Method::GET,
+            &format!("/api/v1/tickets/{}", "0".repeat(32)),
+            Value::Null,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+
+    api.clock
+        .set(Utc.with_ymd_and_hms(2030, 1, 2, 17, 30, 0).unwrap());
+    let staff = fresh(&api, "door@example.test", Role::Staff).await;
+    let scan = json!({"code": code});
+    let first = api
+        .as_bearer(&staff, Method::POST, "/api/v1/checkins", scan.clone())
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let looked = api
+        .as_bearer(&staff, Method::GET, &ticket_path, Value::Null)
+        .await;
+    assert_eq!(looked.body["checked_in_at"], "2030-01-02T17:30:00Z");
+
+    let undo_path = format!("/api/v1/checkins/{code}");
+    assert_eq!(
+        api.as_bearer(&staff, Method::DELETE, &undo_path, Value::Null)
+            .await
+            .status,
+        StatusCode::FORBIDDEN,
+        "undo is for admins"
+    );
+    let admin = fresh(&api, "ada@example.test", Role::Admin).await;
+    let undone = api
+        .as_bearer(&admin, Method::DELETE, &undo_path, Value::Null)
+        .await;
+    assert_eq!(undone.status, StatusCode::OK, "{}", undone.body);
+    assert_eq!(undone.body["checked_in_at"], Value::Null);
+    let again = api
+        .as_bearer(&staff, Method::POST, "/api/v1/checkins", scan)
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "admitted again: {}",
+        again.body
+    );
+}

@@ -11,6 +11,14 @@ use crate::gateway::{GatewayError, GatewayIntent, IntentStatus};
 use crate::{App, AppError, Outcome};
 
 impl App {
+    /// Payments still without an outcome longer than the reconciliation delay, oldest first, at
+    /// most `limit`: what the back office shows someone to look at. Reads only; the worker
+    /// claims them.
+    pub async fn payments_without_outcome(&self, limit: u32) -> Result<Vec<Payment>, AppError> {
+        let bound = self.clock.now() - self.payment_policy.reconcile_after;
+        Ok(self.store.payments_without_outcome(bound, limit).await?)
+    }
+
     /// Resolves payments stuck `initialized`: creates a missing intent (same idempotency key),
     /// or asks the gateway how the intent stands and applies it as its event would; cancels an
     /// intent abandoned after the hold lapsed. Also sends refunds the gateway never answered.

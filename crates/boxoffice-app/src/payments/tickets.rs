@@ -2,10 +2,10 @@
 //! with a random code) and the scan at the door, which admits a code once in its showtime's
 //! window.
 
-use boxoffice_domain::BookingId;
 use boxoffice_domain::booking::BookingStatus;
 use boxoffice_domain::payment::Ticket;
-use boxoffice_store::CheckIn;
+use boxoffice_domain::{BookingId, ShowtimeId};
+use boxoffice_store::{CheckIn, CheckInCount};
 
 use crate::identity::Principal;
 use crate::{App, AppError};
@@ -57,5 +57,30 @@ impl App {
             CheckIn::NotValid(_) => Err(AppError::TicketNotValid),
             CheckIn::Unknown => Err(AppError::NotFound),
         }
+    }
+}
+
+impl App {
+    /// The ticket with `code`, for staff at the door: admits no one.
+    pub async fn ticket(&self, code: &str) -> Result<Ticket, AppError> {
+        if !is_ticket_code(code) {
+            return Err(AppError::NotFound);
+        }
+        Ok(self.store.ticket_by_code(code).await?)
+    }
+
+    /// Undoes a mistaken check-in (admins): the ticket may be admitted again.
+    pub async fn undo_check_in(&self, who: &Principal, code: &str) -> Result<Ticket, AppError> {
+        if !is_ticket_code(code) {
+            return Err(AppError::NotFound);
+        }
+        let ticket = self.store.undo_check_in(code).await?;
+        tracing::info!(ticket_id = %ticket.id, by = %who.user_id, "check-in undone");
+        Ok(ticket)
+    }
+
+    /// How many of a showtime's valid tickets there are and how many have been checked in.
+    pub async fn check_in_count(&self, showtime: ShowtimeId) -> Result<CheckInCount, AppError> {
+        Ok(self.store.check_in_count(showtime).await?)
     }
 }
