@@ -419,6 +419,27 @@ impl App {
         Ok(self.store.notification(id).await?)
     }
 
+    /// The notifications caused by the events about `subject` (a booking, payment or showtime
+    /// id), oldest event first: what a booking's page in the back office lists as sent.
+    pub async fn notifications_about(
+        &self,
+        subject: uuid::Uuid,
+    ) -> Result<Vec<Notification>, AppError> {
+        let mut found = Vec::new();
+        for event in self.store.events_about(subject).await? {
+            let filter = NotificationFilter {
+                event_id: Some(event.id),
+                ..NotificationFilter::default()
+            };
+            let page = PageRequest {
+                limit: boxoffice_store::MAX_PAGE_SIZE,
+                after: None,
+            };
+            found.extend(self.store.list_notifications(&filter, &page).await?.items);
+        }
+        Ok(found)
+    }
+
     /// Deliveries parked as dead, most recently failed first (admin).
     pub async fn dead_deliveries(
         &self,

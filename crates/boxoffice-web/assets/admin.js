@@ -1,14 +1,14 @@
 // boxoffice back office: the little that needs script. Everything works without it.
 
-// Check-in: the scanner types into the one input; keep it focused and empty after each scan.
+// Check-in: each scan posts the form and comes back to this page; the scanner's next code must
+// land in the input again, even after someone clicked elsewhere on the page.
 function keepScannerFocus() {
   const input = document.getElementById("ticket-code");
   if (!input) return;
   input.focus();
-  input.select();
-  document.addEventListener("htmx:afterSwap", () => {
-    input.value = "";
-    input.focus();
+  document.addEventListener("keydown", (event) => {
+    const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement;
+    if (!typing && event.key.length === 1 && !event.ctrlKey && !event.metaKey && !event.altKey) input.focus();
   });
 }
 

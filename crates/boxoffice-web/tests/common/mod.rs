@@ -13,6 +13,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, Request, StatusCode};
+use boxoffice_app::notify::MemoryMailer;
 use boxoffice_app::{App, Clock, HoldInput, ManualClock, Principal, SeatMap, TokenKeys};
 use boxoffice_domain::ShowtimeId;
 use boxoffice_domain::booking::Booking;
@@ -40,6 +41,8 @@ pub struct Site {
     pub app: App,
     pub clock: Arc<ManualClock>,
     pub emulator: EmulatorHandle,
+    /// What the site mailed (once the outbox is dispatched and notifications sent).
+    pub mailer: Arc<MemoryMailer>,
     _db: TestDb,
 }
 
@@ -59,6 +62,7 @@ impl Site {
             StripeGateway::new(StripeConfig::new("sk_test_web").with_api_base(emulator.base_url()))
                 .unwrap();
         let db = TestDb::new().await;
+        let mailer = Arc::new(MemoryMailer::new());
         let app = App::new(
             Arc::clone(&db.store),
             Arc::clone(&clock) as _,
@@ -67,6 +71,11 @@ impl Site {
         .with_payments(
             Arc::new(gateway),
             Arc::new(StripeWebhooks::new("whsec_web")),
+        )
+        .with_notifications(
+            Arc::clone(&mailer) as _,
+            Arc::new(boxoffice_notify::Templates),
+            Some("http://127.0.0.1".into()),
         );
         boxoffice_app::demo::seed(&app).await.unwrap();
         app.start_seat_listener().await.unwrap();
@@ -81,6 +90,7 @@ impl Site {
             app,
             clock,
             emulator,
+            mailer,
             _db: db,
         }
     }
@@ -328,6 +338,25 @@ impl Browser<'_> {
             .await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
         page
+    }
+
+    /// Seat `label` of `showtime` held and paid with the test card that succeeds: the booking's
+    /// id, once it is confirmed.
+    pub async fn buy(&self, showtime: ShowtimeId, label: &str) -> String {
+        let held = self.hold(showtime, label).await;
+        let id = held.location().trim_start_matches("/bookings/").to_owned();
+        let paid = self
+            .post(
+                &format!("/bookings/{id}/pay"),
+                &[("payment_method", "pm_card_visa")],
+            )
+            .await;
+        assert_eq!(paid.status, StatusCode::SEE_OTHER, "{}", paid.body);
+        self.site.emulator.idle().await;
+        self.get(&format!("/bookings/{id}"))
+            .await
+            .assert_has("Paid.");
+        id
     }
 
     pub async fn sign_in(&self, email: &str) {

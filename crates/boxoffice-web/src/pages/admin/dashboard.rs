@@ -59,6 +59,7 @@ struct DashboardPage {
     showtimes: Vec<ShowtimeRow>,
     failed_notifications: Vec<Trouble>,
     dead_letters: Vec<Trouble>,
+    stuck_payments: Vec<Trouble>,
 }
 
 /// The cinemas as choices, marking `chosen`, and the chosen one (the first when none is asked
@@ -155,6 +156,17 @@ pub async fn page(
             when: format::date_time(d.updated_at, chrono_tz::UTC),
         })
         .collect();
+    let stuck_payments = state
+        .app
+        .payments_without_outcome(TROUBLE_SHOWN)
+        .await?
+        .into_iter()
+        .map(|p| Trouble {
+            what: format::money(p.amount, p.currency),
+            detail: format!("booking {}", p.booking_id),
+            when: format::date_time(p.updated_at, chrono_tz::UTC),
+        })
+        .collect();
     render(&DashboardPage {
         chrome: staff.chrome(),
         nav: staff.nav(Section::Today),
@@ -163,5 +175,6 @@ pub async fn page(
         showtimes,
         failed_notifications,
         dead_letters,
+        stuck_payments,
     })
 }

@@ -3,12 +3,16 @@
 //! customer cannot get (a 403 page) and an anonymous visitor is sent to sign in for; admin-only
 //! actions also call [`Staff::admin`].
 
+mod bookings;
 mod dashboard;
+mod door;
+mod notifications;
+mod users;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::routing::get;
+use axum::routing::{get, post};
 use boxoffice_app::Principal;
 use boxoffice_domain::identity::Role;
 
@@ -19,7 +23,18 @@ use crate::error::WebError;
 use crate::session::Visitor;
 
 pub fn routes() -> Router<WebState> {
-    Router::new().route("/admin", get(dashboard::page))
+    Router::new()
+        .route("/admin", get(dashboard::page))
+        .route("/admin/bookings", get(bookings::search))
+        .route("/admin/bookings/{id}", get(bookings::page))
+        .route("/admin/bookings/{id}/cancel", post(bookings::cancel))
+        .route("/admin/bookings/{id}/refund", post(bookings::refund))
+        .route("/admin/checkin", get(door::page).post(door::scan))
+        .route("/admin/checkin/undo", post(door::undo))
+        .route("/admin/notifications", get(notifications::page))
+        .route("/admin/notifications/replay", post(notifications::replay))
+        .route("/admin/users", get(users::page).post(users::create))
+        .route("/admin/users/{id}/role", post(users::set_role))
 }
 
 /// A signed-in member of staff (or an admin).
@@ -34,6 +49,15 @@ impl Staff {
     /// Whether they may do what only admins may (refund part, replay, roles).
     pub fn is_admin(&self) -> bool {
         self.principal.role.includes(Role::Admin)
+    }
+
+    /// The admin's principal, or the 403 page.
+    pub fn admin(&self) -> Result<&Principal, WebError> {
+        if self.is_admin() {
+            Ok(&self.principal)
+        } else {
+            Err(WebError::AdminOnly)
+        }
     }
 
     /// The site's chrome for the layout: assets, who is signed in, the CSRF token.

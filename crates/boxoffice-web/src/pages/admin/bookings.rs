@@ -1,0 +1,507 @@
+//! `/admin/bookings`: staff find a booking by what the customer reads out (its reference, a
+//! ticket code, their email) or by showtime and status; a booking's page shows its items,
+//! tickets, payment, ledger and the notifications sent, and lets staff cancel it with a full
+//! refund and admins refund part of it.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use boxoffice_app::{AppError, BookingSearchInput};
+use boxoffice_domain::BookingId;
+use boxoffice_domain::booking::BookingStatus;
+use boxoffice_store::{BookingSummary, Cursor, PageRequest};
+use serde::Deserialize;
+
+use super::{AdminNav, Section, Staff};
+use crate::WebState;
+use crate::error::{WebError, see_other, sentence};
+use crate::format;
+use crate::pages::{Chrome, parse_id, render};
+use crate::session::Form;
+
+/// How many bookings a page of results lists.
+const RESULTS_PER_PAGE: u32 = 50;
+
+#[derive(Deserialize, Default)]
+pub struct SearchQuery {
+    q: Option<String>,
+    showtime_id: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+}
+
+struct StatusChoice {
+    name: &'static str,
+    selected: bool,
+}
+
+struct ResultRow {
+    id: String,
+    reference: String,
+    status: &'static str,
+    title: String,
+    when: String,
+    place: String,
+    customer: String,
+    total: String,
+}
+
+impl ResultRow {
+    fn of(s: &BookingSummary) -> Self {
+        Self {
+            id: s.booking.id.to_string(),
+            reference: s.booking.reference.to_string(),
+            status: s.booking.status.as_str(),
+            title: s.movie_title.clone(),
+            when: format::date_time(s.starts_at, s.timezone),
+            place: format!("{}, {}", s.cinema_name, s.hall_name),
+            customer: s
+                .customer_email
+                .clone()
+                .unwrap_or_else(|| "(account erased)".into()),
+            total: format::money(s.booking.total, s.booking.currency),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/bookings.html")]
+struct SearchPage {
+    chrome: Chrome,
+    nav: AdminNav,
+    q: String,
+    showtime_id: String,
+    statuses: Vec<StatusChoice>,
+    searched: bool,
+    alert: Option<String>,
+    results: Vec<ResultRow>,
+    next: Option<String>,
+}
+
+fn blank_to_none(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+pub async fn search(
+    State(state): State<WebState>,
+    staff: Staff,
+    Query(query): Query<SearchQuery>,
+) -> Result<Response, WebError> {
+    let status = blank_to_none(query.status.as_deref()).map(str::to_owned);
+    let statuses = BookingStatus::ALL
+        .into_iter()
+        .map(|s| StatusChoice {
+            name: s.as_str(),
+            selected: status.as_deref() == Some(s.as_str()),
+        })
+        .collect();
+    let q = blank_to_none(query.q.as_deref()).map(str::to_owned);
+    let showtime = blank_to_none(query.showtime_id.as_deref());
+    let searched = q.is_some() || showtime.is_some() || status.is_some();
+    let mut page = SearchPage {
+        chrome: staff.chrome(),
+        nav: staff.nav(Section::Bookings),
+        q: q.clone().unwrap_or_default(),
+        showtime_id: showtime.unwrap_or_default().to_owned(),
+        statuses,
+        searched,
+        alert: None,
+        results: Vec::new(),
+        next: None,
+    };
+    if !searched {
+        return render(&page);
+    }
+    let showtime_id = match showtime.map(|s| s.parse::<uuid::Uuid>()) {
+        Some(Ok(id)) => Some(id.into()),
+        Some(Err(_)) => {
+            page.alert = Some("The showtime is not a showtime id.".into());
+            return unprocessable(&page);
+        }
+        None => None,
+    };
+    let after = blank_to_none(query.cursor.as_deref()).and_then(|c| Cursor::decode(c).ok());
+    let input = BookingSearchInput {
+        q,
+        showtime_id,
+        status,
+    };
+    let request = PageRequest {
+        limit: RESULTS_PER_PAGE,
+        after,
+    };
+    match state.app.search_bookings(&input, request).await {
+        Ok(found) => {
+            page.results = found.items.iter().map(ResultRow::of).collect();
+            page.next = found.next.map(|c| {
+                let mut pairs = vec![("cursor", c.to_string())];
+                pairs.extend(
+                    [
+                        ("q", page.q.clone()),
+                        ("showtime_id", page.showtime_id.clone()),
+                    ]
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty()),
+                );
+                if let Some(s) = &input.status {
+                    pairs.push(("status", s.clone()));
+                }
+                serde_urlencoded::to_string(pairs).unwrap_or_default()
+            });
+            render(&page)
+        }
+        Err(AppError::Invalid(errors)) => {
+            page.alert = Some(
+                errors
+                    .0
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            unprocessable(&page)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn unprocessable(page: &impl Template) -> Result<Response, WebError> {
+    let mut response = render(page)?;
+    *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(response)
+}
+
+struct ItemRow {
+    label: String,
+    seat_type: String,
+    ticket_type: String,
+    price: String,
+}
+
+struct TicketRow {
+    label: String,
+    code: String,
+    checked_in: String,
+}
+
+struct LedgerRow {
+    when: String,
+    kind: String,
+    amount: String,
+    detail: String,
+}
+
+struct NotificationRow {
+    when: String,
+    subject: String,
+    recipient: String,
+    status: &'static str,
+}
+
+struct PaymentView {
+    status: &'static str,
+    amount: String,
+    refunded: String,
+    refundable: String,
+    /// What is left to refund, in major units for the form's field (`12.50`).
+    refundable_input: String,
+    ledger: Vec<LedgerRow>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/booking.html")]
+struct BookingPage {
+    chrome: Chrome,
+    nav: AdminNav,
+    id: String,
+    row: ResultRow,
+    notice: Option<String>,
+    alert: Option<String>,
+    items: Vec<ItemRow>,
+    tickets: Vec<TicketRow>,
+    payment: Option<PaymentView>,
+    notifications: Vec<NotificationRow>,
+    can_cancel: bool,
+    can_refund: bool,
+    currency: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct NoticeQuery {
+    done: Option<String>,
+}
+
+/// `1250` in a currency with two minor digits → `12.50`.
+fn major_units(amount: i64, digits: u32) -> String {
+    let scale = 10_i64.pow(digits);
+    if digits == 0 {
+        amount.to_string()
+    } else {
+        format!(
+            "{}.{:0width$}",
+            amount / scale,
+            amount % scale,
+            width = digits as usize
+        )
+    }
+}
+
+/// `12.5` or `12,50` in a currency with two minor digits → `1250`; `None` for anything else
+/// (negative, more digits than the currency has, not a number).
+pub fn minor_units(text: &str, digits: u32) -> Option<i64> {
+    let text = text.trim().replace(',', ".");
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || fraction.len() > digits as usize
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let scale = 10_i64.checked_pow(digits)?;
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let fraction: i64 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<width$}", width = digits as usize)
+            .parse()
+            .ok()?
+    };
+    whole.checked_mul(scale)?.checked_add(fraction)
+}
+
+async fn booking_page(
+    state: &WebState,
+    staff: &Staff,
+    id: BookingId,
+    notice: Option<String>,
+    alert: Option<String>,
+) -> Result<Response, WebError> {
+    let who = staff.principal;
+    let (booking, payment) = state.app.booking_with_payment(&who, id).await?;
+    let summary = state
+        .app
+        .search_bookings(
+            &BookingSearchInput {
+                q: Some(id.to_string()),
+                ..BookingSearchInput::default()
+            },
+            PageRequest::default(),
+        )
+        .await?
+        .items
+        .into_iter()
+        .find(|s| s.booking.id == id)
+        .ok_or(WebError::NotFound)?;
+    let tz = summary.timezone;
+    let tickets = if booking.status == BookingStatus::Confirmed {
+        state.app.tickets(&who, id).await?
+    } else {
+        Vec::new()
+    };
+    let digits = booking.currency.minor_digits();
+    let payment = match payment {
+        Some(p) => {
+            let (p, ledger) = state.app.payment_with_ledger(&who, p.id).await?;
+            let left = p.amount - p.refunded_amount;
+            Some(PaymentView {
+                status: p.status.as_str(),
+                amount: format::money(p.amount, p.currency),
+                refunded: format::money(p.refunded_amount, p.currency),
+                refundable: format::money(left, p.currency),
+                refundable_input: major_units(left, digits),
+                ledger: ledger
+                    .into_iter()
+                    .map(|e| LedgerRow {
+                        when: format::date_time(e.created_at, tz),
+                        kind: e.kind,
+                        amount: format::money(e.amount, p.currency),
+                        detail: e.detail,
+                    })
+                    .collect(),
+            })
+        }
+        None => None,
+    };
+    let notifications = state
+        .app
+        .notifications_about(id.0)
+        .await?
+        .into_iter()
+        .map(|n| NotificationRow {
+            when: format::date_time(n.created_at, tz),
+            subject: n.subject,
+            recipient: n.recipient,
+            status: n.status.as_str(),
+        })
+        .collect();
+    let status = booking.status_at(state.app.clock().now());
+    let can_cancel = matches!(
+        status,
+        BookingStatus::Held | BookingStatus::AwaitingPayment | BookingStatus::Confirmed
+    );
+    let can_refund = staff.is_admin()
+        && payment
+            .as_ref()
+            .is_some_and(|p| p.status == "succeeded" || p.status == "partially_refunded");
+    let mut row = ResultRow::of(&summary);
+    row.status = status.as_str();
+    render(&BookingPage {
+        chrome: staff.chrome(),
+        nav: staff.nav(Section::Bookings),
+        id: id.to_string(),
+        row,
+        notice,
+        alert,
+        items: booking
+            .items
+            .iter()
+            .map(|i| ItemRow {
+                label: i.label.clone(),
+                seat_type: format::capitalised(i.seat_type.as_str()),
+                ticket_type: format::capitalised(i.ticket_type.as_str()),
+                price: format::money(i.price, booking.currency),
+            })
+            .collect(),
+        tickets: tickets
+            .into_iter()
+            .map(|t| TicketRow {
+                label: t.label,
+                code: t.code,
+                checked_in: t
+                    .checked_in_at
+                    .map_or_else(|| "not yet".into(), |at| format::date_time(at, tz)),
+            })
+            .collect(),
+        payment,
+        notifications,
+        can_cancel,
+        can_refund,
+        currency: booking.currency.as_str().to_owned(),
+    })
+}
+
+pub async fn page(
+    State(state): State<WebState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    Query(query): Query<NoticeQuery>,
+) -> Result<Response, WebError> {
+    let notice = match query.done.as_deref() {
+        Some("cancelled") => {
+            Some("The booking is cancelled; a paid booking is refunded in full.".into())
+        }
+        Some("refunded") => Some("The refund is on its way to the customer's card.".into()),
+        _ => None,
+    };
+    booking_page(&state, &staff, parse_id(&id)?, notice, None).await
+}
+
+/// A use case's refusal shown on the booking's page (409), or the error page.
+async fn refused(
+    state: &WebState,
+    staff: &Staff,
+    id: BookingId,
+    e: AppError,
+) -> Result<Response, WebError> {
+    let message = match &e {
+        AppError::Invalid(errors) => errors
+            .0
+            .iter()
+            .map(|f| f.message.clone())
+            .collect::<Vec<_>>()
+            .join("; "),
+        AppError::Internal(_) | AppError::NotFound => return Err(e.into()),
+        other => other.to_string(),
+    };
+    let mut response = booking_page(state, staff, id, None, Some(sentence(&message))).await?;
+    *response.status_mut() = StatusCode::CONFLICT;
+    Ok(response)
+}
+
+pub async fn cancel(
+    State(state): State<WebState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let id: BookingId = parse_id(&id)?;
+    match state.app.cancel_booking(&staff.principal, id).await {
+        Ok(_) => Ok(see_other(&format!("/admin/bookings/{id}?done=cancelled"))),
+        Err(e) => refused(&state, &staff, id, e).await,
+    }
+}
+
+pub async fn refund(
+    State(state): State<WebState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    form: Form,
+) -> Result<Response, WebError> {
+    let who = *staff.admin()?;
+    let id: BookingId = parse_id(&id)?;
+    let (booking, payment) = state.app.booking_with_payment(&who, id).await?;
+    let Some(payment) = payment else {
+        return refused(
+            &state,
+            &staff,
+            id,
+            AppError::BookingNotConfirmed {
+                status: booking.status,
+            },
+        )
+        .await;
+    };
+    let Some(amount) = minor_units(form.text("amount"), booking.currency.minor_digits()) else {
+        let message = "the amount must be a number like 12.50";
+        let mut response = booking_page(&state, &staff, id, None, Some(sentence(message))).await?;
+        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(response);
+    };
+    match state
+        .app
+        .refund_payment(&who, payment.id, Some(amount), None)
+        .await
+    {
+        Ok(_) => Ok(see_other(&format!("/admin/bookings/{id}?done=refunded"))),
+        Err(e) => refused(&state, &staff, id, e).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_read_in_the_currencys_units() {
+        assert_eq!(minor_units("12.50", 2), Some(1250));
+        assert_eq!(minor_units("12,5", 2), Some(1250));
+        assert_eq!(minor_units(" 3 ", 2), Some(300));
+        assert_eq!(minor_units(".5", 2), Some(50));
+        assert_eq!(minor_units("500", 0), Some(500));
+        for bad in [
+            "",
+            ".",
+            "-1",
+            "1.234",
+            "1e3",
+            "12.5.0",
+            "abc",
+            "99999999999999999999",
+        ] {
+            assert_eq!(minor_units(bad, 2), None, "{bad:?}");
+        }
+        assert_eq!(major_units(1250, 2), "12.50");
+        assert_eq!(major_units(5, 2), "0.05");
+        assert_eq!(major_units(500, 0), "500");
+        for amount in [0, 1, 99, 1250, 123_456] {
+            assert_eq!(minor_units(&major_units(amount, 2), 2), Some(amount));
+        }
+    }
+}

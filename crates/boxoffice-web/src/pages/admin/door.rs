@@ -1,0 +1,208 @@
+//! `/admin/checkin`: the door. One input labelled `Ticket code` that a USB scanner types into
+//! (it ends with Enter, which sends the form); the answer in large text, in words and marks as
+//! well as colour, in a `role="status"` region; the showtime's door count; and, for admins, the
+//! undo of a mistaken scan.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+use boxoffice_app::AppError;
+use boxoffice_domain::payment::Ticket;
+
+use super::{AdminNav, Section, Staff};
+use crate::WebState;
+use crate::error::WebError;
+use crate::format;
+use crate::pages::{Chrome, render};
+use crate::session::Form;
+
+/// What a scan found, as the door shows it.
+pub struct ScanResult {
+    /// `admitted` or `refused`: the class that colours it (the words say it too).
+    tone: &'static str,
+    /// The verdict, in a word or three.
+    headline: String,
+    /// The seat, the film, the time.
+    detail: String,
+    /// The code, for the undo form.
+    code: String,
+    /// Whether an admin may undo a check-in of this ticket.
+    undoable: bool,
+}
+
+struct DoorCount {
+    title: String,
+    checked_in: u64,
+    tickets: u64,
+}
+
+#[derive(Template)]
+#[template(path = "admin/checkin.html")]
+struct DoorPage {
+    chrome: Chrome,
+    nav: AdminNav,
+    result: Option<ScanResult>,
+    count: Option<DoorCount>,
+    is_admin: bool,
+}
+
+pub async fn page(staff: Staff) -> Result<Response, WebError> {
+    render(&DoorPage {
+        chrome: staff.chrome(),
+        nav: staff.nav(Section::CheckIn),
+        result: None,
+        count: None,
+        is_admin: staff.is_admin(),
+    })
+}
+
+/// What a code typed or scanned becomes: scanners may add spaces, people type capitals.
+fn normalised(code: &str) -> String {
+    code.trim().to_ascii_lowercase()
+}
+
+/// The ticket's seat, film and start, and its showtime's door count.
+async fn context(state: &WebState, ticket: &Ticket) -> Result<(String, DoorCount), WebError> {
+    let listing = state.app.showtime(ticket.showtime_id).await?;
+    let when = format::date_time(listing.showtime.starts_at, listing.timezone);
+    let count = state.app.check_in_count(ticket.showtime_id).await?;
+    Ok((
+        format!("Seat {} · {} · {when}", ticket.label, listing.movie_title),
+        DoorCount {
+            title: format!(
+                "{} at {}",
+                listing.movie_title,
+                format::time(listing.showtime.starts_at, listing.timezone)
+            ),
+            checked_in: count.checked_in,
+            tickets: count.tickets,
+        },
+    ))
+}
+
+async fn answer(
+    state: &WebState,
+    staff: &Staff,
+    result: ScanResult,
+    ticket: Option<Ticket>,
+) -> Result<Response, WebError> {
+    let mut result = result;
+    let count = match &ticket {
+        Some(ticket) => {
+            let (detail, count) = context(state, ticket).await?;
+            if result.detail.is_empty() {
+                result.detail = detail;
+            } else {
+                result.detail = format!("{detail}. {}", result.detail);
+            }
+            Some(count)
+        }
+        None => None,
+    };
+    render(&DoorPage {
+        chrome: staff.chrome(),
+        nav: staff.nav(Section::CheckIn),
+        result: Some(result),
+        count,
+        is_admin: staff.is_admin(),
+    })
+}
+
+pub async fn scan(
+    State(state): State<WebState>,
+    staff: Staff,
+    form: Form,
+) -> Result<Response, WebError> {
+    let code = normalised(form.text("code"));
+    let refused = |headline: &str, detail: String| ScanResult {
+        tone: "refused",
+        headline: headline.to_owned(),
+        detail,
+        code: code.clone(),
+        undoable: false,
+    };
+    let (result, ticket) = match state.app.check_in(&code).await {
+        Ok(ticket) => (
+            ScanResult {
+                tone: "admitted",
+                headline: "Admitted".into(),
+                detail: String::new(),
+                code: code.clone(),
+                undoable: true,
+            },
+            Some(ticket),
+        ),
+        Err(AppError::AlreadyCheckedIn { at }) => {
+            let ticket = state.app.ticket(&code).await?;
+            let listing = state.app.showtime(ticket.showtime_id).await?;
+            let mut result = refused(
+                "Already checked in",
+                format!("at {}", format::date_time(at, listing.timezone)),
+            );
+            result.undoable = true;
+            (result, Some(ticket))
+        }
+        Err(AppError::WrongShowtimeWindow) => {
+            let ticket = state.app.ticket(&code).await?;
+            let listing = state.app.showtime(ticket.showtime_id).await?;
+            let headline = if state.app.clock().now() < listing.showtime.starts_at {
+                "Too early"
+            } else {
+                "Too late"
+            };
+            (
+                refused(headline, "this ticket is for another time".into()),
+                Some(ticket),
+            )
+        }
+        Err(AppError::TicketNotValid) => {
+            let ticket = state.app.ticket(&code).await?;
+            (
+                refused("Not valid", "the booking was cancelled or refunded".into()),
+                Some(ticket),
+            )
+        }
+        Err(AppError::NotFound) => (
+            refused(
+                "Unknown ticket",
+                "no ticket has this code: check it was typed in full".into(),
+            ),
+            None,
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(verdict = %result.headline, by = %staff.principal.user_id, "ticket scanned");
+    answer(&state, &staff, result, ticket).await
+}
+
+pub async fn undo(
+    State(state): State<WebState>,
+    staff: Staff,
+    form: Form,
+) -> Result<Response, WebError> {
+    let who = *staff.admin()?;
+    let code = normalised(form.text("code"));
+    match state.app.undo_check_in(&who, &code).await {
+        Ok(ticket) => {
+            let result = ScanResult {
+                tone: "waiting",
+                headline: "Check-in undone".into(),
+                detail: "the ticket may be scanned again".into(),
+                code,
+                undoable: false,
+            };
+            answer(&state, &staff, result, Some(ticket)).await
+        }
+        Err(AppError::NotFound) => {
+            let result = ScanResult {
+                tone: "refused",
+                headline: "Unknown ticket".into(),
+                detail: "no ticket has this code".into(),
+                code,
+                undoable: false,
+            };
+            answer(&state, &staff, result, None).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
