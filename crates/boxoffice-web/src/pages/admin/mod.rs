@@ -4,11 +4,14 @@
 //! actions also call [`Staff::admin`].
 
 mod dashboard;
+mod movies;
+mod schedule;
+mod venues;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::routing::get;
+use axum::routing::{get, post};
 use boxoffice_app::Principal;
 use boxoffice_domain::identity::Role;
 
@@ -19,7 +22,35 @@ use crate::error::WebError;
 use crate::session::Visitor;
 
 pub fn routes() -> Router<WebState> {
-    Router::new().route("/admin", get(dashboard::page))
+    Router::new()
+        .route("/admin", get(dashboard::page))
+        .route(
+            "/admin/schedule",
+            get(schedule::page).post(schedule::submit),
+        )
+        .route("/admin/showtimes/{id}", get(schedule::showtime))
+        .route("/admin/showtimes/{id}/move", post(schedule::move_showtime))
+        .route("/admin/showtimes/{id}/cancel", post(schedule::cancel))
+        .route(
+            "/admin/cinemas",
+            get(venues::page).post(venues::create_cinema),
+        )
+        .route(
+            "/admin/cinemas/{id}",
+            get(venues::cinema).post(venues::update_cinema),
+        )
+        .route("/admin/halls", post(venues::create_hall))
+        .route(
+            "/admin/halls/{id}",
+            get(venues::hall).post(venues::save_hall),
+        )
+        .route("/admin/halls/{id}/preview", post(venues::preview))
+        .route("/admin/movies", get(movies::page).post(movies::create))
+        .route(
+            "/admin/movies/{id}",
+            get(movies::edit_page).post(movies::update),
+        )
+        .route("/admin/movies/{id}/archive", post(movies::archive))
 }
 
 /// A signed-in member of staff (or an admin).
