@@ -162,6 +162,13 @@ impl App {
         Ok(())
     }
 
+    /// How many paid (confirmed) bookings of a showtime cancelling it would refund, so staff
+    /// can see it before they cancel; not found when the showtime does not exist.
+    pub async fn paid_bookings_to_refund(&self, id: ShowtimeId) -> Result<usize, AppError> {
+        self.store.showtime(id).await?;
+        Ok(self.store.confirmed_bookings_of_showtime(id).await?.len())
+    }
+
     /// The halls of `cinema` where `movie` could start at `starts_at` without overlapping
     /// anything, each hall with its own buffer.
     pub async fn free_halls(

@@ -588,3 +588,256 @@ async fn a_form_with_a_wrong_csrf_token_is_refused() {
     );
     chrome.stop().await;
 }
+
+// ---- Back office: schedule and layouts ----
+
+/// A site with a member of staff signed in, served, and the browser.
+async fn staff_in_a_browser() -> (Site, String, Chrome) {
+    let site = Site::new().await;
+    site.app
+        .ensure_user(
+            "sam@boxoffice.test",
+            PASSWORD,
+            "Sam Staff",
+            boxoffice_domain::identity::Role::Staff,
+        )
+        .await
+        .unwrap();
+    let base = site.serve().await;
+    let chrome = Chrome::start().await;
+    sign_in(chrome.driver(), &base, "sam@boxoffice.test").await;
+    (site, base, chrome)
+}
+
+/// Picks the option reading `option` in the select labelled `label`.
+async fn choose(driver: &WebDriver, label: &str, option: &str) {
+    let select = field(driver, label).await;
+    select
+        .find(By::XPath(format!(
+            "./option[normalize-space(.)='{option}']"
+        )))
+        .await
+        .unwrap_or_else(|_| panic!("no option {option:?} in {label:?}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The text of the page's `role="alert"` element, or empty.
+async fn alert_text(driver: &WebDriver) -> String {
+    match driver.find(By::Css("[role=alert]")).await {
+        Ok(alert) => alert.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// The Kino Mitte hall called `name`.
+async fn demo_hall(site: &Site, name: &str) -> boxoffice_domain::venue::Hall {
+    let page = boxoffice_store::PageRequest {
+        limit: 50,
+        after: None,
+    };
+    let cinemas = site.app.list_cinemas(page.clone()).await.unwrap().items;
+    site.app
+        .list_halls(cinemas[0].id, page)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|h| h.name == name)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium; .ci/run runs it"]
+async fn staff_schedule_a_showtime_on_the_grid_and_see_an_overlap_refused_with_free_halls() {
+    let (site, base, chrome) = staff_in_a_browser().await;
+    let driver = chrome.driver();
+    driver.goto(format!("{base}/admin/schedule")).await.unwrap();
+    assert!(driver.find(By::Css("table.grid")).await.is_ok());
+    screenshots(driver, "admin-schedule").await;
+
+    // The date is the grid's day (the harness's 1 January 2030); the start is typed.
+    choose(driver, "Film", "Small Hours (1 h 28 min)").await;
+    choose(driver, "Hall", "Saal 3").await;
+    driver
+        .execute("document.getElementById('time').value = '10:00';", vec![])
+        .await
+        .unwrap();
+    button(driver, "Check").await.click().await.unwrap();
+    eventually(5, "the checked end", || async {
+        match driver.find(By::Css("[role=status]")).await {
+            Ok(status) => status
+                .text()
+                .await
+                .unwrap_or_default()
+                .contains("ends 11:43"),
+            Err(_) => false,
+        }
+    })
+    .await;
+    screenshots(driver, "admin-schedule-check").await;
+
+    button(driver, "Schedule").await.click().await.unwrap();
+    eventually(5, "the scheduled showtime", || async {
+        driver
+            .find(By::XPath(
+                "//td[contains(@class,'show')]//a[contains(., 'Small Hours') and contains(., '10:00')]",
+            ))
+            .await
+            .is_ok()
+    })
+    .await;
+
+    // Another film in the same hall half an hour later: refused, with the free halls.
+    choose(driver, "Film", "Signal Lost (1 h 41 min)").await;
+    choose(driver, "Hall", "Saal 3").await;
+    driver
+        .execute("document.getElementById('time').value = '10:30';", vec![])
+        .await
+        .unwrap();
+    button(driver, "Schedule").await.click().await.unwrap();
+    eventually(5, "the overlap refusal", || async {
+        alert_text(driver)
+            .await
+            .contains("Saal 3 already has a showtime at that time: Small Hours")
+    })
+    .await;
+    let alert = alert_text(driver).await;
+    assert!(alert.contains("Free halls at that time:"), "{alert}");
+    assert!(alert.contains("Saal 1"), "{alert}");
+    assert!(alert.contains("Saal 2 · Recliner"), "{alert}");
+    screenshots(driver, "admin-schedule-overlap").await;
+
+    // The showtime's own page, from the grid.
+    driver
+        .find(By::XPath(
+            "//td[contains(@class,'show')]//a[contains(., 'Small Hours')]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually(5, "the showtime page", || async {
+        driver
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/admin/showtimes/")
+    })
+    .await;
+    assert!(
+        button(driver, "Cancel showtime")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    screenshots(driver, "admin-showtime").await;
+
+    for (path, name) in [
+        ("/admin/cinemas".to_owned(), "admin-cinemas"),
+        ("/admin/movies".to_owned(), "admin-movies"),
+    ] {
+        driver.goto(format!("{base}{path}")).await.unwrap();
+        screenshots(driver, name).await;
+    }
+    let cinema = site
+        .app
+        .list_cinemas(boxoffice_store::PageRequest {
+            limit: 1,
+            after: None,
+        })
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    driver
+        .goto(format!("{base}/admin/cinemas/{cinema}"))
+        .await
+        .unwrap();
+    screenshots(driver, "admin-cinema").await;
+    driver
+        .find(By::LinkText("Movies"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    driver
+        .find(By::LinkText("Tidewater"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually(5, "the film's page", || async {
+        driver.title().await.unwrap().starts_with("Tidewater")
+    })
+    .await;
+    screenshots(driver, "admin-movie").await;
+    chrome.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium; .ci/run runs it"]
+async fn staff_edit_a_hall_layout_and_see_the_live_preview_without_saving() {
+    let (site, base, chrome) = staff_in_a_browser().await;
+    let driver = chrome.driver();
+    let hall = demo_hall(&site, "Saal 3").await;
+    driver
+        .goto(format!("{base}/admin/halls/{}", hall.id))
+        .await
+        .unwrap();
+    let total = || async {
+        match driver.find(By::Id("preview-total")).await {
+            Ok(cell) => cell.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    };
+    assert_eq!(total().await, "28");
+    screenshots(driver, "admin-hall").await;
+
+    // A row of four recliners typed at the end: the preview counts them, nothing is saved.
+    let layout = field(driver, "Layout").await;
+    layout.click().await.unwrap();
+    driver
+        .execute(
+            "const t = document.getElementById('layout'); t.setSelectionRange(t.value.length, t.value.length);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    layout.send_keys("\nrr__rr").await.unwrap();
+    eventually(5, "the preview's new total", || async {
+        total().await == "32"
+    })
+    .await;
+    let preview = driver
+        .find(By::Id("preview"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(preview.contains("Recliner"), "{preview}");
+    assert_eq!(
+        site.app.hall(hall.id).await.unwrap().1.len(),
+        28,
+        "not saved"
+    );
+    screenshots(driver, "admin-hall-preview").await;
+
+    // A code the parser does not know: its words, as an alert in the preview.
+    layout.send_keys("q").await.unwrap();
+    eventually(5, "the parse error", || async {
+        alert_text(driver)
+            .await
+            .contains("Row 5 has an unknown character `q` at position 6.")
+    })
+    .await;
+    screenshots(driver, "admin-hall-error").await;
+    chrome.stop().await;
+}

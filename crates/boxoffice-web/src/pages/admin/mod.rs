@@ -6,8 +6,11 @@
 mod bookings;
 mod dashboard;
 mod door;
+mod movies;
 mod notifications;
+mod schedule;
 mod users;
+mod venues;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -35,6 +38,33 @@ pub fn routes() -> Router<WebState> {
         .route("/admin/notifications/replay", post(notifications::replay))
         .route("/admin/users", get(users::page).post(users::create))
         .route("/admin/users/{id}/role", post(users::set_role))
+        .route(
+            "/admin/schedule",
+            get(schedule::page).post(schedule::submit),
+        )
+        .route("/admin/showtimes/{id}", get(schedule::showtime))
+        .route("/admin/showtimes/{id}/move", post(schedule::move_showtime))
+        .route("/admin/showtimes/{id}/cancel", post(schedule::cancel))
+        .route(
+            "/admin/cinemas",
+            get(venues::page).post(venues::create_cinema),
+        )
+        .route(
+            "/admin/cinemas/{id}",
+            get(venues::cinema).post(venues::update_cinema),
+        )
+        .route("/admin/halls", post(venues::create_hall))
+        .route(
+            "/admin/halls/{id}",
+            get(venues::hall).post(venues::save_hall),
+        )
+        .route("/admin/halls/{id}/preview", post(venues::preview))
+        .route("/admin/movies", get(movies::page).post(movies::create))
+        .route(
+            "/admin/movies/{id}",
+            get(movies::edit_page).post(movies::update),
+        )
+        .route("/admin/movies/{id}/archive", post(movies::archive))
 }
 
 /// A signed-in member of staff (or an admin).
