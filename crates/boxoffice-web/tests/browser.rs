@@ -841,3 +841,200 @@ async fn staff_edit_a_hall_layout_and_see_the_live_preview_without_saving() {
     screenshots(driver, "admin-hall-error").await;
     chrome.stop().await;
 }
+
+// ---- Back office: bookings and the door ----
+
+/// A customer's paid booking of seat `label` in a showtime an hour or more ahead, bought
+/// through the site in process: the showtime and the booking's first ticket code.
+async fn a_paid_booking(site: &Site, label: &str) -> (ShowtimeId, String) {
+    let showtime = site.showtime_in(chrono::Duration::hours(1)).await;
+    let customer = site.signed_in().await;
+    let id = customer.buy(showtime, label).await;
+    let who = site.principal("ann@example.test").await;
+    let tickets = site.app.tickets(&who, id.parse().unwrap()).await.unwrap();
+    (showtime, tickets[0].code.clone())
+}
+
+/// Signs `email` in as a new account of `role` in the browser.
+async fn sign_in_as(
+    site: &Site,
+    driver: &WebDriver,
+    base: &str,
+    email: &str,
+    role: boxoffice_domain::identity::Role,
+) {
+    site.app
+        .ensure_user(email, PASSWORD, "Pat Member", role)
+        .await
+        .unwrap();
+    sign_in(driver, base, email).await;
+}
+
+/// The id of the element that has the focus.
+async fn focused_id(driver: &WebDriver) -> String {
+    driver
+        .active_element()
+        .await
+        .unwrap()
+        .attr("id")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium; .ci/run runs it"]
+async fn an_admin_finds_a_booking_by_ticket_code_and_refunds_part_of_it() {
+    let site = Site::new().await;
+    let (_, code) = a_paid_booking(&site, "C7").await;
+    let base = site.serve().await;
+    let chrome = Chrome::start().await;
+    let driver = chrome.driver();
+    sign_in_as(
+        &site,
+        driver,
+        &base,
+        "ada@boxoffice.test",
+        boxoffice_domain::identity::Role::Admin,
+    )
+    .await;
+    driver.goto(format!("{base}/admin")).await.unwrap();
+    screenshots(driver, "admin-today").await;
+    driver.goto(format!("{base}/admin/bookings")).await.unwrap();
+    // The search box has the focus: what the customer reads out goes straight in.
+    assert_eq!(focused_id(driver).await, "q");
+    field(driver, "Reference, ticket code, email or booking id")
+        .await
+        .send_keys(format!("{code}\n"))
+        .await
+        .unwrap();
+    eventually(5, "the search results", || async {
+        driver
+            .find(By::XPath("//h2[normalize-space(.)='Found 1']"))
+            .await
+            .is_ok()
+    })
+    .await;
+    screenshots(driver, "admin-bookings").await;
+    driver
+        .find(By::Css("a.ref"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually(5, "the booking page", || async {
+        driver
+            .find(By::XPath("//h2[normalize-space(.)='Tickets']"))
+            .await
+            .is_ok()
+    })
+    .await;
+    let page = driver
+        .find(By::Tag("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&code), "the ticket's code is listed");
+    assert!(page.contains("ann@example.test"));
+    screenshots(driver, "admin-booking").await;
+    let amount = driver.find(By::Id("refund-amount")).await.unwrap();
+    amount.clear().await.unwrap();
+    amount.send_keys("2.00").await.unwrap();
+    button(driver, "Refund").await.click().await.unwrap();
+    driver.accept_alert().await.unwrap();
+    eventually(5, "the refund notice", || async {
+        match driver.find(By::Css("[role=status]")).await {
+            Ok(notice) => notice
+                .text()
+                .await
+                .unwrap_or_default()
+                .contains("The refund is on its way"),
+            Err(_) => false,
+        }
+    })
+    .await;
+    let who = site.principal("ann@example.test").await;
+    let ticket = site.app.ticket(&code).await.unwrap();
+    let (_, payment) = site
+        .app
+        .booking_with_payment(&who, ticket.booking_id)
+        .await
+        .unwrap();
+    assert_eq!(payment.unwrap().refunded_amount, 200);
+    for (path, name) in [
+        ("/admin/notifications", "admin-notifications"),
+        ("/admin/users", "admin-users"),
+    ] {
+        driver.goto(format!("{base}{path}")).await.unwrap();
+        screenshots(driver, name).await;
+    }
+    chrome.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium; .ci/run runs it"]
+async fn a_scanned_ticket_is_admitted_once_and_the_input_is_ready_for_the_next() {
+    let site = Site::new().await;
+    let (showtime, code) = a_paid_booking(&site, "C7").await;
+    let starts = site
+        .app
+        .showtime(showtime)
+        .await
+        .unwrap()
+        .showtime
+        .starts_at;
+    site.clock.set(starts - chrono::Duration::minutes(5));
+    let base = site.serve().await;
+    let chrome = Chrome::start().await;
+    let driver = chrome.driver();
+    sign_in_as(
+        &site,
+        driver,
+        &base,
+        "sam@boxoffice.test",
+        boxoffice_domain::identity::Role::Staff,
+    )
+    .await;
+    driver.goto(format!("{base}/admin/checkin")).await.unwrap();
+    let status_text = || async {
+        driver
+            .find(By::Css("[role=status]"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap_or_default()
+    };
+    assert!(status_text().await.contains("Waiting for a scan"));
+    // A USB scanner types the code and Enter into whatever has the focus.
+    for (scan, expected) in [(1, "Admitted"), (2, "Already checked in")] {
+        eventually(5, "the focused input", || async {
+            focused_id(driver).await == "ticket-code"
+        })
+        .await;
+        driver
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(format!("{code}\n"))
+            .await
+            .unwrap();
+        eventually(5, &format!("scan {scan}: {expected}"), || async {
+            status_text().await.contains(expected)
+        })
+        .await;
+        let text = status_text().await;
+        assert!(text.contains("Seat C7"), "{text}");
+        assert!(text.contains("1 of 1 checked in"), "{text}");
+        screenshots(driver, &format!("admin-checkin-{scan}")).await;
+    }
+    let ticket = site.app.ticket(&code).await.unwrap();
+    assert_eq!(
+        ticket.checked_in_at,
+        Some(starts - chrono::Duration::minutes(5))
+    );
+    chrome.stop().await;
+}

@@ -22,6 +22,8 @@ pub struct ScanResult {
     tone: &'static str,
     /// The verdict, in a word or three.
     headline: String,
+    /// Why, when it is not plain from the headline.
+    note: String,
     /// The seat, the film, the time.
     detail: String,
     /// The code, for the undo form.
@@ -90,11 +92,7 @@ async fn answer(
     let count = match &ticket {
         Some(ticket) => {
             let (detail, count) = context(state, ticket).await?;
-            if result.detail.is_empty() {
-                result.detail = detail;
-            } else {
-                result.detail = format!("{detail}. {}", result.detail);
-            }
+            result.detail = detail;
             Some(count)
         }
         None => None,
@@ -114,10 +112,11 @@ pub async fn scan(
     form: Form,
 ) -> Result<Response, WebError> {
     let code = normalised(form.text("code"));
-    let refused = |headline: &str, detail: String| ScanResult {
+    let refused = |headline: &str, note: String| ScanResult {
         tone: "refused",
         headline: headline.to_owned(),
-        detail,
+        note,
+        detail: String::new(),
         code: code.clone(),
         undoable: false,
     };
@@ -126,6 +125,7 @@ pub async fn scan(
             ScanResult {
                 tone: "admitted",
                 headline: "Admitted".into(),
+                note: String::new(),
                 detail: String::new(),
                 code: code.clone(),
                 undoable: true,
@@ -137,7 +137,7 @@ pub async fn scan(
             let listing = state.app.showtime(ticket.showtime_id).await?;
             let mut result = refused(
                 "Already checked in",
-                format!("at {}", format::date_time(at, listing.timezone)),
+                format!("at {}", format::time(at, listing.timezone)),
             );
             result.undoable = true;
             (result, Some(ticket))
@@ -187,7 +187,8 @@ pub async fn undo(
             let result = ScanResult {
                 tone: "waiting",
                 headline: "Check-in undone".into(),
-                detail: "the ticket may be scanned again".into(),
+                note: "the ticket may be scanned again".into(),
+                detail: String::new(),
                 code,
                 undoable: false,
             };
@@ -197,7 +198,8 @@ pub async fn undo(
             let result = ScanResult {
                 tone: "refused",
                 headline: "Unknown ticket".into(),
-                detail: "no ticket has this code".into(),
+                note: "no ticket has this code".into(),
+                detail: String::new(),
                 code,
                 undoable: false,
             };
