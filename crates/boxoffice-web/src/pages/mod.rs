@@ -75,6 +75,16 @@ pub fn render(template: &impl Template) -> Result<Response, WebError> {
         .map_err(|e| WebError::internal(format!("rendering a page: {e}")))
 }
 
+/// A rendered template as a page with `status` (a form shown again with what was refused).
+pub fn render_status(
+    status: axum::http::StatusCode,
+    template: &impl Template,
+) -> Result<Response, WebError> {
+    let mut response = render(template)?;
+    *response.status_mut() = status;
+    Ok(response)
+}
+
 /// A path segment as an id; anything else is a page that does not exist.
 pub fn parse_id<T: From<uuid::Uuid>>(raw: &str) -> Result<T, WebError> {
     uuid::Uuid::parse_str(raw)

@@ -13,11 +13,11 @@ use boxoffice_domain::booking::BookingStatus;
 use boxoffice_store::{BookingSummary, Cursor, PageRequest};
 use serde::Deserialize;
 
-use super::{AdminNav, Section, Staff};
+use super::{AdminNav, DoneQuery, Refusal, Section, Staff};
 use crate::WebState;
 use crate::error::{WebError, see_other, sentence};
 use crate::format;
-use crate::pages::{Chrome, parse_id, render};
+use crate::pages::{Chrome, parse_id, render, render_status};
 use crate::session::Form;
 
 /// How many bookings a page of results lists.
@@ -117,7 +117,7 @@ pub async fn search(
         Some(Ok(id)) => Some(id.into()),
         Some(Err(_)) => {
             page.alert = Some("The showtime is not a showtime id.".into());
-            return unprocessable(&page);
+            return render_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
         None => None,
     };
@@ -151,25 +151,14 @@ pub async fn search(
             });
             render(&page)
         }
-        Err(AppError::Invalid(errors)) => {
-            page.alert = Some(
-                errors
-                    .0
-                    .iter()
-                    .map(|f| format!("{}: {}", f.field, f.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            );
-            unprocessable(&page)
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => match Refusal::of(&e, str::to_owned) {
+            Some(refusal) => {
+                page.alert = Some(refusal.message);
+                render_status(refusal.status, &page)
+            }
+            None => Err(e.into()),
+        },
     }
-}
-
-fn unprocessable(page: &impl Template) -> Result<Response, WebError> {
-    let mut response = render(page)?;
-    *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    Ok(response)
 }
 
 struct ItemRow {
@@ -225,11 +214,6 @@ struct BookingPage {
     can_cancel: bool,
     can_refund: bool,
     currency: String,
-}
-
-#[derive(Deserialize, Default)]
-pub struct NoticeQuery {
-    done: Option<String>,
 }
 
 /// `1250` in a currency with two minor digits → `12.50`.
@@ -392,7 +376,7 @@ pub async fn page(
     State(state): State<WebState>,
     staff: Staff,
     Path(id): Path<String>,
-    Query(query): Query<NoticeQuery>,
+    Query(query): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
     let notice = match query.done.as_deref() {
         Some("cancelled") => {
@@ -411,18 +395,11 @@ async fn refused(
     id: BookingId,
     e: AppError,
 ) -> Result<Response, WebError> {
-    let message = match &e {
-        AppError::Invalid(errors) => errors
-            .0
-            .iter()
-            .map(|f| f.message.clone())
-            .collect::<Vec<_>>()
-            .join("; "),
-        AppError::Internal(_) | AppError::NotFound => return Err(e.into()),
-        other => other.to_string(),
+    let Some(refusal) = Refusal::of(&e, str::to_owned) else {
+        return Err(e.into());
     };
-    let mut response = booking_page(state, staff, id, None, Some(sentence(&message))).await?;
-    *response.status_mut() = StatusCode::CONFLICT;
+    let mut response = booking_page(state, staff, id, None, Some(refusal.message)).await?;
+    *response.status_mut() = refusal.status;
     Ok(response)
 }
 

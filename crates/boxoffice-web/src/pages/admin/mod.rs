@@ -14,15 +14,16 @@ mod venues;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
-use boxoffice_app::Principal;
+use boxoffice_app::{AppError, Principal};
 use boxoffice_domain::identity::Role;
 
 use super::Chrome;
 use crate::WebState;
 use crate::assets::{Urls, urls};
-use crate::error::WebError;
+use crate::error::{WebError, sentence};
 use crate::session::Visitor;
 
 pub fn routes() -> Router<WebState> {
@@ -208,5 +209,50 @@ impl AdminNav {
                 current: s == self.section,
             })
             .collect()
+    }
+}
+
+/// `?done=…`: what the page that a form redirected to should confirm.
+#[derive(serde::Deserialize, Default)]
+pub struct DoneQuery {
+    pub done: Option<String>,
+}
+
+/// A use case's refusal, shown on the form that was sent rather than as an error page.
+pub struct Refusal {
+    /// 422 for what was typed, 409 for what the state does not allow.
+    pub status: StatusCode,
+    /// What to tell the member of staff.
+    pub message: String,
+}
+
+impl Refusal {
+    /// The refusal of `e` in words: a validation error field by field (each field named by
+    /// `label`), anything else the state does not allow in the use case's own words; `None` for
+    /// what is not the form's to show (not found, signed out, a failure), which is the error
+    /// page.
+    pub fn of(e: &AppError, label: impl Fn(&str) -> String) -> Option<Self> {
+        match e {
+            AppError::Invalid(errors) => Some(Self {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: errors
+                    .0
+                    .iter()
+                    .map(|f| sentence(&format!("{}: {}", label(&f.field), f.message)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            }),
+            AppError::NotFound
+            | AppError::Internal(_)
+            | AppError::Unauthenticated
+            | AppError::InvalidToken
+            | AppError::TooManyAttempts { .. }
+            | AppError::PaymentsUnavailable
+            | AppError::GatewayUnavailable => None,
+            other => Some(Self {
+                status: StatusCode::CONFLICT,
+                message: sentence(&other.to_string()),
+            }),
+        }
     }
 }

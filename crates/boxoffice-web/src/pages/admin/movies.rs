@@ -12,11 +12,11 @@ use boxoffice_store::{MAX_PAGE_SIZE, MovieFilter, PageRequest};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::{AdminNav, Section, Staff};
+use super::{AdminNav, DoneQuery, Refusal, Section, Staff};
 use crate::WebState;
-use crate::error::{WebError, see_other, sentence};
+use crate::error::{WebError, see_other};
 use crate::format;
-use crate::pages::{Chrome, parse_id, render};
+use crate::pages::{Chrome, parse_id, render_status};
 use crate::session::Form;
 
 /// Every film whose title contains `title` (all of them without), by title.
@@ -138,18 +138,7 @@ fn field_label(field: &str) -> &str {
 
 /// A refusal of the movie form in words, with its status; `None` when it is not the form's.
 fn refusal(e: &AppError) -> Option<(StatusCode, String)> {
-    match e {
-        AppError::Invalid(errors) => Some((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            errors
-                .0
-                .iter()
-                .map(|f| sentence(&format!("{}: {}", field_label(&f.field), f.message)))
-                .collect::<Vec<_>>()
-                .join(" "),
-        )),
-        _ => None,
-    }
+    Refusal::of(e, |field| field_label(field).to_owned()).map(|r| (r.status, r.message))
 }
 
 struct MovieRow {
@@ -208,18 +197,19 @@ async fn movies_page(
             genres: m.details.genres.join(", "),
         })
         .collect();
-    let mut response = render(&MoviesPage {
-        chrome: staff.chrome(),
-        nav: staff.nav(Section::Movies),
-        search: search.to_owned(),
-        movies,
-        fields,
-        notice: said.notice,
-        alert: said.alert,
-        form_alert: said.form_alert,
-    })?;
-    *response.status_mut() = status;
-    Ok(response)
+    render_status(
+        status,
+        &MoviesPage {
+            chrome: staff.chrome(),
+            nav: staff.nav(Section::Movies),
+            search: search.to_owned(),
+            movies,
+            fields,
+            notice: said.notice,
+            alert: said.alert,
+            form_alert: said.form_alert,
+        },
+    )
 }
 
 /// `GET /admin/movies`: the catalogue, searched by `q`, with the form that adds a film.
@@ -291,22 +281,18 @@ async fn movie_page(
     alert: Option<String>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let mut response = render(&MoviePage {
-        chrome: staff.chrome(),
-        nav: staff.nav(Section::Movies),
-        id: movie.id.to_string(),
-        title: movie.details.title.clone(),
-        fields,
-        notice,
-        alert,
-    })?;
-    *response.status_mut() = status;
-    Ok(response)
-}
-
-#[derive(Deserialize)]
-pub struct MovieQuery {
-    done: Option<String>,
+    render_status(
+        status,
+        &MoviePage {
+            chrome: staff.chrome(),
+            nav: staff.nav(Section::Movies),
+            id: movie.id.to_string(),
+            title: movie.details.title.clone(),
+            fields,
+            notice,
+            alert,
+        },
+    )
 }
 
 /// `GET /admin/movies/{id}`: the film's edit form.
@@ -314,7 +300,7 @@ pub async fn edit_page(
     State(state): State<WebState>,
     staff: Staff,
     Path(id): Path<String>,
-    Query(query): Query<MovieQuery>,
+    Query(query): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
     let movie = state.app.movie(parse_id::<MovieId>(&id)?).await?;
     let notice = (query.done.as_deref() == Some("saved")).then(|| "Saved.".to_owned());

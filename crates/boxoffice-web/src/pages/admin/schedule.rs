@@ -25,12 +25,12 @@ use serde::Deserialize;
 
 use super::dashboard::{CinemaChoice, choose_cinema};
 use super::movies::all_movies;
-use super::{AdminNav, Section, Staff};
+use super::{AdminNav, DoneQuery, Refusal, Section, Staff};
 use crate::WebState;
-use crate::error::{WebError, see_other, sentence};
+use crate::error::{WebError, see_other};
 use crate::format;
 use crate::pages::browse::every_showtime;
-use crate::pages::{Chrome, parse_id, render};
+use crate::pages::{Chrome, parse_id, render_status};
 use crate::session::Form;
 
 /// Minutes in one column of the grid.
@@ -416,24 +416,9 @@ struct CheckResult {
     hall_is_free: bool,
 }
 
-/// A refusal that is shown on the form itself rather than as an error page.
-struct Refusal {
-    status: StatusCode,
-    message: String,
-}
-
 /// The words for a use case's refusal of a form, or `None` when it is not the form's fault.
 fn refusal(e: &AppError) -> Option<Refusal> {
     let (status, message) = match e {
-        AppError::Invalid(errors) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            errors
-                .0
-                .iter()
-                .map(|f| sentence(&format!("{}: {}", f.field, f.message)))
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
         AppError::MissingPrice { seat_types } => (
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
@@ -445,10 +430,7 @@ fn refusal(e: &AppError) -> Option<Refusal> {
                     .join(", ")
             ),
         ),
-        AppError::ShowtimeStarted | AppError::ShowtimeCancelled | AppError::Hold(_) => {
-            (StatusCode::CONFLICT, sentence(&e.to_string()))
-        }
-        _ => return None,
+        other => return Refusal::of(other, str::to_owned),
     };
     Some(Refusal { status, message })
 }
@@ -631,9 +613,7 @@ async fn schedule_page(
         alert: answer.alert,
         free_halls: answer.free_halls,
     };
-    let mut response = render(&page)?;
-    *response.status_mut() = status;
-    Ok(response)
+    render_status(status, &page)
 }
 
 #[derive(Deserialize)]
@@ -820,11 +800,6 @@ struct ShowtimePage {
     free_halls: Vec<String>,
 }
 
-#[derive(Deserialize)]
-pub struct ShowtimeQuery {
-    done: Option<String>,
-}
-
 /// `Cancel showtime and refund 3 bookings`.
 fn cancel_label(paid_bookings: usize) -> String {
     match paid_bookings {
@@ -891,9 +866,7 @@ async fn showtime_page(
         alert: answer.alert,
         free_halls: answer.free_halls,
     };
-    let mut response = render(&page)?;
-    *response.status_mut() = status;
-    Ok(response)
+    render_status(status, &page)
 }
 
 /// `GET /admin/showtimes/{id}`.
@@ -901,7 +874,7 @@ pub async fn showtime(
     State(state): State<WebState>,
     staff: Staff,
     Path(id): Path<String>,
-    Query(query): Query<ShowtimeQuery>,
+    Query(query): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
     let id: ShowtimeId = parse_id(&id)?;
     let notice = match query.done.as_deref() {

@@ -12,11 +12,11 @@ use boxoffice_domain::identity::Role;
 use boxoffice_store::{Cursor, PageRequest};
 use serde::Deserialize;
 
-use super::{AdminNav, Section, Staff};
+use super::{AdminNav, Refusal, Section, Staff};
 use crate::WebState;
-use crate::error::{WebError, see_other, sentence};
+use crate::error::{WebError, see_other};
 use crate::format;
-use crate::pages::{Chrome, parse_id, render};
+use crate::pages::{Chrome, parse_id, render_status};
 use crate::session::Form;
 
 const PER_PAGE: u32 = 50;
@@ -122,19 +122,20 @@ async fn users_page(
     } else {
         StatusCode::OK
     };
-    let mut response = render(&UsersPage {
-        chrome: staff.chrome(),
-        nav: staff.nav(Section::Users),
-        q,
-        rows,
-        next,
-        notice,
-        alert,
-        email: typed.0.to_owned(),
-        name: typed.1.to_owned(),
-    })?;
-    *response.status_mut() = status;
-    Ok(response)
+    render_status(
+        status,
+        &UsersPage {
+            chrome: staff.chrome(),
+            nav: staff.nav(Section::Users),
+            q,
+            rows,
+            next,
+            notice,
+            alert,
+            email: typed.0.to_owned(),
+            name: typed.1.to_owned(),
+        },
+    )
 }
 
 pub async fn page(
@@ -146,19 +147,9 @@ pub async fn page(
     users_page(&state, &staff, &query, None, ("", "")).await
 }
 
+/// A refusal of the users page's forms in words; `None` when it is the error page's.
 fn refusal(e: &AppError) -> Option<String> {
-    match e {
-        AppError::Invalid(errors) => Some(
-            errors
-                .0
-                .iter()
-                .map(|f| format!("{}: {}", f.field, f.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        AppError::Internal(_) | AppError::NotFound => None,
-        other => Some(sentence(&other.to_string())),
-    }
+    Refusal::of(e, str::to_owned).map(|r| r.message)
 }
 
 pub async fn set_role(

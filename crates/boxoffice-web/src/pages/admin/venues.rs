@@ -18,11 +18,11 @@ use boxoffice_domain::{CinemaId, HallId};
 use serde::Deserialize;
 
 use super::schedule::{Choice, halls_of};
-use super::{AdminNav, Section, Staff};
+use super::{AdminNav, DoneQuery, Refusal, Section, Staff};
 use crate::WebState;
 use crate::error::{WebError, see_other, sentence};
 use crate::pages::browse::cinemas;
-use crate::pages::{Chrome, parse_id, render};
+use crate::pages::{Chrome, parse_id, render, render_status};
 use crate::session::Form;
 
 /// The layout a new hall's form starts with: two rows with an aisle and wheelchair spaces.
@@ -309,22 +309,6 @@ impl HallFields {
 /// not the form's.
 fn refusal(e: &AppError) -> Option<(StatusCode, String)> {
     let answer = match e {
-        AppError::Invalid(errors) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            errors
-                .0
-                .iter()
-                .map(|f| {
-                    let field = f.field.replace("ticket_discounts.", "discount for ");
-                    sentence(&format!(
-                        "{}: {}",
-                        crate::format::capitalised(&field),
-                        f.message
-                    ))
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
         AppError::CinemaHasShowtimes => (
             StatusCode::CONFLICT,
             "The time zone was not changed: the cinema has showtimes, whose local times would \
@@ -350,7 +334,12 @@ fn refusal(e: &AppError) -> Option<(StatusCode, String)> {
                     .join(", ")
             ),
         ),
-        _ => return None,
+        other => {
+            let refusal = Refusal::of(other, |field| {
+                crate::format::capitalised(&field.replace("ticket_discounts.", "discount for "))
+            })?;
+            (refusal.status, refusal.message)
+        }
     };
     Some(answer)
 }
@@ -444,19 +433,20 @@ async fn cinemas_page(
             selected: c.id.to_string() == hall.cinema,
         })
         .collect();
-    let mut response = render(&CinemasPage {
-        chrome: staff.chrome(),
-        nav: staff.nav(Section::Cinemas),
-        cinemas: rows,
-        choices,
-        cinema,
-        hall,
-        notice: said.notice,
-        cinema_alert: said.cinema_alert,
-        hall_alert: said.hall_alert,
-    })?;
-    *response.status_mut() = status;
-    Ok(response)
+    render_status(
+        status,
+        &CinemasPage {
+            chrome: staff.chrome(),
+            nav: staff.nav(Section::Cinemas),
+            cinemas: rows,
+            choices,
+            cinema,
+            hall,
+            notice: said.notice,
+            cinema_alert: said.cinema_alert,
+            hall_alert: said.hall_alert,
+        },
+    )
 }
 
 fn blank_hall() -> HallFields {
@@ -588,23 +578,19 @@ async fn cinema_page(
             seats: h.seat_count,
         })
         .collect();
-    let mut response = render(&CinemaPage {
-        chrome: staff.chrome(),
-        nav: staff.nav(Section::Cinemas),
-        id: cinema.id.to_string(),
-        title: cinema.details.name.clone(),
-        cinema: fields,
-        halls,
-        notice,
-        alert,
-    })?;
-    *response.status_mut() = status;
-    Ok(response)
-}
-
-#[derive(Deserialize)]
-pub struct DoneQuery {
-    done: Option<String>,
+    render_status(
+        status,
+        &CinemaPage {
+            chrome: staff.chrome(),
+            nav: staff.nav(Section::Cinemas),
+            id: cinema.id.to_string(),
+            title: cinema.details.name.clone(),
+            cinema: fields,
+            halls,
+            notice,
+            alert,
+        },
+    )
 }
 
 /// `GET /admin/cinemas/{id}`: the cinema's edit form.
@@ -682,22 +668,23 @@ async fn hall_page(
     let cinema = state.app.cinema(hall.cinema_id).await?;
     let preview = Preview::of(&fields.layout);
     let rows = fields.layout.lines().count().clamp(4, 30) + 1;
-    let mut response = render(&HallPage {
-        chrome: staff.chrome(),
-        nav: staff.nav(Section::Cinemas),
-        id: hall.id.to_string(),
-        title: hall.name.clone(),
-        cinema_id: cinema.id.to_string(),
-        cinema_name: cinema.details.name.clone(),
-        hall: fields,
-        rows,
-        codes: CODES,
-        preview,
-        notice,
-        alert,
-    })?;
-    *response.status_mut() = status;
-    Ok(response)
+    render_status(
+        status,
+        &HallPage {
+            chrome: staff.chrome(),
+            nav: staff.nav(Section::Cinemas),
+            id: hall.id.to_string(),
+            title: hall.name.clone(),
+            cinema_id: cinema.id.to_string(),
+            cinema_name: cinema.details.name.clone(),
+            hall: fields,
+            rows,
+            codes: CODES,
+            preview,
+            notice,
+            alert,
+        },
+    )
 }
 
 fn saved_fields(hall: &Hall) -> HallFields {
