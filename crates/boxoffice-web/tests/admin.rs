@@ -48,32 +48,10 @@ async fn today_lists_the_chosen_cinemas_showtimes_with_seats_sold() {
     page.assert_has("Dead letters");
 }
 
-/// A customer's paid booking of seat `label`, its reference and its tickets' codes.
-async fn paid_booking(
-    site: &Site,
-    label: &str,
-) -> (boxoffice_domain::ShowtimeId, String, String, Vec<String>) {
-    let showtime = site.showtime_in(chrono::Duration::hours(1)).await;
-    let customer = site.signed_in().await;
-    let id = customer.buy(showtime, label).await;
-    let who = site.principal("ann@example.test").await;
-    let booking_id = id.parse().unwrap();
-    let booking = site.app.booking(&who, booking_id).await.unwrap();
-    let codes = site
-        .app
-        .tickets(&who, booking_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.code)
-        .collect();
-    (showtime, id, booking.reference.to_string(), codes)
-}
-
 #[tokio::test]
 async fn staff_find_a_booking_by_reference_code_email_or_showtime() {
     let site = Site::new().await;
-    let (showtime, id, reference, codes) = paid_booking(&site, "C7").await;
+    let (showtime, id, reference, codes) = site.paid_booking("C7").await;
     let staff = site.signed_in_as("sam@boxoffice.test", Role::Staff).await;
     let link = format!("href=\"/admin/bookings/{id}\"");
     for q in [
@@ -117,7 +95,7 @@ fn urlencode(value: &str) -> String {
 #[tokio::test]
 async fn a_booking_page_shows_items_tickets_payment_and_mail_and_admins_refund_part() {
     let site = Site::new().await;
-    let (_, id, reference, codes) = paid_booking(&site, "C7").await;
+    let (_, id, reference, codes) = site.paid_booking("C7").await;
     site.app.dispatch_outbox().await.unwrap();
     site.app.send_notifications().await.unwrap();
     let staff = site.signed_in_as("sam@boxoffice.test", Role::Staff).await;
@@ -204,7 +182,7 @@ async fn a_booking_page_shows_items_tickets_payment_and_mail_and_admins_refund_p
 #[tokio::test]
 async fn the_door_admits_once_tells_why_not_and_admins_undo() {
     let site = Site::new().await;
-    let (_, _, _, codes) = paid_booking(&site, "C7").await;
+    let (_, _, _, codes) = site.paid_booking("C7").await;
     let staff = site.signed_in_as("sam@boxoffice.test", Role::Staff).await;
     let door = staff.get("/admin/checkin").await;
     door.assert_has("<label for=\"ticket-code\">Ticket code</label>");
@@ -263,7 +241,7 @@ async fn the_door_admits_once_tells_why_not_and_admins_undo() {
 #[tokio::test]
 async fn notifications_list_what_was_sent_and_admins_see_replay() {
     let site = Site::new().await;
-    paid_booking(&site, "C7").await;
+    site.paid_booking("C7").await;
     site.app.dispatch_outbox().await.unwrap();
     site.app.send_notifications().await.unwrap();
     let staff = site.signed_in_as("sam@boxoffice.test", Role::Staff).await;

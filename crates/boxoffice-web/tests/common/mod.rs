@@ -196,6 +196,26 @@ impl Site {
         browser
     }
 
+    /// A paid booking of seat `label` by `ann@example.test` in a showtime an hour or more
+    /// ahead, bought through the site: the showtime, the booking's id and reference, and its
+    /// tickets' codes.
+    pub async fn paid_booking(&self, label: &str) -> (ShowtimeId, String, String, Vec<String>) {
+        let showtime = self.showtime_in(Duration::hours(1)).await;
+        let id = self.signed_in().await.buy(showtime, label).await;
+        let who = self.principal("ann@example.test").await;
+        let booking_id = id.parse().unwrap();
+        let booking = self.app.booking(&who, booking_id).await.unwrap();
+        let codes = self
+            .app
+            .tickets(&who, booking_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.code)
+            .collect();
+        (showtime, id, booking.reference.to_string(), codes)
+    }
+
     pub async fn map(&self, showtime: ShowtimeId) -> SeatMap {
         self.app.seat_map(showtime).await.unwrap()
     }
