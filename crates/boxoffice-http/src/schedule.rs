@@ -155,6 +155,7 @@ async fn list_showtimes(
             Some(_) => None,
             None => Some(state.app.clock().now()),
         },
+        include_cancelled: false,
     };
     let page = state.app.list_showtimes(filter, page.request()?).await?;
     Ok(axum::Json(List::from_page(page, ShowtimeResponse::from)))

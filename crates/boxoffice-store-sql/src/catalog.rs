@@ -477,7 +477,7 @@ impl<D: BookingDialect> ScheduleStore for SqlStore<D> {
             None => (None, None),
         };
         let sql = format!(
-            "{LISTING_SELECT}WHERE s.status = 'scheduled' \
+            "{LISTING_SELECT}WHERE (s.status = 'scheduled' OR $9 = TRUE) \
                AND ($1 IS NULL OR s.movie_id = $1) \
                AND ($2 IS NULL OR h.cinema_id = $2) \
                AND ($3 IS NULL OR s.hall_id = $3) \
@@ -499,6 +499,7 @@ impl<D: BookingDialect> ScheduleStore for SqlStore<D> {
                     after_start,
                     after_id,
                     i64::from(page.limit) + 1,
+                    filter.include_cancelled,
                 ],
             )
             .await?

@@ -47,6 +47,7 @@ macro_rules! store_contract_suite {
             moving_a_showtime_respects_overlap_but_not_itself,
             free_halls_use_each_halls_buffer,
             showtime_filters_and_pages,
+            cancelled_showtimes_are_listed_only_when_asked_for,
             upcoming_showtimes_in_hall_ignore_past_and_cancelled,
             users_round_trip_and_emails_are_unique,
             erasure_removes_personal_data_and_sessions,
@@ -1541,4 +1542,45 @@ pub async fn accounts_are_found_by_part_of_their_email_or_name(store: Arc<dyn St
     assert_eq!(page.items, vec![bob.clone()]);
     store.erase_user(cat.id, base_time()).await.unwrap();
     assert!(found("cat@", 50).await.is_empty());
+}
+
+/// A cancelled showtime leaves the programme but not the back office's schedule: it is listed
+/// only with `include_cancelled`, in start order with the scheduled ones.
+pub async fn cancelled_showtimes_are_listed_only_when_asked_for(store: Arc<dyn Store>) {
+    let (c, h, m) = venue(store.as_ref()).await;
+    let early = showtime(&m, &h, base_time() + hours(2));
+    let late = showtime(&m, &h, base_time() + hours(6));
+    for s in [&early, &late] {
+        store.insert_showtime(s).await.unwrap();
+    }
+    store.cancel_showtime(early.id, base_time()).await.unwrap();
+    let listed = |include_cancelled: bool| {
+        let store = Arc::clone(&store);
+        async move {
+            let filter = ShowtimeFilter {
+                cinema_id: Some(c.id),
+                include_cancelled,
+                ..ShowtimeFilter::default()
+            };
+            store
+                .list_showtimes(&filter, &PageRequest::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|l| (l.showtime.id, l.showtime.status))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(false).await,
+        vec![(late.id, ShowtimeStatus::Scheduled)]
+    );
+    assert_eq!(
+        listed(true).await,
+        vec![
+            (early.id, ShowtimeStatus::Cancelled),
+            (late.id, ShowtimeStatus::Scheduled)
+        ]
+    );
 }

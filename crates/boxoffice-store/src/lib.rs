@@ -127,6 +127,8 @@ pub struct ShowtimeFilter {
     pub local_date: Option<NaiveDate>,
     /// Only showtimes that have not ended by then.
     pub ending_after: Option<DateTime<Utc>>,
+    /// Cancelled showtimes too (the back office's schedule); otherwise only scheduled ones.
+    pub include_cancelled: bool,
 }
 
 /// Films.

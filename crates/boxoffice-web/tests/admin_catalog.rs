@@ -381,9 +381,16 @@ async fn cancelling_shows_the_paid_bookings_to_refund_then_cancels() {
     after.assert_has("The showtime is cancelled");
     after.assert_has(">Cancelled</span>");
     after.assert_lacks("Move showtime");
-    // The schedule lists scheduled showtimes only: the slot is free again.
+    // The schedule still shows it, marked cancelled in words.
     let grid = staff.get("/admin/schedule").await;
-    grid.assert_lacks(&format!("href=\"/admin/showtimes/{showtime}\""));
+    grid.assert_has("<td class=\"show cancelled\" colspan=\"");
+    let cell_start = grid
+        .body
+        .find(&format!("href=\"/admin/showtimes/{showtime}\""))
+        .expect("the cancelled showtime on the grid");
+    let cell = &grid.body[cell_start..];
+    let cell = &cell[..cell.find("</td>").unwrap()];
+    assert!(cell.contains("Cancelled"), "{cell}");
 }
 
 #[tokio::test]

@@ -103,6 +103,7 @@ pub async fn page(
             ShowtimeFilter {
                 cinema_id: Some(cinema.id),
                 local_date: Some(today),
+                include_cancelled: true,
                 ..ShowtimeFilter::default()
             },
         )

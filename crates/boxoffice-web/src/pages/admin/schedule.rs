@@ -135,8 +135,8 @@ impl Grid {
                         (from, to, l)
                     })
                     .collect();
-                // The listings hold scheduled showtimes only today, but a cancelled one (whose slot may
-                // have been taken again) would get a row of its own rather than overlap a cell.
+                // A cancelled showtime's slot may have been taken again: cancelled ones come
+                // last, so they get a row of their own rather than overlap a cell.
                 shows.sort_by_key(|(from, _, l)| {
                     (l.showtime.status == ShowtimeStatus::Cancelled, *from)
                 });
@@ -568,6 +568,7 @@ async fn schedule_page(
         ShowtimeFilter {
             cinema_id: Some(cinema.id),
             local_date: Some(day),
+            include_cancelled: true,
             ..ShowtimeFilter::default()
         },
     )
