@@ -77,24 +77,63 @@ impl Currency {
     }
 }
 
-impl fmt::Display for Money {
-    /// `1250` `EUR` → `12.50 EUR`; `1500` `JPY` → `1500 JPY`; `1250` `KWD` → `1.250 KWD`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Money {
+    /// The amount in major units, as a form shows and takes it: `1250` `EUR` → `12.50`;
+    /// `1500` `JPY` → `1500`; `1250` `KWD` → `1.250`.
+    pub fn major_units(&self) -> String {
         let digits = self.currency.minor_digits();
         let sign = if self.amount < 0 { "-" } else { "" };
         let abs = self.amount.unsigned_abs();
         if digits == 0 {
-            return write!(f, "{sign}{abs} {}", self.currency);
+            return format!("{sign}{abs}");
         }
         let scale = 10u64.pow(digits);
-        write!(
-            f,
-            "{sign}{}.{:0width$} {}",
+        format!(
+            "{sign}{}.{:0width$}",
             abs / scale,
             abs % scale,
-            self.currency,
             width = digits as usize
         )
+    }
+
+    /// An amount typed in major units (`12.50`, `12,5`, `12`, `.5`) in `currency`; `None` for
+    /// anything else: negative, more decimals than the currency has, not a number, too large.
+    pub fn parse_major(text: &str, currency: Currency) -> Option<Money> {
+        let digits = currency.minor_digits();
+        let text = text.trim();
+        let (whole, fraction) = text.split_once(['.', ',']).unwrap_or((text, ""));
+        if (whole.is_empty() && fraction.is_empty())
+            || fraction.len() > digits as usize
+            || !whole
+                .bytes()
+                .chain(fraction.bytes())
+                .all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let whole: i64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        let fraction: i64 = if fraction.is_empty() {
+            0
+        } else {
+            format!("{fraction:0<width$}", width = digits as usize)
+                .parse()
+                .ok()?
+        };
+        let amount = whole
+            .checked_mul(10i64.checked_pow(digits)?)?
+            .checked_add(fraction)?;
+        Some(Money { amount, currency })
+    }
+}
+
+impl fmt::Display for Money {
+    /// `1250` `EUR` → `12.50 EUR`; `1500` `JPY` → `1500 JPY`; `1250` `KWD` → `1.250 KWD`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.major_units(), self.currency)
     }
 }
 
@@ -143,5 +182,39 @@ mod tests {
         assert_eq!(parse_price(0), Ok(0));
         assert!(parse_price(-1).is_err());
         assert!(parse_price(MAX_SEAT_PRICE + 1).is_err());
+    }
+
+    #[test]
+    fn amounts_are_typed_and_shown_in_major_units() {
+        let eur: Currency = "EUR".parse().unwrap_or(Currency::NONE);
+        let jpy: Currency = "JPY".parse().unwrap_or(Currency::NONE);
+        let typed = |text: &str, currency| Money::parse_major(text, currency).map(|m| m.amount);
+        assert_eq!(typed("12.50", eur), Some(1250));
+        assert_eq!(typed("12,5", eur), Some(1250));
+        assert_eq!(typed(" 3 ", eur), Some(300));
+        assert_eq!(typed("12", eur), Some(1200));
+        assert_eq!(typed(".5", eur), Some(50));
+        assert_eq!(typed("1500", jpy), Some(1500));
+        assert_eq!(typed("15.5", jpy), None);
+        for bad in [
+            "",
+            ".",
+            "-1",
+            "1.234",
+            "12.505",
+            "1e3",
+            "12.5.0",
+            "abc",
+            "99999999999999999999",
+        ] {
+            assert_eq!(typed(bad, eur), None, "{bad:?}");
+        }
+        let shown = |amount, currency| Money { amount, currency }.major_units();
+        assert_eq!(shown(1250, eur), "12.50");
+        assert_eq!(shown(5, eur), "0.05");
+        assert_eq!(shown(500, jpy), "500");
+        for amount in [0, 1, 99, 1250, 123_456] {
+            assert_eq!(typed(&shown(amount, eur), eur), Some(amount));
+        }
     }
 }

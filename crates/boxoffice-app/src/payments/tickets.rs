@@ -35,23 +35,32 @@ impl App {
         Ok(self.store.tickets(id).await?)
     }
 
-    /// Admits a ticket at the door: the first scan in the showtime's window succeeds.
-    pub async fn check_in(&self, code: &str) -> Result<Ticket, AppError> {
+    /// Scans a ticket at the door: the first scan in the showtime's window admits it. Every
+    /// verdict but `Unknown` carries the ticket as found, for a door that shows the seat.
+    pub async fn scan_ticket(&self, code: &str) -> Result<CheckIn, AppError> {
         if !is_ticket_code(code) {
-            return Err(AppError::NotFound);
+            return Ok(CheckIn::Unknown);
         }
-        let now = self.clock.now();
-        match self
+        let scanned = self
             .store
-            .check_in(code, now, self.payment_policy.checkin_opens_before)
-            .await?
-        {
-            CheckIn::Admitted(t) => {
-                tracing::info!(ticket_id = %t.id, "checked in");
-                Ok(t)
-            }
+            .check_in(
+                code,
+                self.clock.now(),
+                self.payment_policy.checkin_opens_before,
+            )
+            .await?;
+        if let CheckIn::Admitted(t) = &scanned {
+            tracing::info!(ticket_id = %t.id, "checked in");
+        }
+        Ok(scanned)
+    }
+
+    /// Admits a ticket at the door, or says why not as an error (the API's answer).
+    pub async fn check_in(&self, code: &str) -> Result<Ticket, AppError> {
+        match self.scan_ticket(code).await? {
+            CheckIn::Admitted(t) => Ok(t),
             CheckIn::AlreadyCheckedIn(t) => Err(AppError::AlreadyCheckedIn {
-                at: t.checked_in_at.unwrap_or(now),
+                at: t.checked_in_at.unwrap_or_else(|| self.clock.now()),
             }),
             CheckIn::WrongWindow(_) => Err(AppError::WrongShowtimeWindow),
             CheckIn::NotValid(_) => Err(AppError::TicketNotValid),

@@ -8,8 +8,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use boxoffice_app::{AppError, BookingSearchInput};
-use boxoffice_domain::BookingId;
 use boxoffice_domain::booking::BookingStatus;
+use boxoffice_domain::{BookingId, Money};
 use boxoffice_store::{BookingSummary, Cursor, PageRequest};
 use serde::Deserialize;
 
@@ -216,51 +216,6 @@ struct BookingPage {
     currency: String,
 }
 
-/// `1250` in a currency with two minor digits → `12.50`.
-fn major_units(amount: i64, digits: u32) -> String {
-    let scale = 10_i64.pow(digits);
-    if digits == 0 {
-        amount.to_string()
-    } else {
-        format!(
-            "{}.{:0width$}",
-            amount / scale,
-            amount % scale,
-            width = digits as usize
-        )
-    }
-}
-
-/// `12.5` or `12,50` in a currency with two minor digits → `1250`; `None` for anything else
-/// (negative, more digits than the currency has, not a number).
-pub fn minor_units(text: &str, digits: u32) -> Option<i64> {
-    let text = text.trim().replace(',', ".");
-    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
-    if whole.is_empty() && fraction.is_empty()
-        || fraction.len() > digits as usize
-        || !whole
-            .bytes()
-            .chain(fraction.bytes())
-            .all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let scale = 10_i64.checked_pow(digits)?;
-    let whole: i64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let fraction: i64 = if fraction.is_empty() {
-        0
-    } else {
-        format!("{fraction:0<width$}", width = digits as usize)
-            .parse()
-            .ok()?
-    };
-    whole.checked_mul(scale)?.checked_add(fraction)
-}
-
 async fn booking_page(
     state: &WebState,
     staff: &Staff,
@@ -290,7 +245,6 @@ async fn booking_page(
     } else {
         Vec::new()
     };
-    let digits = booking.currency.minor_digits();
     let payment = match payment {
         Some(p) => {
             let (p, ledger) = state.app.payment_with_ledger(&who, p.id).await?;
@@ -300,7 +254,11 @@ async fn booking_page(
                 amount: format::money(p.amount, p.currency),
                 refunded: format::money(p.refunded_amount, p.currency),
                 refundable: format::money(left, p.currency),
-                refundable_input: major_units(left, digits),
+                refundable_input: Money {
+                    amount: left,
+                    currency: p.currency,
+                }
+                .major_units(),
                 ledger: ledger
                     .into_iter()
                     .map(|e| LedgerRow {
@@ -435,7 +393,7 @@ pub async fn refund(
         )
         .await;
     };
-    let Some(amount) = minor_units(form.text("amount"), booking.currency.minor_digits()) else {
+    let Some(amount) = Money::parse_major(form.text("amount"), booking.currency) else {
         let message = "the amount must be a number like 12.50";
         let mut response = booking_page(&state, &staff, id, None, Some(sentence(message))).await?;
         *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
@@ -443,42 +401,10 @@ pub async fn refund(
     };
     match state
         .app
-        .refund_payment(&who, payment.id, Some(amount), None)
+        .refund_payment(&who, payment.id, Some(amount.amount), None)
         .await
     {
         Ok(_) => Ok(see_other(&format!("/admin/bookings/{id}?done=refunded"))),
         Err(e) => refused(&state, &staff, id, e).await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn amounts_are_read_in_the_currencys_units() {
-        assert_eq!(minor_units("12.50", 2), Some(1250));
-        assert_eq!(minor_units("12,5", 2), Some(1250));
-        assert_eq!(minor_units(" 3 ", 2), Some(300));
-        assert_eq!(minor_units(".5", 2), Some(50));
-        assert_eq!(minor_units("500", 0), Some(500));
-        for bad in [
-            "",
-            ".",
-            "-1",
-            "1.234",
-            "1e3",
-            "12.5.0",
-            "abc",
-            "99999999999999999999",
-        ] {
-            assert_eq!(minor_units(bad, 2), None, "{bad:?}");
-        }
-        assert_eq!(major_units(1250, 2), "12.50");
-        assert_eq!(major_units(5, 2), "0.05");
-        assert_eq!(major_units(500, 0), "500");
-        for amount in [0, 1, 99, 1250, 123_456] {
-            assert_eq!(minor_units(&major_units(amount, 2), 2), Some(amount));
-        }
     }
 }

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::response::Response;
 use boxoffice_app::AppError;
 use boxoffice_domain::payment::Ticket;
+use boxoffice_store::{CheckIn, ShowtimeListing};
 
 use super::{AdminNav, Section, Staff};
 use crate::WebState;
@@ -63,35 +64,38 @@ fn normalised(code: &str) -> String {
     code.trim().to_ascii_lowercase()
 }
 
-/// The ticket's seat, film and start, and its showtime's door count.
-async fn context(state: &WebState, ticket: &Ticket) -> Result<(String, DoorCount), WebError> {
+/// The ticket's showtime, and what the door shows of it: the seat, film and start, and the
+/// showtime's door count.
+async fn context(
+    state: &WebState,
+    ticket: &Ticket,
+) -> Result<(ShowtimeListing, String, DoorCount), WebError> {
     let listing = state.app.showtime(ticket.showtime_id).await?;
     let when = format::date_time(listing.showtime.starts_at, listing.timezone);
     let count = state.app.check_in_count(ticket.showtime_id).await?;
-    Ok((
-        format!("Seat {} · {} · {when}", ticket.label, listing.movie_title),
-        DoorCount {
-            title: format!(
-                "{} at {}",
-                listing.movie_title,
-                format::time(listing.showtime.starts_at, listing.timezone)
-            ),
-            checked_in: count.checked_in,
-            tickets: count.tickets,
-        },
-    ))
+    let detail = format!("Seat {} · {} · {when}", ticket.label, listing.movie_title);
+    let count = DoorCount {
+        title: format!(
+            "{} at {}",
+            listing.movie_title,
+            format::time(listing.showtime.starts_at, listing.timezone)
+        ),
+        checked_in: count.checked_in,
+        tickets: count.tickets,
+    };
+    Ok((listing, detail, count))
 }
 
+/// The page with `result`, about `ticket` when the code named one.
 async fn answer(
     state: &WebState,
     staff: &Staff,
-    result: ScanResult,
-    ticket: Option<Ticket>,
+    mut result: ScanResult,
+    ticket: Option<&Ticket>,
 ) -> Result<Response, WebError> {
-    let mut result = result;
-    let count = match &ticket {
+    let count = match ticket {
         Some(ticket) => {
-            let (detail, count) = context(state, ticket).await?;
+            let (_, detail, count) = context(state, ticket).await?;
             result.detail = detail;
             Some(count)
         }
@@ -106,73 +110,88 @@ async fn answer(
     })
 }
 
+fn verdict(tone: &'static str, headline: &str, note: String, code: &str) -> ScanResult {
+    ScanResult {
+        tone,
+        headline: headline.to_owned(),
+        note,
+        detail: String::new(),
+        code: code.to_owned(),
+        undoable: false,
+    }
+}
+
 pub async fn scan(
     State(state): State<WebState>,
     staff: Staff,
     form: Form,
 ) -> Result<Response, WebError> {
     let code = normalised(form.text("code"));
-    let refused = |headline: &str, note: String| ScanResult {
-        tone: "refused",
-        headline: headline.to_owned(),
-        note,
-        detail: String::new(),
-        code: code.clone(),
-        undoable: false,
+    let scanned = state.app.scan_ticket(&code).await?;
+    let ticket = match &scanned {
+        CheckIn::Admitted(t)
+        | CheckIn::AlreadyCheckedIn(t)
+        | CheckIn::WrongWindow(t)
+        | CheckIn::NotValid(t) => Some(t),
+        CheckIn::Unknown => None,
     };
-    let (result, ticket) = match state.app.check_in(&code).await {
-        Ok(ticket) => (
+    let Some(ticket) = ticket else {
+        let result = verdict(
+            "refused",
+            "Unknown ticket",
+            "no ticket has this code: check it was typed in full".into(),
+            &code,
+        );
+        tracing::info!(verdict = %result.headline, by = %staff.principal.user_id, "ticket scanned");
+        return answer(&state, &staff, result, None).await;
+    };
+    let (listing, detail, count) = context(&state, ticket).await?;
+    let mut result = match &scanned {
+        CheckIn::Admitted(_) => ScanResult {
+            undoable: true,
+            ..verdict("admitted", "Admitted", String::new(), &code)
+        },
+        CheckIn::AlreadyCheckedIn(t) => {
+            let at = t.checked_in_at.unwrap_or_else(|| state.app.clock().now());
             ScanResult {
-                tone: "admitted",
-                headline: "Admitted".into(),
-                note: String::new(),
-                detail: String::new(),
-                code: code.clone(),
                 undoable: true,
-            },
-            Some(ticket),
-        ),
-        Err(AppError::AlreadyCheckedIn { at }) => {
-            let ticket = state.app.ticket(&code).await?;
-            let listing = state.app.showtime(ticket.showtime_id).await?;
-            let mut result = refused(
-                "Already checked in",
-                format!("at {}", format::time(at, listing.timezone)),
-            );
-            result.undoable = true;
-            (result, Some(ticket))
+                ..verdict(
+                    "refused",
+                    "Already checked in",
+                    format!("at {}", format::time(at, listing.timezone)),
+                    &code,
+                )
+            }
         }
-        Err(AppError::WrongShowtimeWindow) => {
-            let ticket = state.app.ticket(&code).await?;
-            let listing = state.app.showtime(ticket.showtime_id).await?;
+        CheckIn::WrongWindow(_) => {
             let headline = if state.app.clock().now() < listing.showtime.starts_at {
                 "Too early"
             } else {
                 "Too late"
             };
-            (
-                refused(headline, "this ticket is for another time".into()),
-                Some(ticket),
+            verdict(
+                "refused",
+                headline,
+                "this ticket is for another time".into(),
+                &code,
             )
         }
-        Err(AppError::TicketNotValid) => {
-            let ticket = state.app.ticket(&code).await?;
-            (
-                refused("Not valid", "the booking was cancelled or refunded".into()),
-                Some(ticket),
-            )
-        }
-        Err(AppError::NotFound) => (
-            refused(
-                "Unknown ticket",
-                "no ticket has this code: check it was typed in full".into(),
-            ),
-            None,
+        CheckIn::NotValid(_) | CheckIn::Unknown => verdict(
+            "refused",
+            "Not valid",
+            "the booking was cancelled or refunded".into(),
+            &code,
         ),
-        Err(e) => return Err(e.into()),
     };
+    result.detail = detail;
     tracing::info!(verdict = %result.headline, by = %staff.principal.user_id, "ticket scanned");
-    answer(&state, &staff, result, ticket).await
+    render(&DoorPage {
+        chrome: staff.chrome(),
+        nav: staff.nav(Section::CheckIn),
+        result: Some(result),
+        count: Some(count),
+        is_admin: staff.is_admin(),
+    })
 }
 
 pub async fn undo(
@@ -184,25 +203,21 @@ pub async fn undo(
     let code = normalised(form.text("code"));
     match state.app.undo_check_in(&who, &code).await {
         Ok(ticket) => {
-            let result = ScanResult {
-                tone: "waiting",
-                headline: "Check-in undone".into(),
-                note: "the ticket may be scanned again".into(),
-                detail: String::new(),
-                code,
-                undoable: false,
-            };
-            answer(&state, &staff, result, Some(ticket)).await
+            let result = verdict(
+                "waiting",
+                "Check-in undone",
+                "the ticket may be scanned again".into(),
+                &code,
+            );
+            answer(&state, &staff, result, Some(&ticket)).await
         }
         Err(AppError::NotFound) => {
-            let result = ScanResult {
-                tone: "refused",
-                headline: "Unknown ticket".into(),
-                note: "no ticket has this code".into(),
-                detail: String::new(),
-                code,
-                undoable: false,
-            };
+            let result = verdict(
+                "refused",
+                "Unknown ticket",
+                "no ticket has this code".into(),
+                &code,
+            );
             answer(&state, &staff, result, None).await
         }
         Err(e) => Err(e.into()),

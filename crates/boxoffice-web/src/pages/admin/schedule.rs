@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Response};
 use boxoffice_app::AppError;
 use boxoffice_domain::catalog::Movie;
 use boxoffice_domain::layout::SeatType;
-use boxoffice_domain::schedule::{ShowtimeInput, ShowtimeStatus, local_date};
+use boxoffice_domain::schedule::{ShowtimeInput, ShowtimeStatus, Slot, local_date};
 use boxoffice_domain::venue::{Cinema, Hall};
-use boxoffice_domain::{Currency, HallId, MovieId, ShowtimeId};
+use boxoffice_domain::{HallId, Money, MovieId, ShowtimeId};
 use boxoffice_store::{MAX_PAGE_SIZE, PageRequest, ShowtimeFilter, ShowtimeListing};
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -292,33 +292,6 @@ struct Planned {
     input: ShowtimeInput,
 }
 
-/// `12.50` in a currency of two minor digits → `1250`.
-pub fn parse_amount(text: &str, currency: Currency) -> Option<i64> {
-    let digits = currency.minor_digits();
-    let (whole, fraction) = text
-        .trim()
-        .split_once(['.', ','])
-        .unwrap_or((text.trim(), ""));
-    let fraction_digits = u32::try_from(fraction.len()).ok()?;
-    if whole.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !fraction.bytes().all(|b| b.is_ascii_digit())
-        || fraction_digits > digits
-    {
-        return None;
-    }
-    let whole: i64 = whole.parse().ok()?;
-    let fraction: i64 = if fraction.is_empty() {
-        0
-    } else {
-        fraction.parse().ok()?
-    };
-    let scale = 10i64.pow(digits);
-    whole
-        .checked_mul(scale)?
-        .checked_add(fraction * 10i64.pow(digits - fraction_digits))
-}
-
 /// A local date and time typed in `tz` as an instant; `None` for what is not a date and time,
 /// or a time the clocks skip.
 pub fn local_instant(date: &str, time: &str, tz: Tz) -> Option<DateTime<Utc>> {
@@ -376,9 +349,9 @@ async fn plan(state: &WebState, proposal: &Proposal) -> Result<Result<Planned, S
             .iter()
             .find(|p| p.name == name)
             .map_or("", |p| p.value.as_str());
-        match parse_amount(typed, currency) {
-            Some(amount) => {
-                prices.insert(seat_type.as_str().to_owned(), amount);
+        match Money::parse_major(typed, currency) {
+            Some(price) => {
+                prices.insert(seat_type.as_str().to_owned(), price.amount);
             }
             None => wrong.push(format!(
                 "Enter the {} price as an amount like 12.50.",
@@ -435,26 +408,29 @@ fn refusal(e: &AppError) -> Option<Refusal> {
     Some(Refusal { status, message })
 }
 
-/// The scheduled showtimes of `hall` whose slots overlap `from`..`to`, other than `except`.
+/// The scheduled showtimes of `hall` whose slots overlap `slot`, other than `except`.
 async fn conflicts(
     state: &WebState,
     hall: HallId,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    slot: Slot,
     except: Option<ShowtimeId>,
 ) -> Result<Vec<ShowtimeListing>, WebError> {
     let mut found = every_showtime(
         state,
         ShowtimeFilter {
             hall_id: Some(hall),
-            ending_after: Some(from),
+            ending_after: Some(slot.starts_at),
             ..ShowtimeFilter::default()
         },
     )
     .await?;
     found.retain(|l| {
+        let taken = Slot {
+            starts_at: l.showtime.starts_at,
+            ends_at: l.showtime.ends_at,
+        };
         l.showtime.status == ShowtimeStatus::Scheduled
-            && l.showtime.starts_at < to
+            && taken.overlaps(&slot)
             && Some(l.showtime.id) != except
     });
     Ok(found)
@@ -697,15 +673,14 @@ pub async fn submit(
             .app
             .free_halls(planned.cinema.id, planned.movie.id, planned.starts_at)
             .await?;
-        let ends = planned.starts_at
-            + chrono::Duration::minutes(
-                i64::from(planned.movie.details.runtime_minutes)
-                    + i64::from(planned.hall.buffer_minutes),
-            );
+        let slot = Slot::new(
+            planned.starts_at,
+            planned.movie.details.runtime_minutes,
+            planned.hall.buffer_minutes,
+        );
         let hall_is_free = free_halls.iter().any(|h| h.id == planned.hall.id);
         if !hall_is_free {
-            let in_the_way =
-                conflicts(&state, planned.hall.id, planned.starts_at, ends, None).await?;
+            let in_the_way = conflicts(&state, planned.hall.id, slot, None).await?;
             let others: Vec<Hall> = free_halls
                 .iter()
                 .filter(|h| h.id != planned.hall.id)
@@ -723,7 +698,7 @@ pub async fn submit(
             hall: planned.hall.name.clone(),
             title: planned.movie.details.title.clone(),
             starts: format::date_time(planned.starts_at, tz),
-            ends: format::time(ends, tz),
+            ends: format::time(slot.ends_at, tz),
             runtime: format::runtime(planned.movie.details.runtime_minutes),
             buffer_minutes: planned.hall.buffer_minutes,
             hall_is_free,
@@ -737,13 +712,12 @@ pub async fn submit(
                 )));
             }
             Err(AppError::ShowtimeOverlap { suggestions }) => {
-                let ends = planned.starts_at
-                    + chrono::Duration::minutes(
-                        i64::from(planned.movie.details.runtime_minutes)
-                            + i64::from(planned.hall.buffer_minutes),
-                    );
-                let in_the_way =
-                    conflicts(&state, planned.hall.id, planned.starts_at, ends, None).await?;
+                let slot = Slot::new(
+                    planned.starts_at,
+                    planned.movie.details.runtime_minutes,
+                    planned.hall.buffer_minutes,
+                );
+                let in_the_way = conflicts(&state, planned.hall.id, slot, None).await?;
                 answer.alert = Some(overlap_message(
                     &planned.hall.name,
                     &in_the_way,
@@ -943,11 +917,12 @@ pub async fn move_showtime(
         Err(AppError::ShowtimeOverlap { suggestions }) => {
             let (target, _) = state.app.hall(hall).await?;
             let movie = state.app.movie(current.showtime.movie_id).await?;
-            let ends = starts_at
-                + chrono::Duration::minutes(
-                    i64::from(movie.details.runtime_minutes) + i64::from(target.buffer_minutes),
-                );
-            let in_the_way = conflicts(&state, hall, starts_at, ends, Some(id)).await?;
+            let slot = Slot::new(
+                starts_at,
+                movie.details.runtime_minutes,
+                target.buffer_minutes,
+            );
+            let in_the_way = conflicts(&state, hall, slot, Some(id)).await?;
             refused(
                 overlap_message(&target.name, &in_the_way, tz, !suggestions.is_empty()),
                 suggestions.into_iter().map(|h| h.name).collect(),
@@ -971,23 +946,4 @@ pub async fn cancel(
     let id: ShowtimeId = parse_id(&id)?;
     state.app.cancel_showtime(id).await?;
     Ok(see_other(&format!("/admin/showtimes/{id}?done=cancelled")).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn amounts_are_read_in_the_currencys_minor_units() {
-        let eur: Currency = "EUR".parse().unwrap_or(Currency::NONE);
-        let jpy: Currency = "JPY".parse().unwrap_or(Currency::NONE);
-        assert_eq!(parse_amount("12.50", eur), Some(1250));
-        assert_eq!(parse_amount("12,5", eur), Some(1250));
-        assert_eq!(parse_amount("12", eur), Some(1200));
-        assert_eq!(parse_amount("12.505", eur), None);
-        assert_eq!(parse_amount("-1", eur), None);
-        assert_eq!(parse_amount("", eur), None);
-        assert_eq!(parse_amount("1500", jpy), Some(1500));
-        assert_eq!(parse_amount("15.5", jpy), None);
-    }
 }
