@@ -25,6 +25,7 @@ use boxoffice_domain::venue::Seat;
 use boxoffice_domain::{HallId, MovieId, SeatId, ShowtimeId, ValidationErrors};
 use boxoffice_store::{MovieFilter, Page, PageRequest, ShowtimeListing, Store};
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 pub use booking::{BookingPolicy, BookingSearchInput, HoldInput, MAX_SEARCH_QUERY_LEN, Outcome};
 pub use boxoffice_domain::booking::SeatState;
@@ -32,7 +33,7 @@ pub use boxoffice_store::BookingSummary;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::AppError;
 pub use identity::{Principal, Session, TokenKeys, WEB_SESSION_TTL, WebSession};
-pub use live::{FeedEvent, SeatFeed};
+pub use live::{FeedEvent, FeedMark, SeatFeed, SeatMapCache};
 pub use outbox::{OutboxPolicy, bus_message, bus_subject};
 pub use payments::{PaymentPolicy, WebhookOutcome};
 pub use schedule::{SeatMap, SeatMapEntry};
@@ -99,12 +100,16 @@ impl App {
         &self.live
     }
 
-    /// On a database several processes share, starts the task that feeds live seat maps with
-    /// every process's changes; returns whether one was started. Call once at start-up.
+    /// On a database several processes share, starts the tasks that carry live seat changes
+    /// between them: the listener of the others' changes and the relay of this process's (see
+    /// [`live`]); returns whether they were started. Call once at start-up, in every process
+    /// that changes seats or serves seat maps.
     pub async fn start_seat_listener(&self) -> Result<bool, AppError> {
-        match self.store.listen_seat_changes().await? {
+        let origin = Uuid::now_v7();
+        match self.store.listen_seat_changes(origin).await? {
             Some(listener) => {
                 tokio::spawn(Arc::clone(&self.live).run_listener(listener));
+                tokio::spawn(Arc::clone(&self.live).run_relay(Arc::clone(&self.store), origin));
                 Ok(true)
             }
             None => Ok(false),

@@ -32,6 +32,8 @@ pub struct SeatMap {
     pub listing: ShowtimeListing,
     /// Every seat of the hall, front row first.
     pub seats: Vec<SeatMapEntry>,
+    /// When the first hold in it lapses: the map changes then without a new version.
+    pub changes_at: Option<DateTime<Utc>>,
 }
 
 impl App {
@@ -142,6 +144,7 @@ impl App {
             }
             Err(e) => return Err(e.into()),
         }
+        self.live.forget_maps();
         Ok(self.store.showtime(id).await?)
     }
 
@@ -213,7 +216,11 @@ impl App {
                 }
             })
             .collect();
-        Ok(SeatMap { listing, seats })
+        Ok(SeatMap {
+            listing,
+            seats,
+            changes_at: states.changes_at,
+        })
     }
 
     /// Looks up what a showtime in `hall_id` needs and checks the price card against the hall.

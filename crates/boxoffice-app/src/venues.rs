@@ -46,6 +46,7 @@ impl App {
         cinema.details = cinema.details.patch(input)?;
         cinema.updated_at = self.clock.now();
         self.store.update_cinema(&cinema).await?;
+        self.live.forget_maps();
         Ok(cinema)
     }
 
@@ -132,6 +133,7 @@ impl App {
         self.store
             .update_hall(&hall, new_seats.as_deref(), now)
             .await?;
+        self.live.forget_maps();
         Ok((hall, new_seats.unwrap_or(existing)))
     }
 }

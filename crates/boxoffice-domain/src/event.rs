@@ -74,6 +74,11 @@ pub enum DomainEvent {
         user_id: UserId,
         /// For which showtime.
         showtime_id: ShowtimeId,
+        /// Whether a payment had been started for it. Only then is the customer told: a hold
+        /// that lapses before anyone tries to pay is no news (events stored before this field
+        /// read as `false`).
+        #[serde(default)]
+        checkout_started: bool,
     },
     /// A booking was cancelled before it was paid and its seats were released.
     #[serde(rename = "booking.cancelled")]
@@ -371,6 +376,7 @@ mod tests {
                 booking_id: BookingId::generate(),
                 user_id: UserId::generate(),
                 showtime_id: ShowtimeId::generate(),
+                checkout_started: true,
             },
             DomainEvent::PaymentRefunded {
                 payment_id: PaymentId::generate(),

@@ -28,7 +28,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
-use boxoffice_app::App;
+use boxoffice_app::{App, SeatMapCache};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -57,6 +57,8 @@ pub struct AppState {
     pub app: App,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Encoded seat maps by showtime, kept while current (see `SeatMapCache`).
+    pub seat_maps: Arc<SeatMapCache<schedule::EncodedSeatMap>>,
     /// The per-client request budget; `None` for no limit.
     pub rate_limit: Option<RateLimit>,
     /// The OpenAPI document, serialised once.
@@ -72,6 +74,7 @@ impl AppState {
         Self {
             app,
             metrics: Arc::new(Metrics::new()),
+            seat_maps: Arc::default(),
             rate_limit,
             openapi_json: Arc::new(json),
         }

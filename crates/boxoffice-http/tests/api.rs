@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use boxoffice_domain::identity::Role;
 use chrono::{TimeZone, Utc};
-use common::{Api, assert_problem};
+use common::{Api, Reply, assert_problem};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -508,6 +508,87 @@ async fn the_seat_map_has_states_prices_and_an_etag() {
     assert_eq!(fresh.status, StatusCode::OK);
     assert_ne!(fresh.headers[header::ETAG], etag.as_str());
     assert_eq!(fresh.body["seats"][0]["price"], 1100);
+}
+
+/// The seat map is answered from a kept copy while it is current: a hold, a cancellation and a
+/// hold lapsing without the sweeper (lazy expiry, no new version) each show at once, and a
+/// revalidation with the tag of an older map gets the new one.
+#[tokio::test]
+async fn a_kept_seat_map_shows_every_change_at_once() {
+    let api = Api::new().await;
+    let show = api.on_sale(json!(["ss"])).await;
+    let st = show.showtime_id.as_str();
+    let path = format!("/api/v1/showtimes/{st}/seats");
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let state_of = |map: &Reply, label: &str| {
+        map.body["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["label"] == label)
+            .map(|s| s["state"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let revalidate = |etag: String| {
+        let path = path.clone();
+        let api = &api;
+        async move {
+            api.send(
+                Request::get(&path)
+                    .header(header::IF_NONE_MATCH, etag)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+
+    let empty = api.get(&path).await;
+    let empty_tag = empty.headers[header::ETAG].to_str().unwrap().to_owned();
+    assert_eq!(
+        revalidate(empty_tag.clone()).await.status,
+        StatusCode::NOT_MODIFIED
+    );
+
+    let held = api.hold(&ann, st, &[show.seat("A1")]).await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    let after_hold = revalidate(empty_tag.clone()).await;
+    assert_eq!(after_hold.status, StatusCode::OK);
+    assert_eq!(state_of(&after_hold, "A1"), "held");
+    let held_tag = after_hold.headers[header::ETAG]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        revalidate(held_tag.clone()).await.status,
+        StatusCode::NOT_MODIFIED
+    );
+
+    // The hold lapses; nothing sweeps it, so the version stays, but the map changes.
+    api.clock.advance(chrono::Duration::minutes(10));
+    let lapsed = revalidate(held_tag).await;
+    assert_eq!(lapsed.status, StatusCode::OK);
+    assert_eq!(state_of(&lapsed, "A1"), "available");
+    let lapsed_tag = lapsed.headers[header::ETAG].to_str().unwrap().to_owned();
+    assert_eq!(
+        revalidate(lapsed_tag).await.status,
+        StatusCode::NOT_MODIFIED
+    );
+
+    let again = api.hold(&ann, st, &[show.seat("A2")]).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert_eq!(state_of(&api.get(&path).await, "A2"), "held");
+    let id = again.body["id"].as_str().unwrap();
+    let cancelled = api
+        .as_bearer(
+            &ann,
+            Method::POST,
+            &format!("/api/v1/bookings/{id}/cancel"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(state_of(&api.get(&path).await, "A2"), "available");
 }
 
 #[tokio::test]

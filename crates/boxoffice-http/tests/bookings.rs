@@ -629,6 +629,81 @@ async fn next_event(body: &mut Body) -> Value {
     }
 }
 
+/// The versions a watcher receives until it has seen `last`, then for a moment more (to catch a
+/// change delivered twice).
+async fn versions_until(
+    watcher: &mut tokio::sync::broadcast::Receiver<boxoffice_app::FeedEvent>,
+    last: i64,
+) -> Vec<i64> {
+    let mut seen = Vec::new();
+    loop {
+        let wait = if seen.last() == Some(&last) {
+            Duration::from_millis(300)
+        } else {
+            Duration::from_secs(10)
+        };
+        match tokio::time::timeout(wait, watcher.recv()).await {
+            Ok(Ok(boxoffice_app::FeedEvent::Change(change))) => seen.push(change.version),
+            Ok(other) => panic!("unexpected feed event {other:?} after {seen:?}"),
+            Err(_) if seen.last() == Some(&last) => return seen,
+            Err(_) => panic!("version {last} never arrived; saw {seen:?}"),
+        }
+    }
+}
+
+/// Several processes on one database: a second application with its own store connections
+/// and feed stands for a second `boxoffice serve` (or a `boxoffice worker` sweeping holds).
+/// Each process's watchers see every change of both exactly once: their own at once, the
+/// other's through the batched relay. On SQLite, one process owns the file: its watchers see
+/// each change once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_process_sees_every_seat_change_once() {
+    let api = Api::new().await;
+    let show = api.on_sale(layout()).await;
+    let st = show.showtime_id.as_str();
+    let showtime: boxoffice_domain::ShowtimeId = st.parse().unwrap();
+    let ann = api.token_for("ann@example.com", Role::Customer).await;
+    let other = match api.db().open_again().await {
+        Some(store) => {
+            let app = boxoffice_app::App::new(
+                store,
+                Arc::clone(&api.clock) as _,
+                boxoffice_app::TokenKeys::from_secret(b"test signing key"),
+            );
+            assert!(app.start_seat_listener().await.unwrap());
+            Some(app)
+        }
+        None => None,
+    };
+    let mut here = api.app.live().subscribe(showtime);
+    let mut there = other.as_ref().map(|app| app.live().subscribe(showtime));
+
+    for seat in ["A1", "A2", "A3"] {
+        let held = api.hold(&ann, st, &[show.seat(seat)]).await;
+        assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    }
+    api.clock.advance(chrono::Duration::minutes(10));
+    // The other process's sweeper releases the three holds; on SQLite this one's does.
+    other
+        .as_ref()
+        .unwrap_or(&api.app)
+        .sweep_holds()
+        .await
+        .unwrap();
+
+    let (version, _) = api.seat_states(st).await;
+    assert!(version >= 4, "three holds and a release: {version}");
+    let expected: Vec<i64> = (1..=version).collect();
+    let mut seen_here = versions_until(&mut here, version).await;
+    seen_here.sort_unstable();
+    assert_eq!(seen_here, expected, "this process's watcher");
+    if let Some(there) = there.as_mut() {
+        let mut seen_there = versions_until(there, version).await;
+        seen_there.sort_unstable();
+        assert_eq!(seen_there, expected, "the other process's watcher");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_seat_map_streams_every_change_with_its_version() {
     let api = Api::new().await;

@@ -293,11 +293,30 @@ async fn a_rejected_recipient_fails_for_good_and_a_template_per_event() {
     assert!(mailer.sent().is_empty());
     let ann = api.token_for("ann@example.com", Role::Customer).await;
 
-    // A customer who lets a hold lapse is told so, once.
+    // A hold that lapses before anyone tried to pay is news to no one: no mail.
+    let r = api.hold(&ann, &show.showtime_id, &[show.seat("A3")]).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    api.clock.advance(Duration::minutes(11));
+    api.app.sweep_holds().await.unwrap();
+    dispatch_all(&api).await;
+    assert_eq!(api.app.send_notifications().await.unwrap(), Outcome::Idle);
+    assert!(mailer.sent().is_empty());
+
+    // A customer whose checkout lapses unpaid is told so, once.
     let seat = show.seat("A2");
     let r = api.hold(&ann, &show.showtime_id, &[seat]).await;
     assert_eq!(r.status, StatusCode::CREATED);
-    api.clock.advance(Duration::minutes(11));
+    let id = r.body["id"].as_str().unwrap();
+    let checkout = api
+        .as_bearer(
+            &ann,
+            Method::POST,
+            &format!("/api/v1/bookings/{id}/checkout"),
+            json!({"payment_method": "pm_card_visa"}),
+        )
+        .await;
+    assert_eq!(checkout.status, StatusCode::CREATED, "{}", checkout.body);
+    api.clock.advance(Duration::minutes(30));
     api.app.sweep_holds().await.unwrap();
     dispatch_all(&api).await;
     api.app.send_notifications().await.unwrap();

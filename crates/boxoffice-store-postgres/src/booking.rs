@@ -1,6 +1,6 @@
 //! The booking part of the PostgreSQL store: what it does its own way (holds, the sweeper's
-//! claims, `NOTIFY`); every other booking statement is the shared store's
-//! (`boxoffice_store_sql::BookingStore`).
+//! claims, sharing seat changes between processes); every other booking statement is the shared
+//! store's (`boxoffice_store_sql::BookingStore`).
 //!
 //! Exclusivity (invariant 1) is the primary key of `seat_claims`: a hold inserts its claims with
 //! `ON CONFLICT … DO UPDATE … WHERE` the old claim is a lapsed hold, so a live claim makes the
@@ -9,32 +9,34 @@
 //! showtime then seat, the showtime's version row last and only for the final statement), so
 //! holds, cancellations and sweepers cannot deadlock each other.
 //!
-//! Every seat change bumps the showtime's `seat_version` and sends a `NOTIFY` on
-//! [`SEAT_CHANNEL`] in the same transaction; PostgreSQL delivers it on commit, in commit order, to
-//! every process listening, which is how live seat maps fan out across instances.
+//! A hold is one round trip: the function `boxoffice_hold` (migration 0013) runs the claim, the
+//! booking, its items, the idempotency record, the event and the version bump as one statement,
+//! and raises to refuse, which rolls all of it back.
+//!
+//! Seat changes reach other processes in batches ([`share`]): one `NOTIFY` per batch on
+//! [`SEAT_CHANNEL`] instead of one per change, since PostgreSQL serialises the commits of
+//! notifying transactions.
 
-use std::collections::HashSet;
+use std::collections::VecDeque;
 
 use async_trait::async_trait;
+use boxoffice_domain::SeatId;
 use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange, SeatState};
 use boxoffice_domain::event::{DomainEvent, EventRecord};
+use boxoffice_domain::schedule::on_sale;
 use boxoffice_store::{
-    Held, HoldError, IdempotencyRecord, ListenEvent, PriceBasis, REFERENCE_ATTEMPTS, SeatListener,
-    StoreError, new_reference,
+    Held, HoldError, IdempotencyRecord, ListenEvent, PriceBasis, REFERENCE_ATTEMPTS,
+    SeatChangeBatch, SeatListener, StoreError, new_reference,
 };
-use boxoffice_store_sql::{
-    BookingDialect, Dialect, Json, Record, Sql, args, hold_refusal, hold_sql,
-    insert_idempotency_record, sweep,
-};
+use boxoffice_store_sql::{BookingDialect, Dialect, sweep};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgListener, PgPool};
-use sqlx::{Postgres, Transaction};
+use sqlx::Row;
+use sqlx::postgres::{PgDatabaseError, PgListener, PgPool};
 use uuid::Uuid;
 
 use crate::PgBackend;
-use crate::dialect::PgConn;
 use crate::dialect::store_error;
-use crate::outbox::write_events;
+use crate::outbox::EventRows;
 
 /// The `LISTEN`/`NOTIFY` channel of seat changes; each payload is a JSON
 /// [`SeatChange`].
@@ -42,18 +44,6 @@ pub const SEAT_CHANNEL: &str = "boxoffice_seat_changes";
 
 #[async_trait]
 impl BookingDialect for PgBackend {
-    // One statement at the end of the transaction, so that the version row stays locked only
-    // until commit; the `NOTIFY` is delivered on commit, in commit order. It also returns the
-    // showtime's status, start and revision, which a hold judges itself by after the bump.
-    const ANNOUNCE: &'static str = "WITH v AS ( \
-             UPDATE showtimes SET seat_version = seat_version + 1 WHERE id = $1 \
-             RETURNING id, seat_version, status, starts_at, revision), \
-         n AS ( \
-             SELECT pg_notify('boxoffice_seat_changes', json_build_object( \
-                 'showtime_id', v.id, 'version', v.seat_version, 'seats', $2::jsonb)::text) \
-             FROM v) \
-         SELECT v.seat_version, v.status, v.starts_at, v.revision FROM v, n";
-
     async fn hold_seats(
         &self,
         booking: &Booking,
@@ -61,76 +51,38 @@ impl BookingDialect for PgBackend {
         now: DateTime<Utc>,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Held, HoldError> {
-        let mut tx = self.begin().await?;
-        // The basis is checked first so that a stale hold claims nothing, and again by the
-        // version bump below, which sees a concurrent change of the showtime committed meanwhile.
-        let state = PgConn(&mut tx)
-            .fetch_one(
-                hold_sql::SHOWTIME_ON_SALE,
-                args![
-                    booking.showtime_id.0,
-                    basis.showtime_revision,
-                    basis.hall_revision,
-                    basis.cinema_revision
-                ],
-            )
-            .await?;
-        let refusal = hold_refusal(
-            &state.get::<String>("status")?,
-            state.get("starts_at")?,
-            state.get("current")?,
-            now,
-        );
-        if let Some(refusal) = refusal {
-            return Err(refusal);
+        // The sale is judged on the listing the hold was priced from; the function makes sure
+        // that listing is current (see `PriceBasis`), so nothing is written for a closed sale.
+        if let Err(closed) = on_sale(basis.status, basis.starts_at, now) {
+            return Err(HoldError::Rejected(closed.into()));
         }
-        let reference = insert_booking(&mut tx, booking).await?;
-
-        // Claims in seat order: two holds with overlapping seats lock them in the same order.
-        let mut seat_ids: Vec<Uuid> = booking.items.iter().map(|i| i.seat_id.0).collect();
-        seat_ids.sort_unstable();
-        let claimed: Vec<Uuid> = sqlx::query_scalar(
-            "INSERT INTO seat_claims (showtime_id, seat_id, booking_id, state, expires_at) \
-             SELECT $1, seat, $2, 'held', $3 FROM unnest($4::uuid[]) AS seat ORDER BY seat \
-             ON CONFLICT (showtime_id, seat_id) DO UPDATE \
-             SET booking_id = excluded.booking_id, state = 'held', \
-                 expires_at = excluded.expires_at \
-             WHERE seat_claims.state = 'held' AND seat_claims.expires_at <= $5 \
-             RETURNING seat_id",
+        // The booking's own reference first, then fresh ones while the offered ones are taken.
+        let mut references = vec![booking.reference.compact().to_owned()];
+        for _ in 1..REFERENCE_ATTEMPTS {
+            references.push(new_reference()?.compact().to_owned());
+        }
+        let items = &booking.items;
+        let events = EventRows::of(&[EventRecord::new(DomainEvent::booking_held(booking), now)])?;
+        let row = sqlx::query(
+            "SELECT new_version, stored_reference FROM boxoffice_hold( \
+                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)",
         )
         .bind(booking.showtime_id.0)
+        .bind(basis.showtime_revision)
+        .bind(basis.hall_revision)
+        .bind(basis.cinema_revision)
         .bind(booking.id.0)
+        .bind(&references)
+        .bind(booking.user_id.0)
+        .bind(booking.status.as_str())
+        .bind(booking.total)
+        .bind(booking.currency.as_str())
         .bind(booking.expires_at)
-        .bind(&seat_ids)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        if claimed.len() < booking.items.len() {
-            let claimed: HashSet<Uuid> = claimed.into_iter().collect();
-            let seat_ids = booking
-                .items
-                .iter()
-                .map(|i| i.seat_id)
-                .filter(|s| !claimed.contains(&s.0))
-                .collect();
-            // Dropping the transaction rolls every claim of this hold back.
-            return Err(HoldError::Rejected(HoldRejection::SeatsUnavailable {
-                seat_ids,
-            }));
-        }
-
-        let items = &booking.items;
-        sqlx::query(
-            "INSERT INTO booking_items (booking_id, position, seat_id, label, seat_type, \
-             ticket_type, price) \
-             SELECT $1, t.* FROM unnest($2::int[], $3::uuid[], $4::text[], $5::text[], \
-                                        $6::text[], $7::bigint[]) AS t",
-        )
-        .bind(booking.id.0)
-        .bind((0..items.len() as i32).collect::<Vec<_>>())
+        .bind(booking.created_at)
+        .bind(booking.updated_at)
         .bind(items.iter().map(|i| i.seat_id.0).collect::<Vec<_>>())
-        .bind(items.iter().map(|i| i.label.clone()).collect::<Vec<_>>())
+        .bind(items.iter().map(|i| i.label.as_str()).collect::<Vec<_>>())
         .bind(
             items
                 .iter()
@@ -144,43 +96,31 @@ impl BookingDialect for PgBackend {
                 .collect::<Vec<_>>(),
         )
         .bind(items.iter().map(|i| i.price).collect::<Vec<_>>())
-        .execute(&mut *tx)
+        .bind(now)
+        .bind(idempotency.map(|r| r.user_id.0))
+        .bind(idempotency.map(|r| r.key.as_str()))
+        .bind(idempotency.map(|r| r.request_hash.as_str()))
+        .bind(idempotency.map(|r| r.outcome.as_str()))
+        .bind(idempotency.map(|r| r.created_at))
+        .bind(events.ids)
+        .bind(events.topics)
+        .bind(events.subjects)
+        .bind(events.payloads)
+        .bind(events.times)
+        .bind(events.delivery_events)
+        .bind(events.delivery_consumers)
+        .fetch_one(&self.pool)
         .await
-        .map_err(store_error)?;
-
-        if let Some(record) = idempotency
-            && !insert_idempotency_record(&mut PgConn(&mut tx), record).await?
-        {
-            return Err(HoldError::KeyTaken);
-        }
-        write_events(
-            &mut tx,
-            &[EventRecord::new(DomainEvent::booking_held(booking), now)],
-        )
-        .await?;
-        let seats: Vec<_> = items.iter().map(|i| (i.seat_id, SeatState::Held)).collect();
-        // Apply, decide, apply: the version bump locks the showtime's row and returns it as last
-        // committed (a cancellation or a change since the first check is seen), the domain judges
-        // the hold on it, and a refusal rolls the whole transaction back, bump and NOTIFY with it.
-        let json = Json(boxoffice_store::codec::seat_changes_to_json(&seats));
-        let bumped = PgConn(&mut tx)
-            .fetch_one(Self::ANNOUNCE, args![booking.showtime_id.0, json])
-            .await?;
-        let refusal = hold_refusal(
-            &bumped.get::<String>("status")?,
-            bumped.get("starts_at")?,
-            bumped.get::<i64>("revision")? == basis.showtime_revision,
-            now,
-        );
-        if let Some(refusal) = refusal {
-            return Err(refusal);
-        }
+        .map_err(hold_error)?;
+        let stored: String = row.try_get("stored_reference").map_err(store_error)?;
+        let reference = BookingReference::parse(&stored).ok_or_else(|| {
+            StoreError::Other(anyhow::anyhow!("a stored booking reference is malformed"))
+        })?;
         let change = SeatChange {
             showtime_id: booking.showtime_id,
-            version: bumped.get("seat_version")?,
-            seats,
+            version: row.try_get("new_version").map_err(store_error)?,
+            seats: items.iter().map(|i| (i.seat_id, SeatState::Held)).collect(),
         };
-        tx.commit().await.map_err(store_error)?;
         Ok(Held { change, reference })
     }
 
@@ -193,69 +133,190 @@ impl BookingDialect for PgBackend {
     }
 }
 
-/// Inserts the booking row of a hold with the booking's reference, or with a fresh one while
-/// the reference is taken (`ON CONFLICT … DO NOTHING` leaves the transaction usable, unlike a
-/// unique violation); returns the reference stored.
-async fn insert_booking(
-    tx: &mut Transaction<'static, Postgres>,
-    booking: &Booking,
-) -> Result<BookingReference, StoreError> {
-    let mut reference = booking.reference;
-    for _ in 0..REFERENCE_ATTEMPTS {
-        let done = sqlx::query(hold_sql::INSERT_BOOKING)
-            .bind(booking.id.0)
-            .bind(reference.compact())
-            .bind(booking.user_id.0)
-            .bind(booking.showtime_id.0)
-            .bind(booking.status.as_str())
-            .bind(booking.total)
-            .bind(booking.currency.as_str())
-            .bind(booking.expires_at)
-            .bind(booking.created_at)
-            .bind(booking.updated_at)
-            .execute(&mut **tx)
-            .await
-            .map_err(store_error)?;
-        if done.rows_affected() == 1 {
-            return Ok(reference);
+/// What the hold function's refusals mean (their codes are listed in migration 0013).
+fn hold_error(e: sqlx::Error) -> HoldError {
+    let sqlx::Error::Database(d) = &e else {
+        return HoldError::Store(store_error(e));
+    };
+    match d.code().as_deref() {
+        Some("BXSTL") => HoldError::Stale,
+        Some("BXKEY") => HoldError::KeyTaken,
+        Some("P0002") => HoldError::Store(StoreError::NotFound),
+        Some("BXSEA") => {
+            let detail = d
+                .try_downcast_ref::<PgDatabaseError>()
+                .and_then(PgDatabaseError::detail)
+                .unwrap_or_default();
+            let seat_ids: Result<Vec<SeatId>, _> = detail
+                .split(',')
+                .filter(|id| !id.is_empty())
+                .map(|id| Uuid::parse_str(id).map(SeatId))
+                .collect();
+            match seat_ids {
+                Ok(seat_ids) => HoldError::Rejected(HoldRejection::SeatsUnavailable { seat_ids }),
+                Err(bad) => HoldError::Store(StoreError::Other(anyhow::anyhow!(
+                    "the hold function named a seat that is not a uuid: {bad}"
+                ))),
+            }
         }
-        reference = new_reference()?;
+        Some("BXREF") => HoldError::Store(StoreError::Other(anyhow::anyhow!(
+            "{REFERENCE_ATTEMPTS} booking references in a row were taken"
+        ))),
+        _ => HoldError::Store(store_error(e)),
     }
-    Err(StoreError::Other(anyhow::anyhow!(
-        "{REFERENCE_ATTEMPTS} booking references in a row were taken"
-    )))
 }
 
-// The shared statements for this crate's sqlx code that has not moved to the shared store yet
-// (payments, the cancellation of a showtime), on its own transactions.
+/// PostgreSQL refuses a `NOTIFY` payload of 8,000 bytes or more; batches are cut below it.
+const PAYLOAD_LIMIT: usize = 7_500;
 
-/// Hears the `NOTIFY`s of [`SEAT_CHANNEL`] on its own connection.
+/// Sends `changes` to the other processes' listeners on [`SEAT_CHANNEL`]: as few payloads as fit
+/// under [`PAYLOAD_LIMIT`], in one statement (one transaction, so one serialised `NOTIFY` commit
+/// for the whole batch instead of one per seat change).
+pub(crate) async fn share(
+    pool: &PgPool,
+    origin: Uuid,
+    changes: &[SeatChange],
+) -> Result<(), StoreError> {
+    let payloads = payloads(origin, changes)?;
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n",
+    )
+    .bind(SEAT_CHANNEL)
+    .bind(&payloads)
+    .execute(pool)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
+/// The JSON [`SeatChangeBatch`]es that carry `changes` in order, each under [`PAYLOAD_LIMIT`].
+fn payloads(origin: Uuid, changes: &[SeatChange]) -> Result<Vec<String>, StoreError> {
+    let encode = |changes: Vec<SeatChange>| {
+        serde_json::to_string(&SeatChangeBatch { origin, changes })
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("seat change batch: {e}")))
+    };
+    let mut payloads = Vec::new();
+    let mut batch: Vec<SeatChange> = Vec::new();
+    let mut size = 0;
+    for change in changes {
+        let one = serde_json::to_string(change)
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("seat change: {e}")))?
+            .len()
+            + 1;
+        if !batch.is_empty() && size + one > PAYLOAD_LIMIT - 64 {
+            payloads.push(encode(std::mem::take(&mut batch))?);
+            size = 0;
+        }
+        if one > PAYLOAD_LIMIT - 64 {
+            // A change of many seats at once (a showtime's cancellation) does not fit: its
+            // version alone goes, and listeners that see the gap re-read the map.
+            batch.push(SeatChange {
+                showtime_id: change.showtime_id,
+                version: change.version,
+                seats: Vec::new(),
+            });
+            size += 96;
+            continue;
+        }
+        batch.push(change.clone());
+        size += one;
+    }
+    if !batch.is_empty() {
+        payloads.push(encode(batch)?);
+    }
+    Ok(payloads)
+}
+
+/// Hears the [`SeatChangeBatch`]es of [`SEAT_CHANNEL`] on its own connection, skipping its own
+/// process's.
 pub(crate) struct Listener {
     inner: PgListener,
+    origin: Uuid,
+    pending: VecDeque<SeatChange>,
 }
 
 impl Listener {
-    pub(crate) async fn connect(pool: &PgPool) -> Result<Self, StoreError> {
+    pub(crate) async fn connect(pool: &PgPool, origin: Uuid) -> Result<Self, StoreError> {
         let mut inner = PgListener::connect_with(pool).await.map_err(store_error)?;
         inner.listen(SEAT_CHANNEL).await.map_err(store_error)?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            origin,
+            pending: VecDeque::new(),
+        })
     }
 }
 
 #[async_trait]
 impl SeatListener for Listener {
     async fn recv(&mut self) -> Result<ListenEvent, StoreError> {
-        // `try_recv` reports a lost connection as `None` (and reconnects on the next call)
-        // where `recv` would reconnect silently: notifications sent meanwhile are lost, and the
-        // caller must know.
-        match self.inner.try_recv().await.map_err(store_error)? {
-            None => {
-                tracing::warn!("seat change listener lost its connection; reconnecting");
-                Ok(ListenEvent::Gap)
+        loop {
+            if let Some(change) = self.pending.pop_front() {
+                return Ok(ListenEvent::Change(change));
             }
-            Some(notification) => serde_json::from_str::<SeatChange>(notification.payload())
-                .map(ListenEvent::Change)
-                .map_err(|e| StoreError::Other(anyhow::anyhow!("seat change payload: {e}"))),
+            // `try_recv` reports a lost connection as `None` (and reconnects on the next call)
+            // where `recv` would reconnect silently: notifications sent meanwhile are lost, and
+            // the caller must know.
+            match self.inner.try_recv().await.map_err(store_error)? {
+                None => {
+                    tracing::warn!("seat change listener lost its connection; reconnecting");
+                    return Ok(ListenEvent::Gap);
+                }
+                Some(notification) => {
+                    let batch: SeatChangeBatch = serde_json::from_str(notification.payload())
+                        .map_err(|e| {
+                            StoreError::Other(anyhow::anyhow!("seat change payload: {e}"))
+                        })?;
+                    if batch.origin != self.origin {
+                        self.pending.extend(batch.changes);
+                    }
+                }
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use boxoffice_domain::{SeatId, ShowtimeId};
+
+    use super::*;
+
+    #[test]
+    fn batches_stay_under_the_payload_limit_and_keep_every_change_in_order() {
+        let showtime = ShowtimeId::generate();
+        let changes: Vec<SeatChange> = (1..=200)
+            .map(|version| SeatChange {
+                showtime_id: showtime,
+                version,
+                seats: vec![(SeatId(Uuid::now_v7()), SeatState::Held); 2],
+            })
+            .collect();
+        let origin = Uuid::now_v7();
+        let cut = payloads(origin, &changes).unwrap();
+        assert!(cut.len() > 1);
+        let mut carried = Vec::new();
+        for payload in &cut {
+            assert!(payload.len() < PAYLOAD_LIMIT, "{}", payload.len());
+            let batch: SeatChangeBatch = serde_json::from_str(payload).unwrap();
+            assert_eq!(batch.origin, origin);
+            carried.extend(batch.changes);
+        }
+        assert_eq!(carried, changes);
+
+        let huge = SeatChange {
+            showtime_id: showtime,
+            version: 7,
+            seats: vec![(SeatId(Uuid::now_v7()), SeatState::Available); 400],
+        };
+        let cut = payloads(origin, std::slice::from_ref(&huge)).unwrap();
+        let batch: SeatChangeBatch = serde_json::from_str(&cut[0]).unwrap();
+        assert_eq!(batch.changes[0].version, 7);
+        assert!(batch.changes[0].seats.is_empty());
     }
 }

@@ -26,10 +26,6 @@ pub struct PgTx(pub(crate) sqlx::Transaction<'static, Postgres>);
 #[derive(Clone, Debug)]
 pub struct PgPoolHandle(pub(crate) PgPool);
 
-/// A connection sqlx code of this crate already holds (its transaction), lent to the shared
-/// statements.
-pub struct PgConn<'c>(pub(crate) &'c mut sqlx::PgConnection);
-
 /// A row PostgreSQL returned.
 pub struct PgRecord(PgRow);
 
@@ -194,7 +190,6 @@ macro_rules! sql_on {
 
 sql_on!(PgTx, tx => &mut *tx.0);
 sql_on!(PgPoolHandle, pool => &pool.0);
-sql_on!(PgConn<'_>, conn => &mut *conn.0);
 
 #[async_trait]
 impl Transaction for PgTx {
@@ -237,9 +232,20 @@ impl Dialect for PgBackend {
         crate::outbox::write_events(&mut tx.0, events).await
     }
 
-    async fn listen_seat_changes(&self) -> Result<Option<Box<dyn SeatListener>>, StoreError> {
+    async fn listen_seat_changes(
+        &self,
+        origin: uuid::Uuid,
+    ) -> Result<Option<Box<dyn SeatListener>>, StoreError> {
         Ok(Some(Box::new(
-            crate::booking::Listener::connect(&self.pool).await?,
+            crate::booking::Listener::connect(&self.pool, origin).await?,
         )))
+    }
+
+    async fn share_seat_changes(
+        &self,
+        origin: uuid::Uuid,
+        changes: &[boxoffice_domain::booking::SeatChange],
+    ) -> Result<(), StoreError> {
+        crate::booking::share(&self.pool, origin, changes).await
     }
 }

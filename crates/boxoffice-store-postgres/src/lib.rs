@@ -29,7 +29,12 @@ pub type PgStore = SqlStore<PgBackend>;
 /// Connects to `url` (`postgres://user@host/db`). Does not migrate: call
 /// [`SqlStore::migrate`].
 pub async fn connect(url: &str) -> anyhow::Result<PgStore> {
-    Ok(SqlStore::new(PgBackend::open(url).await?))
+    connect_with(url, DEFAULT_MAX_CONNECTIONS).await
+}
+
+/// [`connect`] with a pool of at most `max_connections`.
+pub async fn connect_with(url: &str, max_connections: u32) -> anyhow::Result<PgStore> {
+    Ok(SqlStore::new(PgBackend::open(url, max_connections).await?))
 }
 
 /// The PostgreSQL backend: its pool. Cheap to clone: the pool is shared.
@@ -39,9 +44,9 @@ pub struct PgBackend {
 }
 
 impl PgBackend {
-    async fn open(url: &str) -> anyhow::Result<Self> {
+    async fn open(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let pool = PgPoolOptions::new()
-            .max_connections(DEFAULT_MAX_CONNECTIONS)
+            .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await

@@ -29,25 +29,7 @@ pub(crate) async fn write_events(
     if events.is_empty() {
         return Ok(());
     }
-    let mut ids = Vec::with_capacity(events.len());
-    let mut topics = Vec::with_capacity(events.len());
-    let mut subjects = Vec::with_capacity(events.len());
-    let mut payloads = Vec::with_capacity(events.len());
-    let mut times = Vec::with_capacity(events.len());
-    let mut delivery_events = Vec::new();
-    let mut delivery_consumers = Vec::new();
-    for record in events {
-        let topic = record.event.topic();
-        ids.push(record.id.0);
-        topics.push(topic);
-        subjects.push(record.event.subject_id());
-        payloads.push(encode_event(&record.event)?);
-        times.push(record.occurred_at);
-        for consumer in consumers_of(topic) {
-            delivery_events.push(record.id.0);
-            delivery_consumers.push(*consumer);
-        }
-    }
+    let rows = EventRows::of(events)?;
     sqlx::query(
         "WITH e AS ( \
              INSERT INTO outbox (id, topic, subject_id, payload, occurred_at) \
@@ -62,17 +44,56 @@ pub(crate) async fn write_events(
          FROM unnest($6::uuid[], $7::text[]) AS c(event_id, consumer) \
          JOIN e ON e.id = c.event_id",
     )
-    .bind(&ids)
-    .bind(&topics)
-    .bind(&subjects)
-    .bind(&payloads)
-    .bind(&times)
-    .bind(&delivery_events)
-    .bind(&delivery_consumers)
+    .bind(rows.ids)
+    .bind(rows.topics)
+    .bind(rows.subjects)
+    .bind(rows.payloads)
+    .bind(rows.times)
+    .bind(rows.delivery_events)
+    .bind(rows.delivery_consumers)
     .execute(&mut **tx)
     .await
     .map_err(store_error)?;
     Ok(())
+}
+
+/// Events and their deliveries as the column arrays PostgreSQL inserts with `unnest`: by the
+/// statement above, and by the hold function (`boxoffice_hold`, migration 0013).
+pub(crate) struct EventRows {
+    pub(crate) ids: Vec<Uuid>,
+    pub(crate) topics: Vec<&'static str>,
+    pub(crate) subjects: Vec<Uuid>,
+    pub(crate) payloads: Vec<String>,
+    pub(crate) times: Vec<DateTime<Utc>>,
+    pub(crate) delivery_events: Vec<Uuid>,
+    pub(crate) delivery_consumers: Vec<&'static str>,
+}
+
+impl EventRows {
+    pub(crate) fn of(events: &[EventRecord]) -> Result<Self, StoreError> {
+        let mut rows = Self {
+            ids: Vec::with_capacity(events.len()),
+            topics: Vec::with_capacity(events.len()),
+            subjects: Vec::with_capacity(events.len()),
+            payloads: Vec::with_capacity(events.len()),
+            times: Vec::with_capacity(events.len()),
+            delivery_events: Vec::new(),
+            delivery_consumers: Vec::new(),
+        };
+        for record in events {
+            let topic = record.event.topic();
+            rows.ids.push(record.id.0);
+            rows.topics.push(topic);
+            rows.subjects.push(record.event.subject_id());
+            rows.payloads.push(encode_event(&record.event)?);
+            rows.times.push(record.occurred_at);
+            for consumer in consumers_of(&record.event) {
+                rows.delivery_events.push(record.id.0);
+                rows.delivery_consumers.push(*consumer);
+            }
+        }
+        Ok(rows)
+    }
 }
 
 #[async_trait]

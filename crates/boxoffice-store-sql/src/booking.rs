@@ -27,17 +27,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::seam::containing;
-use crate::{Dialect, Json, Record, Sql, SqlStore, Transaction, Value, args};
+use crate::{Dialect, Record, Sql, SqlStore, Transaction, Value, args};
 
 /// What a backend does its own way in the booking part of the store.
 #[async_trait]
 pub trait BookingDialect: Dialect {
-    /// Adds one to the seat-map version of the showtime `$1` and returns the new
-    /// `seat_version`; `$2` is the change's seats as JSON ([`codec::seat_changes_to_json`]),
-    /// which PostgreSQL sends to its listeners with the version (`NOTIFY`, delivered on commit)
-    /// and SQLite, whose one process has no one to tell, leaves unused.
-    const ANNOUNCE: &'static str;
-
     /// [`BookingStore::hold_seats`].
     async fn hold_seats(
         &self,
@@ -62,6 +56,10 @@ pub trait BookingDialect: Dialect {
 /// writes them (SQLite's hold writer binds them positionally, so each `$n` first appears in
 /// order).
 pub mod hold_sql {
+    /// Adds one to the seat-map version of the showtime `$1` and returns the new
+    /// `seat_version`. Every seat change runs it last in its transaction.
+    pub const BUMP_VERSION: &str = "UPDATE showtimes SET seat_version = seat_version + 1 \
+         WHERE id = $1 RETURNING seat_version";
     /// Inserts a hold's booking row (`$2` its reference) unless the reference is taken.
     pub const INSERT_BOOKING: &str = "INSERT INTO bookings (id, reference, user_id, showtime_id, \
          status, total, currency, expires_at, created_at, updated_at) \
@@ -87,7 +85,9 @@ pub mod hold_sql {
             "UPDATE bookings SET status = 'expired', updated_at = $1 WHERE id IN ( \
                  SELECT id FROM bookings WHERE status IN ('held', 'awaiting_payment') \
                  AND expires_at <= $1 ORDER BY expires_at LIMIT $2 {lock}) \
-             RETURNING id, user_id, showtime_id"
+             RETURNING id, user_id, showtime_id, \
+                 EXISTS (SELECT 1 FROM payments p WHERE p.booking_id = bookings.id) \
+                     AS checkout_started"
         )
     }
 
@@ -233,15 +233,17 @@ pub(crate) async fn read_booking_with(
         .ok_or(StoreError::NotFound)
 }
 
-/// Adds one to a showtime's seat-map version and announces the change ([`BookingDialect::ANNOUNCE`]).
-/// Run it last in its transaction: on PostgreSQL the version row stays locked until commit.
-pub async fn announce<D: BookingDialect>(
+/// Adds one to a showtime's seat-map version ([`hold_sql::BUMP_VERSION`]) and returns the change,
+/// which the application publishes to live seat maps once committed. Run it last in its
+/// transaction: on PostgreSQL the version row stays locked until commit.
+pub async fn announce(
     sql: &mut impl Sql,
     showtime: ShowtimeId,
     seats: Vec<(SeatId, SeatState)>,
 ) -> Result<SeatChange, StoreError> {
-    let json = Json(codec::seat_changes_to_json(&seats));
-    let row = sql.fetch_one(D::ANNOUNCE, args![showtime.0, json]).await?;
+    let row = sql
+        .fetch_one(hold_sql::BUMP_VERSION, args![showtime.0])
+        .await?;
     Ok(SeatChange {
         showtime_id: showtime,
         version: row.get("seat_version")?,
@@ -294,18 +296,19 @@ pub async fn sweep<D: BookingDialect>(
                 BookingId(row.get("id")?),
                 UserId(row.get("user_id")?),
                 ShowtimeId(row.get("showtime_id")?),
+                row.get("checkout_started")?,
             ))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     if expired.is_empty() {
         return Ok(Vec::new());
     }
-    let due: Vec<BookingId> = expired.iter().map(|(booking, _, _)| *booking).collect();
+    let due: Vec<BookingId> = expired.iter().map(|(booking, ..)| *booking).collect();
     D::write_events(&mut tx, &expired_events(expired, now)).await?;
     let freed = freed_by_showtime(release::<D>(&mut tx, &due).await?);
     let mut changes = Vec::with_capacity(freed.len());
     for (showtime, seats) in freed {
-        changes.push(announce::<D>(&mut tx, showtime, seats).await?);
+        changes.push(announce(&mut tx, showtime, seats).await?);
     }
     tx.commit().await?;
     Ok(changes)
@@ -356,17 +359,18 @@ pub fn hold_refusal(
 /// The `booking.expired` events of the holds a sweep expired, given as (booking, user,
 /// showtime), in booking order.
 pub fn expired_events(
-    mut expired: Vec<(BookingId, UserId, ShowtimeId)>,
+    mut expired: Vec<(BookingId, UserId, ShowtimeId, bool)>,
     now: DateTime<Utc>,
 ) -> Vec<EventRecord> {
     expired.sort();
     expired
         .into_iter()
-        .map(|(booking_id, user_id, showtime_id)| {
+        .map(|(booking_id, user_id, showtime_id, checkout_started)| {
             let event = DomainEvent::BookingExpired {
                 booking_id,
                 user_id,
                 showtime_id,
+                checkout_started,
             };
             EventRecord::new(event, now)
         })
@@ -586,7 +590,7 @@ impl<D: BookingDialect> BookingStore for SqlStore<D> {
             .filter(|i| released.contains(&i.seat_id))
             .map(|i| (i.seat_id, SeatState::Available))
             .collect();
-        let change = announce::<D>(&mut tx, booking.showtime_id, seats).await?;
+        let change = announce(&mut tx, booking.showtime_id, seats).await?;
         tx.commit().await?;
         Ok((booking, change))
     }
@@ -646,7 +650,7 @@ impl<D: BookingDialect> BookingStore for SqlStore<D> {
         let rows = self
             .reader()
             .fetch_all(
-                "SELECT s.seat_version, c.seat_id, c.state FROM showtimes s \
+                "SELECT s.seat_version, c.seat_id, c.state, c.expires_at FROM showtimes s \
                  LEFT JOIN seat_claims c ON c.showtime_id = s.id \
                      AND (c.state = 'sold' OR c.expires_at > $2) \
                  WHERE s.id = $1",
@@ -658,6 +662,7 @@ impl<D: BookingDialect> BookingStore for SqlStore<D> {
             None => return Err(StoreError::NotFound),
         };
         let mut taken = Vec::new();
+        let mut changes_at: Option<DateTime<Utc>> = None;
         for row in &rows {
             let seat: Option<Uuid> = row.get("seat_id")?;
             let state: Option<String> = row.get("state")?;
@@ -665,12 +670,18 @@ impl<D: BookingDialect> BookingStore for SqlStore<D> {
                 let state = if state == "sold" {
                     SeatState::Sold
                 } else {
+                    let lapses: DateTime<Utc> = row.get("expires_at")?;
+                    changes_at = Some(changes_at.map_or(lapses, |first| first.min(lapses)));
                     SeatState::Held
                 };
                 taken.push((SeatId(seat), state));
             }
         }
-        Ok(SeatStates { version, taken })
+        Ok(SeatStates {
+            version,
+            taken,
+            changes_at,
+        })
     }
 
     async fn idempotency_record(

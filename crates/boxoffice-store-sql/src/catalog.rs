@@ -46,7 +46,7 @@ async fn release_cancelled_bookings<D: BookingDialect>(
     if seats.is_empty() {
         return Ok(None);
     }
-    Ok(Some(announce::<D>(tx, showtime, seats).await?))
+    Ok(Some(announce(tx, showtime, seats).await?))
 }
 
 /// The arguments `$1`..`$9` of a movie's row (id, title, its search key, runtime, certificate,

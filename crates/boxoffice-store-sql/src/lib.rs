@@ -74,8 +74,17 @@ where
 
     async fn listen_seat_changes(
         &self,
+        origin: uuid::Uuid,
     ) -> Result<Option<Box<dyn boxoffice_store::SeatListener>>, boxoffice_store::StoreError> {
-        self.dialect.listen_seat_changes().await
+        self.dialect.listen_seat_changes(origin).await
+    }
+
+    async fn share_seat_changes(
+        &self,
+        origin: uuid::Uuid,
+        changes: &[boxoffice_domain::booking::SeatChange],
+    ) -> Result<(), boxoffice_store::StoreError> {
+        self.dialect.share_seat_changes(origin, changes).await
     }
 }
 

@@ -296,6 +296,8 @@ fn expired(booking: &Booking, now: DateTime<Utc>) -> EventRecord {
             booking_id: booking.id,
             user_id: booking.user_id,
             showtime_id: booking.showtime_id,
+            // Only a payment's outcome expires a booking here.
+            checkout_started: true,
         },
         now,
     )
@@ -360,7 +362,7 @@ async fn release_held<D: BookingDialect>(
         return Ok(None);
     }
     let seats = freed_seats(booking, &released);
-    Ok(Some(announce::<D>(tx, booking.showtime_id, seats).await?))
+    Ok(Some(announce(tx, booking.showtime_id, seats).await?))
 }
 
 /// Makes every seat of `booking` its own claim again, taking over lapsed holds' claims, in seat
@@ -567,7 +569,7 @@ impl<D: BookingDialect> Step<'_, D> {
             .iter()
             .map(|i| (i.seat_id, SeatState::Sold))
             .collect();
-        let change = announce::<D>(self.tx, booking.showtime_id, seats).await?;
+        let change = announce(self.tx, booking.showtime_id, seats).await?;
         let detail = if late {
             "confirmed after the hold lapsed; seats were free"
         } else {
@@ -1013,7 +1015,7 @@ impl<D: BookingDialect> PaymentStore for SqlStore<D> {
         )
         .await?;
         let b = read_booking(&mut tx, booking).await?;
-        let change = announce::<D>(&mut tx, b.showtime_id, freed_seats(&b, &freed)).await?;
+        let change = announce(&mut tx, b.showtime_id, freed_seats(&b, &freed)).await?;
         let paid = format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments WHERE booking_id = $1 AND status IN \
              ('succeeded', 'partially_refunded') ORDER BY created_at DESC LIMIT 1 {}",

@@ -127,8 +127,8 @@ pub(crate) fn showtime_of(row: &impl Record) -> Result<Showtime, StoreError> {
 
 /// A listing from a row of [`LISTING_SELECT`].
 pub(crate) fn listing_of(row: &impl Record) -> Result<ShowtimeListing, StoreError> {
+    let showtime = showtime_of(row)?;
     Ok(ShowtimeListing {
-        showtime: showtime_of(row)?,
         cinema_id: row.get::<uuid::Uuid>("cinema_id")?.into(),
         timezone: codec::timezone(&row.get::<String>("timezone")?)?,
         currency: codec::currency(&row.get::<String>("currency")?)?,
@@ -138,7 +138,10 @@ pub(crate) fn listing_of(row: &impl Record) -> Result<ShowtimeListing, StoreErro
             showtime_revision: row.get("showtime_revision")?,
             hall_revision: row.get("hall_revision")?,
             cinema_revision: row.get("cinema_revision")?,
+            status: showtime.status,
+            starts_at: showtime.starts_at,
         },
+        showtime,
         seat_version: row.get("seat_version")?,
         ticket_discounts: codec::discounts_from_json(&row.get::<Json>("ticket_discounts")?.0)?,
     })

@@ -334,7 +334,16 @@ pub trait Dialect: Send + Sync + 'static {
     async fn write_events(tx: &mut Self::Tx, events: &[EventRecord]) -> Result<(), StoreError>;
     /// A listener of the seat changes other processes commit, where the backend has one
     /// (PostgreSQL's `LISTEN`); `None` where one process is all there is (SQLite).
-    async fn listen_seat_changes(&self) -> Result<Option<Box<dyn SeatListener>>, StoreError>;
+    async fn listen_seat_changes(
+        &self,
+        origin: uuid::Uuid,
+    ) -> Result<Option<Box<dyn SeatListener>>, StoreError>;
+    /// Shares seat changes with the other processes' listeners (`Store::share_seat_changes`).
+    async fn share_seat_changes(
+        &self,
+        origin: uuid::Uuid,
+        changes: &[boxoffice_domain::booking::SeatChange],
+    ) -> Result<(), StoreError>;
 }
 
 /// A unique constraint refused a write. Backends report it inside [`StoreError::Other`], so that

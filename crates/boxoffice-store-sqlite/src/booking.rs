@@ -13,10 +13,6 @@ use crate::hold_writer::HoldJob;
 
 #[async_trait]
 impl BookingDialect for SqliteBackend {
-    // SQLite has one process to tell: the version is all a change needs.
-    const ANNOUNCE: &'static str = "UPDATE showtimes SET seat_version = seat_version + 1 \
-         WHERE id = $1 RETURNING seat_version";
-
     async fn hold_seats(
         &self,
         booking: &Booking,

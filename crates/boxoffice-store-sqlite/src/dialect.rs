@@ -191,7 +191,18 @@ impl Dialect for Backend {
         crate::outbox::write_events(&mut tx.0, events).await
     }
 
-    async fn listen_seat_changes(&self) -> Result<Option<Box<dyn SeatListener>>, StoreError> {
+    async fn listen_seat_changes(
+        &self,
+        _origin: uuid::Uuid,
+    ) -> Result<Option<Box<dyn SeatListener>>, StoreError> {
         Ok(None)
+    }
+
+    async fn share_seat_changes(
+        &self,
+        _origin: uuid::Uuid,
+        _changes: &[boxoffice_domain::booking::SeatChange],
+    ) -> Result<(), StoreError> {
+        Ok(())
     }
 }

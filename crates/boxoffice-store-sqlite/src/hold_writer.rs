@@ -26,14 +26,11 @@ use boxoffice_store::outbox::{consumers_of, encode_event};
 use boxoffice_store::{
     Held, HoldError, IdempotencyRecord, PriceBasis, REFERENCE_ATTEMPTS, StoreError, new_reference,
 };
-use boxoffice_store_sql::{
-    BookingDialect, expired_events, freed_by_showtime, hold_refusal, hold_sql,
-};
+use boxoffice_store_sql::{expired_events, freed_by_showtime, hold_refusal, hold_sql};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
 
-use crate::SqliteBackend;
 use crate::encoding::{epoch_millis, from_epoch_millis};
 
 /// One hold for the [`HoldWriter`].
@@ -166,6 +163,7 @@ fn expire(
                     BookingId(uuid(r, 0)?),
                     UserId(uuid(r, 1)?),
                     ShowtimeId(uuid(r, 2)?),
+                    r.get::<_, bool>(3)?,
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()
@@ -174,7 +172,7 @@ fn expire(
     if expired.is_empty() {
         return Ok(Vec::new());
     }
-    let due: Vec<BookingId> = expired.iter().map(|(booking, _, _)| *booking).collect();
+    let due: Vec<BookingId> = expired.iter().map(|(booking, ..)| *booking).collect();
     for event in expired_events(expired, now) {
         write_event(&tx, &event)?;
     }
@@ -197,7 +195,7 @@ fn expire(
     let mut changes = Vec::new();
     for (showtime, seats) in freed_by_showtime(released) {
         let version: i64 = tx
-            .prepare_cached(SqliteBackend::ANNOUNCE)
+            .prepare_cached(hold_sql::BUMP_VERSION)
             .and_then(|mut s| s.query_row([showtime.0.as_bytes().as_slice()], |r| r.get(0)))
             .map_err(store)?;
         changes.push(SeatChange {
@@ -418,7 +416,7 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<Held, HoldError> 
     }
 
     let version: i64 = conn
-        .prepare_cached(SqliteBackend::ANNOUNCE)
+        .prepare_cached(hold_sql::BUMP_VERSION)
         .and_then(|mut s| s.query_row([showtime], |r| r.get(0)))
         .map_err(store)?;
     write_event(
@@ -496,7 +494,7 @@ fn write_event(conn: &Connection, record: &EventRecord) -> Result<(), StoreError
              next_attempt_at, updated_at) VALUES (?1, ?2, 'pending', 0, ?3, ?3)",
         )
         .map_err(store)?;
-    for consumer in consumers_of(record.event.topic()) {
+    for consumer in consumers_of(&record.event) {
         deliver.execute(params![seq, consumer, at]).map_err(store)?;
     }
     Ok(())
@@ -542,7 +540,7 @@ mod tests {
             (hold_sql::INSERT_IDEMPOTENCY_RECORD.to_owned(), 5),
             (hold_sql::expire(""), 2),
             (hold_sql::release("", 1), 1),
-            (SqliteBackend::ANNOUNCE.to_owned(), 1),
+            (hold_sql::BUMP_VERSION.to_owned(), 1),
         ];
         for (sql, count) in positional {
             let statement = conn.prepare(&sql).unwrap();

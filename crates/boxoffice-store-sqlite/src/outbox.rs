@@ -70,7 +70,7 @@ async fn write_chunk(
         let seq = seqs.get(&record.id.0).copied().ok_or_else(|| {
             StoreError::Other(anyhow::anyhow!("event {} was not stored", record.id.0))
         })?;
-        for consumer in consumers_of(record.event.topic()) {
+        for consumer in consumers_of(&record.event) {
             deliveries.push((seq, *consumer, epoch_millis(record.occurred_at)));
         }
     }

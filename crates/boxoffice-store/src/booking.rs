@@ -120,6 +120,9 @@ pub struct SeatStates {
     /// Seats held by a hold that has not lapsed, or sold; every other seat is available (or
     /// blocked, which the hall says).
     pub taken: Vec<(SeatId, SeatState)>,
+    /// When the first of the holds in `taken` lapses: the map changes then without a new
+    /// version (lazy expiry), so a copy of it is good until then at most. `None` without holds.
+    pub changes_at: Option<DateTime<Utc>>,
 }
 
 /// Bookings, seat claims and idempotency records.
@@ -245,8 +248,19 @@ pub enum ListenEvent {
     Gap,
 }
 
-/// The seat changes committed by every process sharing the database, in commit order per
-/// showtime.
+/// The seat changes one process committed, as it shares them with the others in one message
+/// ([`crate::Store::share_seat_changes`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SeatChangeBatch {
+    /// The process that committed them, so that it can skip its own batches.
+    pub origin: uuid::Uuid,
+    /// The changes, in the order that process committed them.
+    pub changes: Vec<SeatChange>,
+}
+
+/// The seat changes the other processes sharing the database committed and shared, in the order
+/// each of them committed them (changes of different processes to one showtime may arrive out of
+/// order: a watcher that sees a version gap re-reads).
 #[async_trait]
 pub trait SeatListener: Send {
     /// Waits for the next change.

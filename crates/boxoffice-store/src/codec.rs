@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, anyhow};
-use boxoffice_domain::booking::{
-    BookingItem, BookingStatus, SeatState, TicketDiscounts, TicketType,
-};
+use boxoffice_domain::booking::{BookingItem, BookingStatus, TicketDiscounts, TicketType};
 use boxoffice_domain::identity::{Email, Profile, Role};
 use boxoffice_domain::layout::{SeatSpec, SeatType};
 use boxoffice_domain::schedule::{PriceCard, ShowtimeStatus};
@@ -82,12 +80,6 @@ pub fn booking_item(
             .ok_or_else(|| anyhow!("stored ticket type {ticket_type:?} is unknown"))?,
         price,
     })
-}
-
-/// The JSON text of the seats of a [`boxoffice_domain::booking::SeatChange`]: `[["<seat id>",
-/// "held"], …]`.
-pub fn seat_changes_to_json(seats: &[(SeatId, SeatState)]) -> String {
-    serde_json::to_string(seats).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// A list of strings (tags, layout rows) as a JSON array.

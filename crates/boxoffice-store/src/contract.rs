@@ -93,6 +93,7 @@ macro_rules! store_contract_suite {
             payments_without_outcome_are_listed_not_claimed,
             refund_events_settle_pending_refunds,
             every_state_change_writes_its_events,
+            only_holds_lapsing_after_checkout_are_mailed,
             late_outcomes_announce_what_they_did,
             refused_holds_write_no_events,
             cancelling_a_showtime_cancels_its_unpaid_bookings,

@@ -24,7 +24,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 pub use booking::{
     BookingQuery, BookingSearch, BookingStore, BookingSummary, Held, HoldError, IdempotencyRecord,
-    ListenEvent, REFERENCE_ATTEMPTS, SeatListener, SeatStates, new_reference,
+    ListenEvent, REFERENCE_ATTEMPTS, SeatChangeBatch, SeatListener, SeatStates, new_reference,
 };
 pub use cursor::{Cursor, CursorError};
 pub use error::{Conflict, StoreError};
@@ -253,8 +253,20 @@ pub trait Store:
     async fn ping(&self) -> Result<(), StoreError>;
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend(&self) -> &'static str;
-    /// For a database several processes share: a listener that hears the seat changes every
-    /// process commits. `None` when one process owns the database and sees every change itself
-    /// (SQLite), in which case the application announces its own changes.
-    async fn listen_seat_changes(&self) -> Result<Option<Box<dyn SeatListener>>, StoreError>;
+    /// For a database several processes share: a listener that hears the seat changes the
+    /// other processes share ([`Store::share_seat_changes`]); `origin` names this process, whose
+    /// own batches it skips. `None` when one process owns the database and sees every change
+    /// itself (SQLite).
+    async fn listen_seat_changes(
+        &self,
+        origin: uuid::Uuid,
+    ) -> Result<Option<Box<dyn SeatListener>>, StoreError>;
+    /// Sends seat changes this process committed to every other process's listener, in as few
+    /// messages as fit (PostgreSQL's `NOTIFY`, in one statement). Does nothing where there is no
+    /// listener.
+    async fn share_seat_changes(
+        &self,
+        origin: uuid::Uuid,
+        changes: &[boxoffice_domain::booking::SeatChange],
+    ) -> Result<(), StoreError>;
 }

@@ -1,8 +1,9 @@
 //! Read models that join several tables for one screen of the product.
 
 use boxoffice_domain::booking::TicketDiscounts;
-use boxoffice_domain::schedule::Showtime;
+use boxoffice_domain::schedule::{Showtime, ShowtimeStatus};
 use boxoffice_domain::{CinemaId, Currency};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 /// A showtime with the facts of its cinema, hall and film that every reader of it needs.
@@ -34,6 +35,10 @@ pub struct ShowtimeListing {
 /// made on a basis that is no longer current is refused with [`crate::HoldError::Stale`], so a
 /// price read from a cache, or read just before a concurrent price change, is never frozen into a
 /// booking (invariant 3).
+///
+/// It also carries the showtime's status and start as read at that revision: a cancellation or
+/// a move raises the revision, so while the basis is current they are the showtime's, and a store
+/// may judge whether the showtime is on sale from them (the domain's `on_sale`) before it writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PriceBasis {
     /// The showtime's revision.
@@ -42,4 +47,8 @@ pub struct PriceBasis {
     pub hall_revision: i64,
     /// The cinema's revision.
     pub cinema_revision: i64,
+    /// The showtime's status at `showtime_revision`.
+    pub status: ShowtimeStatus,
+    /// The showtime's start at `showtime_revision`.
+    pub starts_at: DateTime<Utc>,
 }

@@ -18,7 +18,7 @@
 //! | `hold_seats` | `booking.held` |
 //! | `cancel_hold` | `booking.cancelled` (reason `cancelled_by_customer`) |
 //! | `extend_hold` | `booking.hold_extended` with the new expiry |
-//! | `expire_holds` | `booking.expired` per booking expired |
+//! | `expire_holds` | `booking.expired` per booking expired (mailed only if its checkout had started) |
 //! | `settle_payment` | confirmed: `payment.succeeded`, `booking.confirmed`; must refund: `payment.succeeded` (and `booking.expired` if it expired the booking); failed: `payment.failed` (and `booking.expired` if this call expired the booking); ignored or already processed: none |
 //! | `apply_refund_report`, `record_refund` | `payment.refunded` when the payment's refunded total grew |
 //! | `cancel_confirmed` | `booking.refunded` with the request's reason and the reserved amount (0 if none) |
@@ -42,10 +42,18 @@ pub const BUS: &str = "bus";
 /// The consumer that refunds the paid bookings of a cancelled showtime.
 pub const SHOWTIME_REFUNDS: &str = "showtime_refunds";
 
-/// The consumers an event of `topic` is delivered to; a delivery row is written for each, in the
-/// transaction that writes the event.
-pub fn consumers_of(topic: &str) -> &'static [&'static str] {
-    match topic {
+/// The consumers an event is delivered to; a delivery row is written for each, in the
+/// transaction that writes the event. A hold that lapsed before anyone tried to pay is not mailed
+/// about (under a sale's load most holds lapse so, and each would be a mail and four writes).
+pub fn consumers_of(event: &DomainEvent) -> &'static [&'static str] {
+    if let DomainEvent::BookingExpired {
+        checkout_started: false,
+        ..
+    } = event
+    {
+        return &[BUS];
+    }
+    match event.topic() {
         "booking.confirmed" | "booking.expired" | "booking.cancelled" | "booking.refunded" => {
             &[NOTIFICATIONS, BUS]
         }

@@ -65,6 +65,19 @@ impl TestDb {
         }
     }
 
+    /// Another store on the same PostgreSQL database, with its own connections, as a second
+    /// `boxoffice serve` process would open it; `None` on SQLite, which one process owns.
+    pub async fn open_again(&self) -> Option<Arc<dyn Store>> {
+        match self.cleanup {
+            Cleanup::File(_) => None,
+            Cleanup::Database { .. } => Some(Arc::new(
+                boxoffice_store_postgres::connect(&self.url)
+                    .await
+                    .expect("connect to the test database again"),
+            )),
+        }
+    }
+
     async fn sqlite() -> Self {
         let path = std::env::temp_dir().join(format!("boxoffice-test-{}.db", Uuid::now_v7()));
         let url = format!("sqlite://{}", path.display());

@@ -81,12 +81,18 @@ pub struct DatabaseArgs {
         default_value = "sqlite://boxoffice.db"
     )]
     pub database_url: String,
+    /// PostgreSQL: connections this process opens at most (holds, reads, workers and the seat
+    /// listener share them). Count them against the server's `max_connections` over every process.
+    #[arg(long, env = "BOXOFFICE_DATABASE_POOL", default_value_t = boxoffice_store_postgres::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub database_pool: u32,
 }
 
 impl fmt::Debug for DatabaseArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatabaseArgs")
             .field("database_url", &redact_url(&self.database_url))
+            .field("database_pool", &self.database_pool)
             .finish()
     }
 }

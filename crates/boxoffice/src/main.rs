@@ -74,7 +74,7 @@ async fn open(args: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
         store.migrate().await?;
         Arc::new(store)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let store = boxoffice_store_postgres::connect(url).await?;
+        let store = boxoffice_store_postgres::connect_with(url, args.database_pool).await?;
         store.migrate().await?;
         Arc::new(store)
     } else {
@@ -109,7 +109,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("listening for seat changes: {e}"))?
     {
-        tracing::info!("live seat maps follow every instance's changes (LISTEN/NOTIFY)");
+        tracing::info!("live seat maps follow every instance's changes (batched NOTIFY)");
     }
 
     let mut admin = match (args.admin_email, args.admin_password) {
@@ -263,6 +263,10 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
             None
         }
     };
+    // The sweeper's releases reach the serving processes' live seat maps through the relay.
+    app.start_seat_listener()
+        .await
+        .map_err(|e| anyhow::anyhow!("sharing seat changes: {e}"))?;
     let stopping = stop_on_signal();
     // The outbox's showtime refunds need the gateway, so the outbox runs where payments do.
     let (payments, outbox) = if app.has_payments() {

@@ -240,6 +240,11 @@ pub async fn a_lapsed_hold_frees_its_seats_at_once(store: Arc<dyn Store>) {
     let old = hold_of(u, &s, &[&seats[0], &seats[1]], t0);
     hold(store.as_ref(), &old, t0, None).await.unwrap();
     let lapse = old.expires_at;
+    assert_eq!(
+        store.seat_states(s.id, t0).await.unwrap().changes_at,
+        Some(lapse),
+        "the map changes without a new version when the hold lapses"
+    );
 
     let early = hold_of(u, &s, &[&seats[1]], lapse - Duration::milliseconds(1));
     assert_eq!(
@@ -254,14 +259,9 @@ pub async fn a_lapsed_hold_frees_its_seats_at_once(store: Arc<dyn Store>) {
         ),
         vec![seats[1].id]
     );
-    assert!(
-        store
-            .seat_states(s.id, lapse)
-            .await
-            .unwrap()
-            .taken
-            .is_empty()
-    );
+    let lapsed = store.seat_states(s.id, lapse).await.unwrap();
+    assert!(lapsed.taken.is_empty());
+    assert_eq!(lapsed.changes_at, None, "nothing left to lapse");
 
     let new = hold_of(u, &s, &[&seats[1], &seats[2]], lapse);
     let change = hold(store.as_ref(), &new, lapse, None).await.unwrap();
@@ -291,6 +291,10 @@ pub async fn a_lapsed_hold_frees_its_seats_at_once(store: Arc<dyn Store>) {
         ])
     );
     assert!(store.expire_holds(lapse, 100).await.unwrap().is_empty());
+    assert_eq!(
+        store.seat_states(s.id, lapse).await.unwrap().changes_at,
+        Some(new.expires_at)
+    );
 }
 
 /// Invariant 4, the eager half: several sweepers running at once expire every lapsed hold exactly
@@ -620,6 +624,7 @@ pub async fn holds_priced_on_an_outdated_basis_are_refused(store: Arc<dyn Store>
             showtime_revision: old.showtime_revision + 1,
             hall_revision: old.hall_revision + 1,
             cinema_revision: old.cinema_revision + 1,
+            ..old
         }
     );
     hold(store.as_ref(), &b, t0 + Duration::seconds(6), None)

@@ -211,6 +211,39 @@ pub async fn every_state_change_writes_its_events(store: Arc<dyn Store>) {
     );
 }
 
+/// A hold that lapses before anyone tried to pay is news to no one: its `booking.expired` goes
+/// to the bus only. One whose checkout had started is mailed about too.
+pub async fn only_holds_lapsing_after_checkout_are_mailed(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ss"]).await;
+    let t0 = base_time();
+    let browsed = hold_of(u, &s, &[&seats[0]], t0);
+    hold(store.as_ref(), &browsed, t0, None).await.unwrap();
+    let tried = hold_of(u, &s, &[&seats[1]], t0);
+    held_and_checked_out(store.as_ref(), &tried, t0).await;
+    assert_eq!(
+        store.expire_holds(t0 + hours(1), 100).await.unwrap().len(),
+        1
+    );
+
+    for (booking, checkout_started, mailed) in [
+        (&browsed, false, &[BUS][..]),
+        (&tried, true, &[BUS, NOTIFICATIONS][..]),
+    ] {
+        let events = store.events_about(booking.id.0).await.unwrap();
+        let expired = events.last().unwrap();
+        assert_eq!(
+            expired.event,
+            DomainEvent::BookingExpired {
+                booking_id: booking.id,
+                user_id: u,
+                showtime_id: s.id,
+                checkout_started,
+            }
+        );
+        assert_eq!(consumers(store.as_ref(), expired.id).await, pending(mailed));
+    }
+}
+
 /// A late success whose seats were taken writes the success (the money is in) and nothing about
 /// a confirmation; a failure after the hold lapsed also announces the expiry.
 pub async fn late_outcomes_announce_what_they_did(store: Arc<dyn Store>) {
