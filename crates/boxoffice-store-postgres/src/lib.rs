@@ -18,8 +18,6 @@ use boxoffice_store_sql::SqlStore;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
 /// Connections per process unless configured otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
@@ -56,7 +54,11 @@ impl PgBackend {
 
     /// Safe to run from several processes at once: sqlx serialises them with an advisory lock.
     async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR
+        // A migration this release does not know was applied by a newer one (a rolling
+        // restart, docs/DEPLOY.md): run on, as that release's migrations allow.
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.set_ignore_missing(true);
+        migrator
             .run(&self.pool)
             .await
             .context("migrating the PostgreSQL database")

@@ -23,8 +23,6 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
 /// How many read-only connections serve reads beside the single writer.
 pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 
@@ -85,7 +83,11 @@ impl SqliteBackend {
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR
+        // A migration this release does not know was applied by a newer one (a rolling
+        // restart, docs/DEPLOY.md): run on, as that release's migrations allow.
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.set_ignore_missing(true);
+        migrator
             .run(&self.write)
             .await
             .context("migrating the SQLite database")
