@@ -43,13 +43,11 @@ export PGHOST=${PGHOST:-127.0.0.1}
 export PGPORT=${PGPORT:-5432}
 export PGUSER=${PGUSER:-postgres}
 
-ADMIN_EMAIL=bench@boxoffice.test
-ADMIN_PASSWORD=bench-password-1
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 LIMIT_DB=bench_limit_$$
 APP_DB=boxoffice_cmp_$$
 
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "DURATION must be whole seconds, got $DURATION"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be whole seconds, got $WARMUP"
@@ -71,14 +69,7 @@ cleanup() {
     local status=$? pid db i
     trap - EXIT INT TERM
     for pid in $STORM_PID $SERVER_PID; do
-        kill -0 "$pid" 2>/dev/null || continue
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        stop_pid "$pid"
     done
     for db in "${DBS[@]}"; do
         dropdb --if-exists --force "$db" 2>/dev/null || log "could not drop database $db"
@@ -90,16 +81,6 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT
 trap 'log "terminated"; exit 143' TERM
 
-# utime + stime of a process, in clock ticks.
-cpu_ticks() {
-    local stat
-    stat=$(<"/proc/$1/stat")
-    # Fields after the command name (which is in parentheses and may contain spaces).
-    stat=${stat##*) }
-    # shellcheck disable=SC2086 # split into fields on purpose
-    set -- $stat
-    echo $((${12} + ${13}))
-}
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     log "building release binaries"
@@ -128,19 +109,12 @@ if [[ $BACKEND == postgres ]]; then
 else
     DB_URL="sqlite://$WORK/bench.db"
 fi
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-    die "port $PORT is in use (set PORT)"
-fi
+port_free "$PORT" || die "port $PORT is in use (set PORT)"
 BOXOFFICE_HOLD_TTL=2s BOXOFFICE_ADMIN_EMAIL=$ADMIN_EMAIL BOXOFFICE_ADMIN_PASSWORD=$ADMIN_PASSWORD \
     RUST_LOG=warn "$BIN/boxoffice" serve --database-url "$DB_URL" --listen "127.0.0.1:$PORT" \
     --rate-limit off >"$WORK/serve.log" 2>&1 &
 SERVER_PID=$!
-for ((i = 0; ; i++)); do
-    curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$PORT/readyz" 2>/dev/null && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serve.log" >&2; die "the server exited"; }
-    ((i < 600)) || die "the server did not become ready within 60 s"
-    sleep 0.1
-done
+wait_ready "http://127.0.0.1:$PORT/readyz" "$SERVER_PID" "$WORK/serve.log"
 log "server ($BACKEND) ready on 127.0.0.1:$PORT, pid $SERVER_PID"
 
 BOXOFFICE_ADMIN_EMAIL=$ADMIN_EMAIL BOXOFFICE_ADMIN_PASSWORD=$ADMIN_PASSWORD \

@@ -45,17 +45,12 @@ export PGHOST=${PGHOST:-127.0.0.1}
 export PGPORT=${PGPORT:-5432}
 export PGUSER=${PGUSER:-postgres}
 
-ADMIN_EMAIL=bench@boxoffice.test
-ADMIN_PASSWORD=bench-password-1
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 BASE=http://127.0.0.1:$PORT
 APP_DB=boxoffice_seatmap_$$
 SQLITE_FILE=/tmp/boxoffice-seatmap-$$.db
 
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
 
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "DURATION must be whole seconds, got $DURATION"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be whole seconds, got $WARMUP"
@@ -88,15 +83,7 @@ DB_CREATED=0
 cleanup() {
     local status=$? i
     trap - EXIT INT TERM
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    if [[ -n $SERVER_PID ]]; then stop_pid "$SERVER_PID"; fi
     if [[ $DB_CREATED == 1 ]]; then
         dropdb -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" --if-exists --force "$APP_DB" 2>/dev/null ||
             log "could not drop database $APP_DB"
@@ -113,17 +100,6 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT
 trap 'log "terminated"; exit 143' TERM
 
-# utime + stime of a process (all its threads), in clock ticks: fields 14 and 15 of
-# /proc/<pid>/stat.
-cpu_ticks() {
-    local stat
-    stat=$(<"/proc/$1/stat")
-    # Fields after the command name (in parentheses, may contain spaces) start at field 3.
-    stat=${stat##*) }
-    # shellcheck disable=SC2086 # split into fields on purpose
-    set -- $stat
-    echo $((${12} + ${13}))
-}
 
 # --- build and start ------------------------------------------------------------------------
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
@@ -139,24 +115,14 @@ if [[ $BACKEND == postgres ]]; then
 else
     DB_URL="sqlite://$SQLITE_FILE"
 fi
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-    die "port $PORT is in use (set PORT)"
-fi
+port_free "$PORT" || die "port $PORT is in use (set PORT)"
 # A hold TTL set in the caller's environment would apply; the default (10 minutes) outlasts
 # the run.
 BOXOFFICE_ADMIN_EMAIL=$ADMIN_EMAIL BOXOFFICE_ADMIN_PASSWORD=$ADMIN_PASSWORD RUST_LOG=warn \
     "$BIN" serve --database-url "$DB_URL" --listen "127.0.0.1:$PORT" --rate-limit off \
     >"$WORK/serve.log" 2>&1 &
 SERVER_PID=$!
-for ((i = 0; ; i++)); do
-    curl -fsS -m 2 -o /dev/null "$BASE/readyz" 2>/dev/null && break
-    kill -0 "$SERVER_PID" 2>/dev/null || {
-        cat "$WORK/serve.log" >&2
-        die "the server exited"
-    }
-    ((i < 600)) || die "the server did not become ready within 60 s"
-    sleep 0.1
-done
+wait_ready "$BASE/readyz" "$SERVER_PID" "$WORK/serve.log"
 log "server ($BACKEND) ready on $BASE, pid $SERVER_PID"
 
 # --- the showtime ---------------------------------------------------------------------------

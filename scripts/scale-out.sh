@@ -42,13 +42,11 @@ export PGPORT=${PGPORT:-5432}
 export PGUSER=${PGUSER:-postgres}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
-ADMIN_EMAIL=bench@boxoffice.test
-ADMIN_PASSWORD=bench-password-1
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 DB=boxoffice_scale_$$
 DB_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB"
 
-log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 # Seconds in a duration of the form the load generator takes, limited to `<n>s` and `<n>m`.
 seconds() {
@@ -77,19 +75,6 @@ declare -A SERVE_PID=() # port -> pid of `boxoffice serve`
 NGINX_PID=
 STORM_PID=
 DB_CREATED=
-
-# Stops a process: SIGTERM, then SIGKILL after 10 s.
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 stop_servers() {
     local port
@@ -122,10 +107,6 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT
 trap 'log "terminated"; exit 143' TERM
 
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
 # Starts `boxoffice serve` on a port, in the background, with the benchmark's settings.
 start_server() {
     local port=$1 logfile=$2
@@ -137,21 +118,6 @@ start_server() {
         "$BIN/boxoffice" serve --database-url "$DB_URL" --listen "127.0.0.1:$port" \
         --rate-limit off >>"$logfile" 2>&1 &
     SERVE_PID[$port]=$!
-}
-
-# Waits until a URL answers 2xx (at most 60 s) while the process is alive.
-wait_ready() {
-    local url=$1 pid=$2 logfile=$3 i
-    for ((i = 0; i < 600; i++)); do
-        if curl -fsS -m 2 -o /dev/null "$url" 2>/dev/null; then return 0; fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 20 "$logfile" >&2 || true
-            die "the process for $url exited"
-        fi
-        sleep 0.1
-    done
-    tail -n 20 "$logfile" >&2 || true
-    die "$url did not answer within 60 s"
 }
 
 # Writes an nginx prefix directory for the first N ports and starts nginx in the foreground

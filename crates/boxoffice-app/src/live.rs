@@ -105,15 +105,7 @@ impl SeatFeed {
 
     /// Delivers a committed change to the showtime's watchers, if any.
     pub fn publish(&self, change: SeatChange) {
-        {
-            let mut versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
-            if versions.len() >= REMEMBERED_SHOWTIMES {
-                versions.clear();
-                self.epoch.fetch_add(1, Ordering::AcqRel);
-            }
-            let latest = versions.entry(change.showtime_id).or_insert(change.version);
-            *latest = (*latest).max(change.version);
-        }
+        self.note_version(change.showtime_id, change.version);
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         let showtime = change.showtime_id;
         if let Some(sender) = channels.get(&showtime)
@@ -122,6 +114,27 @@ impl SeatFeed {
             // Nobody watches any more.
             channels.remove(&showtime);
         }
+    }
+
+    /// A change of `showtime` to `version` that came without its seats: its kept maps are out
+    /// of date and its watchers re-read.
+    fn reread(&self, showtime: ShowtimeId, version: i64) {
+        self.note_version(showtime, version);
+        let channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = channels.get(&showtime) {
+            let _ = sender.send(FeedEvent::Resync);
+        }
+    }
+
+    /// Remembers `version` as the showtime's latest if it is newer.
+    fn note_version(&self, showtime: ShowtimeId, version: i64) {
+        let mut versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
+        if versions.len() >= REMEMBERED_SHOWTIMES {
+            versions.clear();
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        let latest = versions.entry(showtime).or_insert(version);
+        *latest = (*latest).max(version);
     }
 
     /// Drops a showtime's channel if nobody watches it (after a watch that failed to start).
@@ -189,6 +202,10 @@ impl SeatFeed {
         loop {
             match listener.recv().await {
                 Ok(ListenEvent::Change(change)) => self.publish(change),
+                Ok(ListenEvent::Reread {
+                    showtime_id,
+                    version,
+                }) => self.reread(showtime_id, version),
                 Ok(ListenEvent::Gap) => self.resync_all(),
                 Err(e) => {
                     tracing::error!(error = %e, "seat change listener failed; live seat maps \
@@ -385,6 +402,19 @@ mod tests {
         assert_eq!(feed.watched(), 1);
         feed.resync_all();
         assert_eq!(watch_a.try_recv().unwrap(), FeedEvent::Resync);
+    }
+
+    #[test]
+    fn a_change_told_without_its_seats_makes_watchers_and_caches_read_again() {
+        let feed = SeatFeed::default();
+        let cache = SeatMapCache::<&str>::default();
+        let show = ShowtimeId::generate();
+        let now = chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(20_000);
+        let mut watcher = feed.subscribe(show);
+        cache.put(&feed, feed.mark(show), show, 3, None, "v3");
+        feed.reread(show, 4);
+        assert_eq!(watcher.try_recv().unwrap(), FeedEvent::Resync);
+        assert_eq!(cache.get(&feed, show, now), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

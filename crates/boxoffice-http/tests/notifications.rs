@@ -33,12 +33,8 @@ fn with_mailer(mailer: Arc<dyn boxoffice_app::notify::Mailer>) -> impl FnOnce(Ap
 }
 
 /// Holds `labels` for the customer and pays for them; returns the booking id.
-async fn paid(api: &Api, token: &str, show: &OnSale, labels: &[&str], evt: &str) -> String {
-    let seats: Vec<String> = labels.iter().map(|l| show.seat(l)).collect();
-    let held = api.hold(token, &show.showtime_id, &seats).await;
-    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
-    let id = held.body["id"].as_str().unwrap().to_owned();
-    let total = held.body["total"].as_i64().unwrap();
+/// Starts the checkout of booking `id` with a card; asserts it started.
+async fn checkout(api: &Api, token: &str, id: &str) -> common::Reply {
     let r = api
         .as_bearer(
             token,
@@ -48,6 +44,16 @@ async fn paid(api: &Api, token: &str, show: &OnSale, labels: &[&str], evt: &str)
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r
+}
+
+async fn paid(api: &Api, token: &str, show: &OnSale, labels: &[&str], evt: &str) -> String {
+    let seats: Vec<String> = labels.iter().map(|l| show.seat(l)).collect();
+    let held = api.hold(token, &show.showtime_id, &seats).await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    let id = held.body["id"].as_str().unwrap().to_owned();
+    let total = held.body["total"].as_i64().unwrap();
+    let r = checkout(api, token, &id).await;
     let intent = r.body["payment"]["client_secret"]
         .as_str()
         .unwrap()
@@ -306,16 +312,7 @@ async fn a_rejected_recipient_fails_for_good_and_a_template_per_event() {
     let seat = show.seat("A2");
     let r = api.hold(&ann, &show.showtime_id, &[seat]).await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let id = r.body["id"].as_str().unwrap();
-    let checkout = api
-        .as_bearer(
-            &ann,
-            Method::POST,
-            &format!("/api/v1/bookings/{id}/checkout"),
-            json!({"payment_method": "pm_card_visa"}),
-        )
-        .await;
-    assert_eq!(checkout.status, StatusCode::CREATED, "{}", checkout.body);
+    checkout(&api, &ann, r.body["id"].as_str().unwrap()).await;
     api.clock.advance(Duration::minutes(30));
     api.app.sweep_holds().await.unwrap();
     dispatch_all(&api).await;

@@ -20,10 +20,10 @@
 use std::collections::VecDeque;
 
 use async_trait::async_trait;
-use boxoffice_domain::SeatId;
 use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange, SeatState};
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::schedule::on_sale;
+use boxoffice_domain::{SeatId, ShowtimeId};
 use boxoffice_store::{
     Held, HoldError, IdempotencyRecord, ListenEvent, PriceBasis, REFERENCE_ATTEMPTS,
     SeatChangeBatch, SeatListener, StoreError, new_reference,
@@ -192,42 +192,51 @@ pub(crate) async fn share(
     Ok(())
 }
 
-/// The JSON [`SeatChangeBatch`]es that carry `changes` in order, each under [`PAYLOAD_LIMIT`].
+/// The JSON [`SeatChangeBatch`]es that carry `changes` in order, each under [`PAYLOAD_LIMIT`]:
+/// each change is encoded once and the batches are put together from those texts. A change too
+/// large for a message goes by its version alone (`reread`).
 fn payloads(origin: Uuid, changes: &[SeatChange]) -> Result<Vec<String>, StoreError> {
-    let encode = |changes: Vec<SeatChange>| {
-        serde_json::to_string(&SeatChangeBatch { origin, changes })
-            .map_err(|e| StoreError::Other(anyhow::anyhow!("seat change batch: {e}")))
+    // What a batch holds besides its changes: the origin, the keys and the rereads' brackets.
+    const ENVELOPE: usize = 96;
+    // One reread entry at most: `["<uuid>",<i64>],`.
+    const REREAD: usize = 64;
+    let close = |items: &mut Vec<String>, reread: &mut Vec<(ShowtimeId, i64)>| {
+        let reread = encode(&std::mem::take(reread))?;
+        let text = format!(
+            r#"{{"origin":"{origin}","changes":[{}],"reread":{reread}}}"#,
+            items.join(",")
+        );
+        items.clear();
+        Ok::<_, StoreError>(text)
     };
     let mut payloads = Vec::new();
-    let mut batch: Vec<SeatChange> = Vec::new();
-    let mut size = 0;
+    let (mut items, mut reread, mut size) = (Vec::new(), Vec::new(), ENVELOPE);
     for change in changes {
-        let one = serde_json::to_string(change)
-            .map_err(|e| StoreError::Other(anyhow::anyhow!("seat change: {e}")))?
-            .len()
-            + 1;
-        if !batch.is_empty() && size + one > PAYLOAD_LIMIT - 64 {
-            payloads.push(encode(std::mem::take(&mut batch))?);
-            size = 0;
+        let text = encode(change)?;
+        let (cost, item) = if ENVELOPE + text.len() + 1 > PAYLOAD_LIMIT {
+            (REREAD, None)
+        } else {
+            (text.len() + 1, Some(text))
+        };
+        if size + cost > PAYLOAD_LIMIT && (!items.is_empty() || !reread.is_empty()) {
+            payloads.push(close(&mut items, &mut reread)?);
+            size = ENVELOPE;
         }
-        if one > PAYLOAD_LIMIT - 64 {
-            // A change of many seats at once (a showtime's cancellation) does not fit: its
-            // version alone goes, and listeners that see the gap re-read the map.
-            batch.push(SeatChange {
-                showtime_id: change.showtime_id,
-                version: change.version,
-                seats: Vec::new(),
-            });
-            size += 96;
-            continue;
+        size += cost;
+        match item {
+            Some(text) => items.push(text),
+            None => reread.push((change.showtime_id, change.version)),
         }
-        batch.push(change.clone());
-        size += one;
     }
-    if !batch.is_empty() {
-        payloads.push(encode(batch)?);
+    if !items.is_empty() || !reread.is_empty() {
+        payloads.push(close(&mut items, &mut reread)?);
     }
     Ok(payloads)
+}
+
+fn encode(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("seat change batch: {e}")))
 }
 
 /// Hears the [`SeatChangeBatch`]es of [`SEAT_CHANNEL`] on its own connection, skipping its own
@@ -235,7 +244,7 @@ fn payloads(origin: Uuid, changes: &[SeatChange]) -> Result<Vec<String>, StoreEr
 pub(crate) struct Listener {
     inner: PgListener,
     origin: Uuid,
-    pending: VecDeque<SeatChange>,
+    pending: VecDeque<ListenEvent>,
 }
 
 impl Listener {
@@ -254,8 +263,8 @@ impl Listener {
 impl SeatListener for Listener {
     async fn recv(&mut self) -> Result<ListenEvent, StoreError> {
         loop {
-            if let Some(change) = self.pending.pop_front() {
-                return Ok(ListenEvent::Change(change));
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(event);
             }
             // `try_recv` reports a lost connection as `None` (and reconnects on the next call)
             // where `recv` would reconnect silently: notifications sent meanwhile are lost, and
@@ -271,7 +280,14 @@ impl SeatListener for Listener {
                             StoreError::Other(anyhow::anyhow!("seat change payload: {e}"))
                         })?;
                     if batch.origin != self.origin {
-                        self.pending.extend(batch.changes);
+                        self.pending
+                            .extend(batch.changes.into_iter().map(ListenEvent::Change));
+                        self.pending.extend(batch.reread.into_iter().map(
+                            |(showtime_id, version)| ListenEvent::Reread {
+                                showtime_id,
+                                version,
+                            },
+                        ));
                     }
                 }
             }
@@ -305,6 +321,7 @@ mod tests {
             assert!(payload.len() < PAYLOAD_LIMIT, "{}", payload.len());
             let batch: SeatChangeBatch = serde_json::from_str(payload).unwrap();
             assert_eq!(batch.origin, origin);
+            assert!(batch.reread.is_empty());
             carried.extend(batch.changes);
         }
         assert_eq!(carried, changes);
@@ -316,7 +333,10 @@ mod tests {
         };
         let cut = payloads(origin, std::slice::from_ref(&huge)).unwrap();
         let batch: SeatChangeBatch = serde_json::from_str(&cut[0]).unwrap();
-        assert_eq!(batch.changes[0].version, 7);
-        assert!(batch.changes[0].seats.is_empty());
+        assert!(
+            batch.changes.is_empty(),
+            "no change can claim to be version 7"
+        );
+        assert_eq!(batch.reread, vec![(showtime, 7)]);
     }
 }

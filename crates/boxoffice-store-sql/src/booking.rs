@@ -236,7 +236,7 @@ pub(crate) async fn read_booking_with(
 /// Adds one to a showtime's seat-map version ([`hold_sql::BUMP_VERSION`]) and returns the change,
 /// which the application publishes to live seat maps once committed. Run it last in its
 /// transaction: on PostgreSQL the version row stays locked until commit.
-pub async fn announce(
+pub async fn bump_version(
     sql: &mut impl Sql,
     showtime: ShowtimeId,
     seats: Vec<(SeatId, SeatState)>,
@@ -308,7 +308,7 @@ pub async fn sweep<D: BookingDialect>(
     let freed = freed_by_showtime(release::<D>(&mut tx, &due).await?);
     let mut changes = Vec::with_capacity(freed.len());
     for (showtime, seats) in freed {
-        changes.push(announce(&mut tx, showtime, seats).await?);
+        changes.push(bump_version(&mut tx, showtime, seats).await?);
     }
     tx.commit().await?;
     Ok(changes)
@@ -590,7 +590,7 @@ impl<D: BookingDialect> BookingStore for SqlStore<D> {
             .filter(|i| released.contains(&i.seat_id))
             .map(|i| (i.seat_id, SeatState::Available))
             .collect();
-        let change = announce(&mut tx, booking.showtime_id, seats).await?;
+        let change = bump_version(&mut tx, booking.showtime_id, seats).await?;
         tx.commit().await?;
         Ok((booking, change))
     }

@@ -22,7 +22,7 @@ use boxoffice_store::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::booking::{BookingDialect, announce, release};
+use crate::booking::{BookingDialect, bump_version, release};
 use crate::rows::{
     CINEMA_COLUMNS, HALL_COLUMNS, LISTING_SELECT, MOVIE_COLUMNS, SEAT_COLUMNS, SHOWTIME_COLUMNS,
     cinema_of, hall_of, listing_of, movie_of, seat_of, showtime_of,
@@ -46,7 +46,7 @@ async fn release_cancelled_bookings<D: BookingDialect>(
     if seats.is_empty() {
         return Ok(None);
     }
-    Ok(Some(announce(tx, showtime, seats).await?))
+    Ok(Some(bump_version(tx, showtime, seats).await?))
 }
 
 /// The arguments `$1`..`$9` of a movie's row (id, title, its search key, runtime, certificate,

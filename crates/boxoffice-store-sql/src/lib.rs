@@ -19,7 +19,7 @@ mod rows;
 mod seam;
 
 pub use booking::{
-    BookingDialect, announce, expired_events, freed_by_showtime, hold_refusal, hold_sql,
+    BookingDialect, bump_version, expired_events, freed_by_showtime, hold_refusal, hold_sql,
     insert_idempotency_record, read_booking, release, sweep,
 };
 pub use outbox::OutboxDialect;

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::booking::{
-    BookingDialect, announce, insert_idempotency_record, read_booking, read_booking_with,
+    BookingDialect, bump_version, insert_idempotency_record, read_booking, read_booking_with,
 };
 use crate::{Dialect, Record, Sql, SqlStore, Transaction, args, narrow};
 
@@ -362,7 +362,7 @@ async fn release_held<D: BookingDialect>(
         return Ok(None);
     }
     let seats = freed_seats(booking, &released);
-    Ok(Some(announce(tx, booking.showtime_id, seats).await?))
+    Ok(Some(bump_version(tx, booking.showtime_id, seats).await?))
 }
 
 /// Makes every seat of `booking` its own claim again, taking over lapsed holds' claims, in seat
@@ -569,7 +569,7 @@ impl<D: BookingDialect> Step<'_, D> {
             .iter()
             .map(|i| (i.seat_id, SeatState::Sold))
             .collect();
-        let change = announce(self.tx, booking.showtime_id, seats).await?;
+        let change = bump_version(self.tx, booking.showtime_id, seats).await?;
         let detail = if late {
             "confirmed after the hold lapsed; seats were free"
         } else {
@@ -1015,7 +1015,7 @@ impl<D: BookingDialect> PaymentStore for SqlStore<D> {
         )
         .await?;
         let b = read_booking(&mut tx, booking).await?;
-        let change = announce(&mut tx, b.showtime_id, freed_seats(&b, &freed)).await?;
+        let change = bump_version(&mut tx, b.showtime_id, freed_seats(&b, &freed)).await?;
         let paid = format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments WHERE booking_id = $1 AND status IN \
              ('succeeded', 'partially_refunded') ORDER BY created_at DESC LIMIT 1 {}",

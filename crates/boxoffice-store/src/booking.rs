@@ -243,6 +243,14 @@ pub trait BookingStore: Send + Sync {
 pub enum ListenEvent {
     /// A seat change some process committed.
     Change(SeatChange),
+    /// A change of this showtime, to this version, was too large to be told seat by seat:
+    /// whoever keeps its map must read it again.
+    Reread {
+        /// The showtime.
+        showtime_id: ShowtimeId,
+        /// The version the change made.
+        version: i64,
+    },
     /// The listener lost its connection and reconnected: changes may have been missed, so
     /// whoever relies on them must re-read.
     Gap,
@@ -256,6 +264,10 @@ pub struct SeatChangeBatch {
     pub origin: uuid::Uuid,
     /// The changes, in the order that process committed them.
     pub changes: Vec<SeatChange>,
+    /// Changes too large for a message (a sweep or a cancellation freeing many seats of one
+    /// showtime at once), by showtime and version: whoever keeps that map must read it again.
+    #[serde(default)]
+    pub reread: Vec<(ShowtimeId, i64)>,
 }
 
 /// The seat changes the other processes sharing the database committed and shared, in the order

@@ -1,0 +1,59 @@
+# Helpers the benchmark scripts share; sourced, not run.
+# shellcheck shell=bash
+
+# shellcheck disable=SC2034 # used by the scripts that source this
+ADMIN_EMAIL=bench@boxoffice.test
+# shellcheck disable=SC2034
+ADMIN_PASSWORD=bench-password-1
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# Whether nothing listens on 127.0.0.1:$1.
+port_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Stops a process: SIGTERM, then SIGKILL after 10 s.
+stop_pid() {
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# Waits until a URL answers 2xx (at most 60 s) while the process $2 is alive; shows the end of
+# its log $3 when it is not.
+wait_ready() {
+    local url=$1 pid=$2 logfile=$3 i
+    for ((i = 0; i < 600; i++)); do
+        if curl -fsS -m 2 -o /dev/null "$url" 2>/dev/null; then return 0; fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "$logfile" >&2 || true
+            die "the process for $url exited"
+        fi
+        sleep 0.1
+    done
+    tail -n 20 "$logfile" >&2 || true
+    die "$url did not answer within 60 s"
+}
+
+# utime + stime of a process (all its threads), in clock ticks: fields 14 and 15 of
+# /proc/<pid>/stat.
+cpu_ticks() {
+    local stat
+    stat=$(<"/proc/$1/stat")
+    # Fields after the command name (in parentheses, may contain spaces) start at field 3.
+    stat=${stat##*) }
+    # shellcheck disable=SC2086 # split into fields on purpose
+    set -- $stat
+    echo $((${12} + ${13}))
+}
