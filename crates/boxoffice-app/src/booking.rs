@@ -7,7 +7,7 @@ use boxoffice_domain::booking::{
 };
 use boxoffice_domain::identity::Role;
 use boxoffice_domain::venue::Seat;
-use boxoffice_domain::{BookingId, IdempotencyKey, SeatId, ShowtimeId, ValidationErrors};
+use boxoffice_domain::{BookingId, IdempotencyKey, SeatId, ShowtimeId, UserId, ValidationErrors};
 use boxoffice_store::{
     BookingQuery, BookingSearch, BookingSummary, Held, HoldError, IdempotencyRecord, Page,
     PageRequest, ShowtimeListing, StoreError,
@@ -140,13 +140,41 @@ impl App {
         input: HoldInput,
         idempotency_key: Option<IdempotencyKey>,
     ) -> Result<Booking, AppError> {
+        self.hold_for(who.user_id, input, idempotency_key).await
+    }
+
+    /// [`App::hold_seats`] for the holder of `access_token`, with one read less: the token's
+    /// signature and times are checked here and the account by the hold itself, in its own
+    /// transaction, so an erased or unknown account is refused as [`AppError::Unauthenticated`]
+    /// all the same (after the request's own checks: a malformed request is told so first).
+    /// With an idempotency key the account is read first, as on any request, because a stored
+    /// answer is replayed without a hold.
+    pub async fn hold_seats_with_token(
+        &self,
+        access_token: &str,
+        input: HoldInput,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<Booking, AppError> {
+        let holder = match idempotency_key {
+            Some(_) => self.authenticate(access_token).await?.user_id,
+            None => self.token_holder(access_token)?,
+        };
+        self.hold_for(holder, input, idempotency_key).await
+    }
+
+    async fn hold_for(
+        &self,
+        holder: UserId,
+        input: HoldInput,
+        idempotency_key: Option<IdempotencyKey>,
+    ) -> Result<Booking, AppError> {
         let request = HoldRequest::parse(input.showtime_id, input.seats, self.booking.max_seats)
             .map_err(AppError::Hold)?;
         let keyed = match idempotency_key {
             Some(key) => {
                 let key = key.into_string();
                 let hash = request_hash(&request);
-                if let Some(record) = self.store.idempotency_record(who.user_id, &key).await? {
+                if let Some(record) = self.store.idempotency_record(holder, &key).await? {
                     return self.replay(&record, &hash).await;
                 }
                 Some((key, hash))
@@ -154,12 +182,12 @@ impl App {
             None => None,
         };
         let now = self.clock.now();
-        let result = self.try_hold(who, &request, now, keyed.as_ref()).await;
+        let result = self.try_hold(holder, &request, now, keyed.as_ref()).await;
         match (result, keyed) {
             (Ok(booking), _) => Ok(booking),
             (Err(HoldError::Rejected(rejection)), Some((key, hash))) => {
                 let record = IdempotencyRecord {
-                    user_id: who.user_id,
+                    user_id: holder,
                     key,
                     request_hash: hash.clone(),
                     outcome: outcome_json(&HoldOutcome::Rejected {
@@ -170,16 +198,17 @@ impl App {
                 if self.store.save_idempotency_record(&record).await? {
                     Err(AppError::Hold(rejection))
                 } else {
-                    self.replay_stored(who, &record.key, &hash).await
+                    self.replay_stored(holder, &record.key, &hash).await
                 }
             }
             (Err(HoldError::Rejected(rejection)), None) => Err(AppError::Hold(rejection)),
             (Err(HoldError::KeyTaken), Some((key, hash))) => {
-                self.replay_stored(who, &key, &hash).await
+                self.replay_stored(holder, &key, &hash).await
             }
             (Err(HoldError::KeyTaken), None) => Err(AppError::Internal(anyhow::anyhow!(
                 "the store reported a taken idempotency key for a request without one"
             ))),
+            (Err(HoldError::HolderGone), _) => Err(AppError::Unauthenticated),
             (Err(HoldError::Store(e)), _) => Err(e.into()),
             (Err(HoldError::Stale), _) => {
                 tracing::warn!(showtime_id = %request.showtime_id,
@@ -191,7 +220,7 @@ impl App {
 
     async fn try_hold(
         &self,
-        who: &Principal,
+        holder: UserId,
         request: &HoldRequest,
         now: DateTime<Utc>,
         keyed: Option<&(String, String)>,
@@ -201,7 +230,8 @@ impl App {
         // listing.
         retry_when_stale(FRESH_READS_WHEN_STALE, |fresh| async move {
             let listing = self.listing(request.showtime_id, fresh).await?;
-            self.hold_priced(who, request, &listing, now, keyed).await
+            self.hold_priced(holder, request, &listing, now, keyed)
+                .await
         })
         .await
     }
@@ -244,7 +274,7 @@ impl App {
     /// Prices the request on `listing` and holds it on that basis.
     async fn hold_priced(
         &self,
-        who: &Principal,
+        holder: UserId,
         request: &HoldRequest,
         listing: &ShowtimeListing,
         now: DateTime<Utc>,
@@ -261,7 +291,7 @@ impl App {
         let mut booking = Booking {
             id: BookingId::generate(),
             reference: boxoffice_store::new_reference()?,
-            user_id: who.user_id,
+            user_id: holder,
             showtime_id: request.showtime_id,
             status: BookingStatus::Held,
             total: items.iter().map(|i| i.price).sum(),
@@ -274,7 +304,7 @@ impl App {
         };
         let record = match keyed {
             Some((key, hash)) => Some(IdempotencyRecord {
-                user_id: who.user_id,
+                user_id: holder,
                 key: key.clone(),
                 request_hash: hash.clone(),
                 outcome: outcome_json(&HoldOutcome::Held {
@@ -331,11 +361,11 @@ impl App {
 
     async fn replay_stored(
         &self,
-        who: &Principal,
+        holder: UserId,
         key: &str,
         hash: &str,
     ) -> Result<Booking, AppError> {
-        match self.store.idempotency_record(who.user_id, key).await? {
+        match self.store.idempotency_record(holder, key).await? {
             Some(record) => self.replay(&record, hash).await,
             None => Err(AppError::Internal(anyhow::anyhow!(
                 "idempotency key {key:?} was reported taken but is not stored"

@@ -446,6 +446,13 @@ impl App {
         }
     }
 
+    /// The account an access token names, its signature and times checked but the account not
+    /// read: for a use case that checks the account itself, in its own transaction (a hold).
+    pub(crate) fn token_holder(&self, access_token: &str) -> Result<UserId, AppError> {
+        let claims = self.tokens.verify(access_token, self.clock.now())?;
+        Ok(UserId(claims.sub))
+    }
+
     /// The caller's account; an erased account no longer signs anything in.
     pub async fn me(&self, who: Principal) -> Result<User, AppError> {
         match self.store.user(who.user_id).await {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::StatusCode;
-use axum::http::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use boxoffice_app::{AppError, Principal};
@@ -32,18 +32,12 @@ pub enum AuthRejection {
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
         match self {
-            AuthRejection::Unauthenticated => {
-                let mut response = ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "Sign in: send `Authorization: Bearer <access_token>`.",
-                )
-                .into_response();
-                response
-                    .headers_mut()
-                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                response
-            }
+            AuthRejection::Unauthenticated => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Sign in: send `Authorization: Bearer <access_token>`.",
+            )
+            .into_response(),
             AuthRejection::Forbidden => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -62,7 +56,26 @@ async fn principal(
     state: &AppState,
     required: Role,
 ) -> Result<Principal, AuthRejection> {
-    let token = parts
+    let BearerToken(token) = bearer_token(parts)?;
+    let who = state.app.authenticate(&token).await.map_err(|e| match e {
+        AppError::Unauthenticated => AuthRejection::Unauthenticated,
+        other => AuthRejection::Failed(other.into()),
+    })?;
+    if who.role.includes(required) {
+        Ok(who)
+    } else {
+        Err(AuthRejection::Forbidden)
+    }
+}
+
+/// The request's bearer access token, neither verified nor looked up: for a handler whose use
+/// case checks it itself (a hold verifies the token and checks the account in its own
+/// transaction, a round trip less). Without one, 401 as for the role extractors.
+#[derive(Clone, Debug)]
+pub struct BearerToken(pub String);
+
+fn bearer_token(parts: &Parts) -> Result<BearerToken, AuthRejection> {
+    parts
         .headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -70,19 +83,15 @@ async fn principal(
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .ok_or(AuthRejection::Unauthenticated)?;
-    let who = state
-        .app
-        .authenticate(token.trim())
-        .await
-        .map_err(|e| match e {
-            AppError::Unauthenticated => AuthRejection::Unauthenticated,
-            other => AuthRejection::Failed(other.into()),
-        })?;
-    if who.role.includes(required) {
-        Ok(who)
-    } else {
-        Err(AuthRejection::Forbidden)
+        .map(|token| BearerToken(token.trim().to_owned()))
+        .ok_or(AuthRejection::Unauthenticated)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        bearer_token(parts)
     }
 }
 

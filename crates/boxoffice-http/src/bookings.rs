@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::{SignedIn, Staff};
+use crate::auth::{BearerToken, SignedIn, Staff};
 use crate::error::{ApiError, Json, Path, Problem, Query};
 use crate::extract::{IDEMPOTENCY_KEY_MAX, IdempotencyKeyHeader};
 use crate::pagination::{List, PageQuery};
@@ -203,7 +203,7 @@ impl From<BookingItem> for BookingItemResponse {
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn hold_seats(
     State(state): State<AppState>,
-    SignedIn(who): SignedIn,
+    BearerToken(token): BearerToken,
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     Json(body): Json<HoldBody>,
 ) -> Result<(StatusCode, axum::Json<BookingResponse>), ApiError> {
@@ -215,7 +215,7 @@ async fn hold_seats(
             .map(|s| (s.seat_id, s.ticket_type.into_plain()))
             .collect(),
     };
-    let booking = state.app.hold_seats(&who, input, key).await?;
+    let booking = state.app.hold_seats_with_token(&token, input, key).await?;
     Ok((StatusCode::CREATED, axum::Json(booking.into())))
 }
 

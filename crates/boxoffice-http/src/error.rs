@@ -5,7 +5,7 @@
 //! that is also in the response's `x-request-id` header.
 
 use axum::http::StatusCode;
-use axum::http::header::{CONTENT_TYPE, HeaderValue};
+use axum::http::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use axum::response::{IntoResponse, Response};
 use boxoffice_app::AppError;
 use boxoffice_domain::ValidationErrors;
@@ -167,6 +167,13 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        // Every 401 names the scheme to authenticate with (RFC 9110 §15.5.2), whether the
+        // token was refused by an extractor or by a use case that checks the account itself.
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Some(secs) = self.retry_after_secs {
             response
                 .headers_mut()

@@ -133,7 +133,7 @@ impl BookingDialect for PgBackend {
     }
 }
 
-/// What the hold function's refusals mean (their codes are listed in migration 0013).
+/// What the hold function's refusals mean (their codes are listed in migrations 0013 and 0014).
 fn hold_error(e: sqlx::Error) -> HoldError {
     let sqlx::Error::Database(d) = &e else {
         return HoldError::Store(store_error(e));
@@ -141,6 +141,7 @@ fn hold_error(e: sqlx::Error) -> HoldError {
     match d.code().as_deref() {
         Some("BXSTL") => HoldError::Stale,
         Some("BXKEY") => HoldError::KeyTaken,
+        Some("BXUSR") => HoldError::HolderGone,
         Some("P0002") => HoldError::Store(StoreError::NotFound),
         Some("BXSEA") => {
             let detail = d

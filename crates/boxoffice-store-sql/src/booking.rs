@@ -10,7 +10,7 @@
 //! Invariant 1 is the primary key of `seat_claims`: a claim is inserted, or takes over a claim
 //! whose hold has lapsed, or the hold fails. Nothing here weakens it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use boxoffice_domain::booking::{
@@ -60,6 +60,25 @@ pub mod hold_sql {
     /// `seat_version`. Every seat change runs it last in its transaction.
     pub const BUMP_VERSION: &str = "UPDATE showtimes SET seat_version = seat_version + 1 \
          WHERE id = $1 RETURNING seat_version";
+    /// Adds one to the seat-map versions of `count` showtimes (`$1` …), their rows locked first
+    /// in id order with `lock` (PostgreSQL's `FOR NO KEY UPDATE`: what the update itself takes,
+    /// so inserts referring to a showtime are not waited for), returning `id` and the new
+    /// `seat_version`. A sweep runs it once for all its showtimes, last, so that their rows stay
+    /// locked for the commit only and not for a round trip per showtime: a hold of one of them
+    /// waits on that row.
+    pub fn bump_versions(lock: &str, count: usize) -> String {
+        let list = super::placeholders(1, count);
+        format!(
+            "WITH locked AS MATERIALIZED ( \
+                 SELECT id FROM showtimes WHERE id IN {list} ORDER BY id {lock}) \
+             UPDATE showtimes SET seat_version = seat_version + 1 \
+             WHERE id IN (SELECT id FROM locked) \
+             RETURNING id, seat_version"
+        )
+    }
+    /// Whether the account `$1` a hold is for exists and is not erased (has a profile). A hold
+    /// checks it first; PostgreSQL's hold function runs the same check.
+    pub const HOLDER_EXISTS: &str = "SELECT 1 FROM profiles WHERE user_id = $1";
     /// Inserts a hold's booking row (`$2` its reference) unless the reference is taken.
     pub const INSERT_BOOKING: &str = "INSERT INTO bookings (id, reference, user_id, showtime_id, \
          status, total, currency, expires_at, created_at, updated_at) \
@@ -306,12 +325,42 @@ pub async fn sweep<D: BookingDialect>(
     let due: Vec<BookingId> = expired.iter().map(|(booking, ..)| *booking).collect();
     D::write_events(&mut tx, &expired_events(expired, now)).await?;
     let freed = freed_by_showtime(release::<D>(&mut tx, &due).await?);
-    let mut changes = Vec::with_capacity(freed.len());
-    for (showtime, seats) in freed {
-        changes.push(bump_version(&mut tx, showtime, seats).await?);
-    }
+    let changes = bump_versions::<D>(&mut tx, freed).await?;
     tx.commit().await?;
     Ok(changes)
+}
+
+/// Adds one to the seat-map version of every showtime in `freed`, in one statement
+/// ([`hold_sql::bump_versions`]), and returns their changes in showtime order. Run it last in
+/// its transaction, like [`bump_version`].
+pub async fn bump_versions<D: Dialect>(
+    sql: &mut impl Sql,
+    freed: BTreeMap<ShowtimeId, Vec<(SeatId, SeatState)>>,
+) -> Result<Vec<SeatChange>, StoreError> {
+    if freed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let statement = hold_sql::bump_versions(D::FOR_NO_KEY_UPDATE, freed.len());
+    let ids = freed.keys().map(|s| s.0.into()).collect();
+    let mut versions: HashMap<ShowtimeId, i64> = HashMap::with_capacity(freed.len());
+    for row in sql.fetch_all(statement, ids).await? {
+        versions.insert(ShowtimeId(row.get("id")?), row.get("seat_version")?);
+    }
+    freed
+        .into_iter()
+        .map(|(showtime_id, seats)| {
+            let version = versions.get(&showtime_id).copied().ok_or_else(|| {
+                StoreError::Other(anyhow::anyhow!(
+                    "showtime {showtime_id} was not there to announce its freed seats"
+                ))
+            })?;
+            Ok(SeatChange {
+                showtime_id,
+                version,
+                seats,
+            })
+        })
+        .collect()
 }
 
 /// Stores an idempotency record unless the caller's key is stored; whether it was stored.

@@ -318,6 +318,14 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<Held, HoldError> 
     let id = booking.id.0.as_bytes().as_slice();
     let now = epoch_millis(*now);
 
+    let holder = conn
+        .prepare_cached(hold_sql::HOLDER_EXISTS)
+        .and_then(|mut s| s.exists([booking.user_id.0.as_bytes().as_slice()]))
+        .map_err(store)?;
+    if !holder {
+        return Err(HoldError::HolderGone);
+    }
+
     let state: Option<(String, i64, bool)> = conn
         .prepare_cached(hold_sql::SHOWTIME_ON_SALE)
         .and_then(|mut s| {

@@ -107,6 +107,10 @@ pub enum HoldError {
     /// [`crate::PriceBasis`]). Nothing was held; read the showtime again and retry.
     #[error("the showtime changed since the hold was priced")]
     Stale,
+    /// The account the hold is for is erased or unknown, as the hold's own transaction found
+    /// it. Nothing was held.
+    #[error("the account the hold is for is erased or unknown")]
+    HolderGone,
     /// Anything else.
     #[error(transparent)]
     Store(#[from] StoreError),

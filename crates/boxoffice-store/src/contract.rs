@@ -68,6 +68,7 @@ macro_rules! store_contract_suite {
             racing_sweepers_expire_each_hold_once,
             cancelling_a_hold_releases_its_seats,
             holds_need_a_showtime_on_sale,
+            holds_are_for_accounts_that_exist,
             bookings_keep_their_frozen_prices_and_list_newest_first,
             bookings_have_unique_references,
             a_hold_is_extended_once_and_lapses_at_its_new_expiry,

@@ -415,6 +415,49 @@ pub async fn holds_need_a_showtime_on_sale(store: Arc<dyn Store>) {
     assert_eq!((states.version, states.taken.len()), (0, 0));
 }
 
+/// A hold is only for an account that still exists: the store checks it in the hold's own
+/// transaction (so an access token alone is enough to ask, and an erasure between the token and
+/// the hold is not missed). A hold for an erased or unknown account holds nothing, even on seats
+/// that are taken, and changes no version.
+pub async fn holds_are_for_accounts_that_exist(store: Arc<dyn Store>) {
+    let (s, seats, u) = on_sale(store.as_ref(), &["ssss"]).await;
+    let now = base_time();
+    let first = hold_of(u, &s, &[&seats[0]], now);
+    hold(store.as_ref(), &first, now, None).await.unwrap();
+
+    let gone = user("gone@example.com", Role::Customer);
+    store.insert_user(&gone, "hash").await.unwrap();
+    store.erase_user(gone.id, now).await.unwrap();
+    let unknown = UserId::generate();
+    for holder in [gone.id, unknown] {
+        for wanted in [&seats[1], &seats[0]] {
+            let b = hold_of(holder, &s, &[wanted], now);
+            let record = IdempotencyRecord {
+                user_id: holder,
+                key: format!("k-{}", b.id.0),
+                request_hash: "h".into(),
+                outcome: "{}".into(),
+                created_at: now,
+            };
+            let answer = hold(store.as_ref(), &b, now, Some(&record)).await;
+            assert!(
+                matches!(answer, Err(HoldError::HolderGone)),
+                "{holder}: {answer:?}"
+            );
+            assert!(matches!(
+                store.booking(b.id).await,
+                Err(StoreError::NotFound)
+            ));
+        }
+    }
+    let states = store.seat_states(s.id, now).await.unwrap();
+    assert_eq!(states.version, 1);
+    assert_eq!(
+        taken(&states).into_keys().collect::<Vec<_>>(),
+        vec![seats[0].id]
+    );
+}
+
 /// Invariant 3: a booking keeps the prices it was held at when the showtime's prices change;
 /// a user's bookings list newest first, page by page.
 pub async fn bookings_keep_their_frozen_prices_and_list_newest_first(store: Arc<dyn Store>) {
