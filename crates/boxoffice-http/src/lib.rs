@@ -17,6 +17,7 @@ mod openapi;
 mod ops;
 mod pagination;
 mod payments;
+pub mod proxies;
 mod schedule;
 pub mod server;
 pub mod telemetry;

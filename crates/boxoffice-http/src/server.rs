@@ -9,11 +9,16 @@
 //!   family's phones behind one address;
 //! - a graceful stop: in-flight requests finish, idle connections close.
 //!
+//! Each request reaches the router with its client's address as `ConnectInfo`: the TCP peer's,
+//! or, from a trusted proxy, the one the proxy forwarded ([`TrustedProxies`]), so that the
+//! rate limit and the failed sign-ins count per client behind nginx too. (The connection cap
+//! counts TCP peers: it is about sockets.)
+//!
 //! Request bodies and handlers are bounded by the router's own 30-second timeout.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -27,14 +32,18 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
-/// Limits on connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+use crate::proxies::TrustedProxies;
+
+/// Limits on connections, and whom to believe about client addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// How long a client may take to send a request head, and how long a keep-alive connection
     /// may sit idle.
     pub header_read_timeout: Duration,
     /// The most connections open at once from one client address.
     pub max_per_client: usize,
+    /// The reverse proxies whose `X-Forwarded-For` names the client (none by default).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ConnectionLimits {
@@ -42,6 +51,7 @@ impl Default for ConnectionLimits {
         Self {
             header_read_timeout: Duration::from_secs(10),
             max_per_client: 256,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -110,6 +120,7 @@ pub async fn serve(
         .keep_alive_timeout(limits.header_read_timeout);
     let builder = Arc::new(builder);
     let census = Census::default();
+    let proxies = Arc::new(limits.trusted_proxies.clone());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -135,8 +146,11 @@ pub async fn serve(
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
         let first_byte_timeout = limits.header_read_timeout;
+        let proxies = Arc::clone(&proxies);
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
+            let client = proxies.client(peer.ip(), req.headers());
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(client, peer.port())));
             router.clone().oneshot(req.map(axum::body::Body::new))
         });
         tokio::spawn(async move {

@@ -1,5 +1,6 @@
-//! The server loop on a real port: half-sent and idle connections are closed, and one address
-//! cannot hold more than its share of connections.
+//! The server loop on a real port: half-sent and idle connections are closed, one address
+//! cannot hold more than its share of connections, and behind a trusted proxy each client has
+//! its own budget.
 
 // Test helpers fail the test by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,6 +10,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use boxoffice_http::auth::RateLimit;
+use boxoffice_http::proxies::TrustedProxies;
 use boxoffice_http::server::{ConnectionLimits, serve};
 use common::Api;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,6 +46,7 @@ async fn half_sent_and_idle_connections_are_closed() {
         ConnectionLimits {
             header_read_timeout: Duration::from_millis(300),
             max_per_client: 16,
+            ..ConnectionLimits::default()
         },
     )
     .await;
@@ -76,6 +80,7 @@ async fn one_address_gets_a_bounded_number_of_connections() {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(30),
             max_per_client: 3,
+            ..ConnectionLimits::default()
         },
     )
     .await;
@@ -122,4 +127,50 @@ async fn one_address_gets_a_bounded_number_of_connections() {
     })
     .await;
     assert!(admitted.is_ok(), "no connection admitted after one closed");
+}
+
+/// The status code of `GET /api/v1/movies` sent with `X-Forwarded-For: forwarded_for`.
+async fn movies_status(addr: SocketAddr, forwarded_for: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /api/v1/movies HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: {forwarded_for}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_to_close(&mut stream).await;
+    answer.get(9..12).unwrap_or(&answer).to_owned()
+}
+
+/// Behind nginx (here, a trusted 127.0.0.1), the API budget counts per forwarded client: one
+/// client spending its budget leaves the others theirs. From a peer that is not trusted the
+/// header is ignored, so a client cannot get a fresh budget by writing a new address.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let limit = RateLimit::parse("2/m").unwrap();
+    let trusted = TrustedProxies::parse("127.0.0.1").unwrap();
+    let api = Api::with_rate_limit(limit).await;
+    let behind_nginx = start(
+        &api,
+        ConnectionLimits {
+            trusted_proxies: trusted,
+            ..ConnectionLimits::default()
+        },
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for client in ["203.0.113.1", "203.0.113.1", "203.0.113.1", "203.0.113.2"] {
+        statuses.push(movies_status(behind_nginx, client).await);
+    }
+    // The client cannot escape its budget by writing an address of its own: nginx appends the
+    // one it saw, and that is the one believed.
+    statuses.push(movies_status(behind_nginx, "198.51.100.7, 203.0.113.1").await);
+    assert_eq!(statuses, ["200", "200", "429", "200", "429"]);
+
+    let api = Api::with_rate_limit(limit).await;
+    let direct = start(&api, ConnectionLimits::default()).await;
+    let mut statuses = Vec::new();
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        statuses.push(movies_status(direct, client).await);
+    }
+    assert_eq!(statuses, ["200", "200", "429"]);
 }

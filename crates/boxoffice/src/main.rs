@@ -221,6 +221,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let limits = ConnectionLimits {
         header_read_timeout: args.header_timeout,
         max_per_client: args.max_connections_per_client.max(1),
+        trusted_proxies: args.trusted_proxies.clone(),
     };
     boxoffice_http::server::serve(listener, router, limits, stopped(stopping))
         .await
