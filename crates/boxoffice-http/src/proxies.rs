@@ -32,11 +32,6 @@ impl TrustedProxies {
             .map(Self)
     }
 
-    /// Whether nobody is trusted.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     fn trusts(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.0.iter().any(|net| net.contains(&ip))
@@ -47,18 +42,19 @@ impl TrustedProxies {
     /// or the leftmost entry when all are; `peer` when the header is missing or an entry in the
     /// way cannot be read (a proxy that writes garbage is not believed past it).
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        if self.0.is_empty() || !self.trusts(peer) {
+        if !self.trusts(peer) {
             return peer;
         }
-        let entries: Vec<&str> = headers
+        // Right to left: the last header line first, and each line's entries from its end.
+        let entries = headers
             .get_all("x-forwarded-for")
             .iter()
+            .rev()
             .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .collect();
+            .flat_map(|value| value.rsplit(','))
+            .map(str::trim);
         let mut client = peer;
-        for entry in entries.iter().rev() {
+        for entry in entries {
             let Ok(ip) = IpAddr::from_str(entry) else {
                 return client;
             };
@@ -99,7 +95,10 @@ mod tests {
     fn lists_parse() {
         let trusted = TrustedProxies::parse(" 127.0.0.1, 10.0.0.0/8,::1 ,").unwrap();
         assert_eq!(trusted.0.len(), 3);
-        assert!(TrustedProxies::parse("").unwrap().is_empty());
+        assert_eq!(
+            TrustedProxies::parse("").unwrap(),
+            TrustedProxies::default()
+        );
         for bad in ["localhost", "10.0.0.0/33", "1.2.3"] {
             assert!(TrustedProxies::parse(bad).is_err(), "{bad}");
         }

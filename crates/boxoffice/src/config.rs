@@ -137,7 +137,7 @@ pub struct ServeArgs {
     pub max_connections_per_client: usize,
     /// Reverse proxies whose `X-Forwarded-For` names the client, comma-separated addresses or
     /// networks (`127.0.0.1,10.0.0.0/8`); none by default, when the header is ignored.
-    #[arg(long, env = "BOXOFFICE_TRUSTED_PROXIES", default_value = "", value_parser = parse_trusted_proxies)]
+    #[arg(long, env = "BOXOFFICE_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
     pub trusted_proxies: TrustedProxies,
     /// Booking rules and workers.
     #[command(flatten)]
@@ -284,11 +284,6 @@ pub struct BookingArgs {
     /// the gateway never answered is sent again).
     #[arg(long, env = "BOXOFFICE_PAYMENT_RECONCILE_AFTER", default_value = "5m", value_parser = parse_duration)]
     pub payment_reconcile_after: Duration,
-}
-
-/// `BOXOFFICE_TRUSTED_PROXIES`: see [`TrustedProxies::parse`].
-pub fn parse_trusted_proxies(text: &str) -> Result<TrustedProxies, String> {
-    TrustedProxies::parse(text)
 }
 
 /// Parses `250ms`, `90s`, `10m` or `2h`.
