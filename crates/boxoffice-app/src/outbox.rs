@@ -1,8 +1,8 @@
 //! The outbox's consumers and the mail sender (invariant 10).
 //!
-//! The store writes every domain event with the change that caused it, plus one delivery per
-//! subscribed consumer. [`App::dispatch_outbox`] claims due deliveries under a lease and hands
-//! each to its consumer:
+//! The store writes every domain event with the change that caused it. [`App::dispatch_outbox`]
+//! claims the next batch of events (and due retries) under a lease and hands each event to every
+//! consumer subscribed to it:
 //!
 //! - `notifications` renders the email an event calls for and records it, once per event and
 //!   template (the store's unique key), for [`App::send_notifications`] to send over SMTP;
@@ -27,8 +27,8 @@ use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, EventId, NotificationId, RefundId, ShowtimeId};
 use boxoffice_store::outbox::{BUS, EMAIL, NOTIFICATIONS, SHOWTIME_REFUNDS};
 use boxoffice_store::{
-    Cancellation, Conflict, Delivery, DeliveryReport, NewNotification, Notification,
-    NotificationFilter, Page, PageRequest, StoreError,
+    Cancellation, Conflict, Delivery, DeliveryBatch, DeliveryFailure, DeliveryReport,
+    NewNotification, Notification, NotificationFilter, Page, PageRequest, StoreError,
 };
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
@@ -277,9 +277,12 @@ impl App {
             return Ok(Outcome::Idle);
         }
         // The bus gets its events one by one in outbox order; the other consumers (reads,
-        // rendering, refunds) run concurrently. Successes are recorded in one transaction, so a
-        // busy outbox costs the database a write per batch, not per event.
-        let (bus, others): (Vec<_>, Vec<_>) = batch.into_iter().partition(|d| d.consumer == BUS);
+        // rendering, refunds) run concurrently. The batch is settled in one transaction that
+        // writes only what failed, so a busy outbox costs the database a write per batch, not
+        // per event.
+        let DeliveryBatch { deliveries, span } = batch;
+        let (bus, others): (Vec<_>, Vec<_>) =
+            deliveries.into_iter().partition(|d| d.consumer == BUS);
         let in_order = async {
             let mut done = Vec::with_capacity(bus.len());
             for delivery in bus {
@@ -298,17 +301,18 @@ impl App {
         let (mut results, more) = tokio::join!(in_order, concurrent);
         results.extend(more);
         let now = self.clock.now();
-        let mut delivered = Vec::new();
+        let mut failed = Vec::new();
+        let mut settled = DeliveryBatch {
+            deliveries: Vec::with_capacity(results.len()),
+            span,
+        };
         for (delivery, result) in results {
+            let Err(refusal) = result else {
+                settled.deliveries.push(delivery);
+                continue;
+            };
             let record = &delivery.record;
             let consumer = delivery.consumer.as_str();
-            let refusal = match result {
-                Ok(()) => {
-                    delivered.push((record.id, delivery.consumer.clone()));
-                    continue;
-                }
-                Err(refusal) => refusal,
-            };
             let (error, retry_at) = match refusal {
                 Refusal::Retry(e) => (e, policy.retry_at(delivery.attempts, now)),
                 Refusal::Permanent(e) => (e, None),
@@ -322,13 +326,16 @@ impl App {
                     %error, "outbox delivery failed for good; parked as dead \
                      (an admin can replay it)"),
             }
-            self.store
-                .delivery_failed(record.id, consumer, &error, retry_at, now)
-                .await?;
+            failed.push(DeliveryFailure {
+                event: record.id,
+                consumer: delivery.consumer.clone(),
+                attempts: delivery.attempts,
+                error,
+                retry_at,
+            });
+            settled.deliveries.push(delivery);
         }
-        if !delivered.is_empty() {
-            self.store.deliveries_succeeded(&delivered, now).await?;
-        }
+        self.store.settle_deliveries(&settled, &failed, now).await?;
         Ok(Outcome::Worked)
     }
 

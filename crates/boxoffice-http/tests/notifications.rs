@@ -187,9 +187,16 @@ async fn a_paid_booking_is_mailed_once_over_smtp_with_its_tickets() {
         "delivery_not_dead",
     );
     let now = api.clock.now();
+    let failure = boxoffice_store::DeliveryFailure {
+        event,
+        consumer: "notifications".into(),
+        attempts: 1,
+        error: "forced for the test".into(),
+        retry_at: None,
+    };
     api.app
         .store()
-        .delivery_failed(event, "notifications", "forced for the test", None, now)
+        .settle_deliveries(&boxoffice_store::DeliveryBatch::default(), &[failure], now)
         .await
         .unwrap();
     let r = api

@@ -9,7 +9,7 @@
 //! showtime then seat, the showtime's version row last and only for the final statement), so
 //! holds, cancellations and sweepers cannot deadlock each other.
 //!
-//! A hold is one round trip: the function `boxoffice_hold` (migration 0013) runs the claim, the
+//! A hold is one round trip: the function `boxoffice_hold` (migrations 0013 and 0015) runs the claim, the
 //! booking, its items, the idempotency record, the event and the version bump as one statement,
 //! and raises to refuse, which rolls all of it back.
 //!
@@ -66,7 +66,7 @@ impl BookingDialect for PgBackend {
         let row = sqlx::query(
             "SELECT new_version, stored_reference FROM boxoffice_hold( \
                  $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)",
+                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
         )
         .bind(booking.showtime_id.0)
         .bind(basis.showtime_revision)
@@ -107,8 +107,6 @@ impl BookingDialect for PgBackend {
         .bind(events.subjects)
         .bind(events.payloads)
         .bind(events.times)
-        .bind(events.delivery_events)
-        .bind(events.delivery_consumers)
         .fetch_one(&self.pool)
         .await
         .map_err(hold_error)?;

@@ -2,16 +2,18 @@
 //! `OutboxStore` (see `boxoffice_store_sql::OutboxDialect`).
 //!
 //! State-changing methods call [`write_events`] inside their own transaction: one statement
-//! inserts the events and their deliveries. Dispatchers and mail senders claim due rows with
-//! `FOR UPDATE SKIP LOCKED` in the same statement that moves them past the lease, so racing
-//! claimers split the work and never take the same row twice within a lease. Outcomes are
-//! marked in one `unnest` (or `ANY`) statement per batch.
+//! inserts the events, each stamped with the writing transaction's id (the column's default),
+//! which orders the dispatcher's cursor ([`OutboxDialect::HORIZON`]). Dispatchers and mail
+//! senders claim due retries and notifications with `FOR UPDATE SKIP LOCKED` in the same
+//! statement that moves them past the lease, so racing claimers split the work and never take
+//! the same row twice within a lease. Sent notifications are marked in one `ANY` statement per
+//! batch.
 
 use async_trait::async_trait;
+use boxoffice_domain::NotificationId;
 use boxoffice_domain::event::EventRecord;
-use boxoffice_domain::{EventId, NotificationId};
 use boxoffice_store::StoreError;
-use boxoffice_store::outbox::{consumers_of, encode_event};
+use boxoffice_store::outbox::encode_event;
 use boxoffice_store_sql::OutboxDialect;
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
@@ -20,8 +22,7 @@ use uuid::Uuid;
 use crate::PgBackend;
 use crate::dialect::store_error;
 
-/// Writes `events` to the outbox with one pending delivery per consumer of each, due when the
-/// event occurred, in one statement inside `tx`. Nothing to write, no round trip.
+/// Writes `events` to the outbox in one statement inside `tx`. Nothing to write, no round trip.
 pub(crate) async fn write_events(
     tx: &mut Transaction<'static, Postgres>,
     events: &[EventRecord],
@@ -31,42 +32,31 @@ pub(crate) async fn write_events(
     }
     let rows = EventRows::of(events)?;
     sqlx::query(
-        "WITH e AS ( \
-             INSERT INTO outbox (id, topic, subject_id, payload, occurred_at) \
-             SELECT t.id, t.topic, t.subject_id, t.payload::jsonb, t.occurred_at \
-             FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[]) \
-                  WITH ORDINALITY AS t(id, topic, subject_id, payload, occurred_at, n) \
-             ORDER BY t.n \
-             RETURNING seq, id, occurred_at) \
-         INSERT INTO outbox_deliveries (event_seq, consumer, status, attempts, next_attempt_at, \
-             updated_at) \
-         SELECT e.seq, c.consumer, 'pending', 0, e.occurred_at, e.occurred_at \
-         FROM unnest($6::uuid[], $7::text[]) AS c(event_id, consumer) \
-         JOIN e ON e.id = c.event_id",
+        "INSERT INTO outbox (id, topic, subject_id, payload, occurred_at) \
+         SELECT t.id, t.topic, t.subject_id, t.payload::jsonb, t.occurred_at \
+         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[]) \
+              WITH ORDINALITY AS t(id, topic, subject_id, payload, occurred_at, n) \
+         ORDER BY t.n",
     )
     .bind(rows.ids)
     .bind(rows.topics)
     .bind(rows.subjects)
     .bind(rows.payloads)
     .bind(rows.times)
-    .bind(rows.delivery_events)
-    .bind(rows.delivery_consumers)
     .execute(&mut **tx)
     .await
     .map_err(store_error)?;
     Ok(())
 }
 
-/// Events and their deliveries as the column arrays PostgreSQL inserts with `unnest`: by the
-/// statement above, and by the hold function (`boxoffice_hold`, migration 0013).
+/// Events as the column arrays PostgreSQL inserts with `unnest`: by the statement above, and by
+/// the hold function (`boxoffice_hold`, migration 0015).
 pub(crate) struct EventRows {
     pub(crate) ids: Vec<Uuid>,
     pub(crate) topics: Vec<&'static str>,
     pub(crate) subjects: Vec<Uuid>,
     pub(crate) payloads: Vec<String>,
     pub(crate) times: Vec<DateTime<Utc>>,
-    pub(crate) delivery_events: Vec<Uuid>,
-    pub(crate) delivery_consumers: Vec<&'static str>,
 }
 
 impl EventRows {
@@ -77,20 +67,13 @@ impl EventRows {
             subjects: Vec::with_capacity(events.len()),
             payloads: Vec::with_capacity(events.len()),
             times: Vec::with_capacity(events.len()),
-            delivery_events: Vec::new(),
-            delivery_consumers: Vec::new(),
         };
         for record in events {
-            let topic = record.event.topic();
             rows.ids.push(record.id.0);
-            rows.topics.push(topic);
+            rows.topics.push(record.event.topic());
             rows.subjects.push(record.event.subject_id());
             rows.payloads.push(encode_event(&record.event)?);
             rows.times.push(record.occurred_at);
-            for consumer in consumers_of(&record.event) {
-                rows.delivery_events.push(record.id.0);
-                rows.delivery_consumers.push(*consumer);
-            }
         }
         Ok(rows)
     }
@@ -98,7 +81,12 @@ impl EventRows {
 
 #[async_trait]
 impl OutboxDialect for PgBackend {
-    const CLAIM_DELIVERIES: &'static str = "WITH claimed AS ( \
+    // Transaction ids below the snapshot's xmin belong to transactions that have all ended; any
+    // transaction that writes an event from now on has a larger one.
+    const HORIZON: Option<&'static str> =
+        Some("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon");
+
+    const CLAIM_RETRIES: &'static str = "WITH claimed AS ( \
              UPDATE outbox_deliveries d \
              SET attempts = d.attempts + 1, next_attempt_at = $2, updated_at = $1 \
              FROM (SELECT event_seq, consumer FROM outbox_deliveries \
@@ -121,28 +109,6 @@ impl OutboxDialect for PgBackend {
              WHERE n.id = c.id \
              RETURNING n.*) \
          SELECT * FROM claimed";
-
-    async fn deliveries_succeeded(
-        &self,
-        deliveries: &[(EventId, String)],
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        let events: Vec<Uuid> = deliveries.iter().map(|(e, _)| e.0).collect();
-        let consumers: Vec<&str> = deliveries.iter().map(|(_, c)| c.as_str()).collect();
-        let done = sqlx::query(
-            "UPDATE outbox_deliveries d SET status = 'delivered', updated_at = $3 \
-             FROM unnest($1::uuid[], $2::text[]) AS t(event_id, consumer) \
-             JOIN outbox o ON o.id = t.event_id \
-             WHERE d.event_seq = o.seq AND d.consumer = t.consumer",
-        )
-        .bind(&events)
-        .bind(&consumers)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(done.rows_affected())
-    }
 
     async fn notifications_sent(
         &self,

@@ -1,19 +1,24 @@
 //! The outbox (invariant 10): the [`OutboxStore`] the dispatcher and the mail sender work from.
-//! State changes write their events with [`Dialect::write_events`] inside their own transaction.
+//! State changes write their events with [`Dialect::write_events`] inside their own transaction,
+//! one row per event.
 //!
-//! Claims are where the dialects really differ, so each backend gives its claim statements
-//! through [`OutboxDialect`]: PostgreSQL claims with `FOR UPDATE SKIP LOCKED`, so that racing
-//! claimers split the work; SQLite moves each claimed row's `next_attempt_at` past the lease in
-//! one `UPDATE … RETURNING`, and its one writer serialises two claims so that the second sees the
-//! first's rows as not due. Either way `next_attempt_at` is the lease: a claimer that dies leaves
-//! its rows due again when the lease ends.
+//! The dispatcher reads the outbox behind one cursor (`outbox_cursor`), in (xid, seq) order: a
+//! claim moves the cursor past the next span of committed events and records the span with its
+//! lease (`outbox_spans`), in one transaction; settling the batch deletes the span and writes a
+//! delivery row only for what failed (`outbox_deliveries`: the retries and the dead letters).
+//! The backends differ in how far the cursor may go ([`OutboxDialect::HORIZON`]) and in how racing claims of lapsed spans, retries and notifications split the rows:
+//! PostgreSQL takes them with `FOR UPDATE SKIP LOCKED`; SQLite's one writer serialises two
+//! claims, so that the second sees the first's rows as leased. Either way the lease is a time:
+//! a claimer that dies leaves its rows and its span due again when the lease ends.
+
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use boxoffice_domain::event::EventRecord;
 use boxoffice_domain::{EventId, NotificationId};
 use boxoffice_store::outbox::{
-    Delivery, DeliveryReport, DeliveryStatus, NewNotification, Notification, NotificationFilter,
-    NotificationStatus, OutboxStore, decode_event,
+    Delivery, DeliveryBatch, DeliveryFailure, DeliveryReport, DeliveryStatus, NewNotification,
+    Notification, NotificationFilter, NotificationStatus, OutboxStore, consumers_of, decode_event,
 };
 use boxoffice_store::{Cursor, Page, PageRequest, StoreError};
 use chrono::{DateTime, Utc};
@@ -21,42 +26,26 @@ use uuid::Uuid;
 
 use crate::{Dialect, Json, Record, Sql, SqlStore, Transaction, args, found, narrow};
 
-/// What the outbox needs of a backend beyond the [`Dialect`]: its claim statements, and its
-/// batch writes where it has a better one than a statement per row.
+/// What the outbox needs of a backend beyond the [`Dialect`]: what the cursor may read, its
+/// claim statements, and its batch writes where it has a better one than a statement per row.
 #[async_trait]
 pub trait OutboxDialect: Dialect {
-    /// Claims up to `$3` deliveries that are pending and due at `$1`, counting a try and moving
-    /// `next_attempt_at` to `$2` (the lease). Returns, for each claimed delivery, its
+    /// A query of one `bigint` column `horizon`: every transaction whose id (an event's `xid`)
+    /// is below it has ended, so no event will ever be written before an event whose `xid` is
+    /// below it, and the cursor may pass it. `None` where the outbox's order is its commit order,
+    /// so that every stored event may be passed.
+    const HORIZON: Option<&'static str>;
+
+    /// Claims up to `$3` failed deliveries that are pending and due at `$1`, counting a try and
+    /// moving `next_attempt_at` to `$2` (the lease). Returns, for each claimed delivery, its
     /// `event_seq`, `consumer` and `attempts` and its event's `id`, `payload` and
     /// `occurred_at`, in any order.
-    const CLAIM_DELIVERIES: &'static str;
+    const CLAIM_RETRIES: &'static str;
 
     /// Claims up to `$3` notifications that are pending and due at `$1`, counting a try and
     /// moving `next_attempt_at` to `$2` (the lease). Returns every column of each claimed
     /// notification, in any order.
     const CLAIM_NOTIFICATIONS: &'static str;
-
-    /// Marks `deliveries` delivered at `now`; how many there were. One statement per delivery
-    /// in one transaction, unless the backend batches them.
-    async fn deliveries_succeeded(
-        &self,
-        deliveries: &[(EventId, String)],
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        let mut marked = 0;
-        for (event, consumer) in deliveries {
-            marked += tx
-                .execute(
-                    "UPDATE outbox_deliveries SET status = 'delivered', updated_at = $3 \
-                     WHERE event_seq = (SELECT seq FROM outbox WHERE id = $1) AND consumer = $2",
-                    args![event.0, consumer, now],
-                )
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(marked)
-    }
 
     /// Marks the notifications `ids` sent at `now`; how many there were. One statement per
     /// notification in one transaction, unless the backend batches them.
@@ -79,6 +68,37 @@ pub trait OutboxDialect: Dialect {
         tx.commit().await?;
         Ok(marked)
     }
+}
+
+/// A place in the outbox's commit order.
+type Position = (i64, i64);
+
+/// The columns of an event the cursor reads, in its order.
+const SPAN_EVENTS: &str = "SELECT xid, seq, id, payload, occurred_at FROM outbox ";
+
+/// Every delivery of the events in `rows` (read with [`SPAN_EVENTS`]), with `attempts` tries,
+/// in the rows' order and each event's consumers by name.
+fn first_tries(rows: &[impl Record], attempts: u32) -> Result<Vec<Delivery>, StoreError> {
+    let mut deliveries = Vec::new();
+    for row in rows {
+        let record = event_of(row)?;
+        let mut consumers = consumers_of(&record.event).to_vec();
+        consumers.sort_unstable();
+        for consumer in consumers {
+            deliveries.push(Delivery {
+                record: record.clone(),
+                consumer: (*consumer).to_owned(),
+                attempts,
+                retry: false,
+            });
+        }
+    }
+    Ok(deliveries)
+}
+
+/// The position of a row read with [`SPAN_EVENTS`].
+fn position_of(row: &impl Record) -> Result<Position, StoreError> {
+    Ok((row.get("xid")?, row.get("seq")?))
 }
 
 /// An event from a row with its `id`, `payload` and `occurred_at`.
@@ -164,6 +184,107 @@ fn parse_time_cursor(cursor: &Cursor) -> Result<(DateTime<Utc>, Option<String>),
     Ok((at, tie))
 }
 
+/// How long a claim waits for transactions that may still write events before the ones it
+/// read, before it takes only what is surely complete.
+const HORIZON_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl<D: OutboxDialect> SqlStore<D> {
+    /// Takes the next span behind the cursor in `tx`, or none when nothing may be passed.
+    ///
+    /// Where the outbox has a horizon (PostgreSQL), events at or above it may still get
+    /// company before them: the claim then lets go of the cursor, waits until the horizon has
+    /// passed what it read (transactions are short: a few milliseconds), and reads again; after
+    /// [`HORIZON_WAIT`] it takes the part below the horizon. Waiting does not delay delivery:
+    /// those events could not have been delivered sooner, and it keeps spans whole.
+    async fn claim_span(
+        &self,
+        mut tx: D::Tx,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<(D::Tx, Option<Uuid>, Vec<Delivery>), StoreError> {
+        let deadline = std::time::Instant::now() + HORIZON_WAIT;
+        loop {
+            // The lock on the cursor's row makes racing claims take one span each, in turn.
+            let cursor = tx
+                .fetch_one(
+                    format!(
+                        "SELECT claimed_xid, claimed_seq FROM outbox_cursor WHERE id = 1 {}",
+                        D::FOR_UPDATE
+                    ),
+                    args![],
+                )
+                .await?;
+            let after: Position = (cursor.get("claimed_xid")?, cursor.get("claimed_seq")?);
+            // The horizon first: the events read after it include every event below it.
+            let horizon = match D::HORIZON {
+                Some(sql) => tx.fetch_one(sql, args![]).await?.get::<i64>("horizon")?,
+                None => i64::MAX,
+            };
+            let rows = tx
+                .fetch_all(
+                    format!("{SPAN_EVENTS} WHERE (xid, seq) > ($1, $2) ORDER BY xid, seq LIMIT $3"),
+                    args![after.0, after.1, limit],
+                )
+                .await?;
+            let mut passable = 0;
+            for row in &rows {
+                if row.get::<i64>("xid")? >= horizon {
+                    break;
+                }
+                passable += 1;
+            }
+            if passable < rows.len() && std::time::Instant::now() < deadline {
+                let newest = position_of(&rows[rows.len() - 1])?.0;
+                drop(tx);
+                self.await_horizon(newest, deadline).await?;
+                tx = self.begin().await?;
+                continue;
+            }
+            let rows = &rows[..passable];
+            let Some(last) = rows.last() else {
+                return Ok((tx, None, Vec::new()));
+            };
+            let last = position_of(last)?;
+            let id = Uuid::now_v7();
+            tx.execute(
+                "UPDATE outbox_cursor SET claimed_xid = $1, claimed_seq = $2 WHERE id = 1",
+                args![last.0, last.1],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO outbox_spans (id, after_xid, after_seq, last_xid, last_seq, \
+                 attempts, leased_until) VALUES ($1, $2, $3, $4, $5, 1, $6)",
+                args![id, after.0, after.1, last.0, last.1, lease_until],
+            )
+            .await?;
+            return Ok((tx, Some(id), first_tries(rows, 1)?));
+        }
+    }
+
+    /// Waits until the horizon is above `xid`, or until `deadline`.
+    async fn await_horizon(
+        &self,
+        xid: i64,
+        deadline: std::time::Instant,
+    ) -> Result<(), StoreError> {
+        let Some(sql) = D::HORIZON else {
+            return Ok(());
+        };
+        while std::time::Instant::now() < deadline {
+            let horizon: i64 = self
+                .writer()
+                .fetch_one(sql, args![])
+                .await?
+                .get("horizon")?;
+            if horizon > xid {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl<D: OutboxDialect> OutboxStore for SqlStore<D> {
     async fn events_about(&self, subject_id: Uuid) -> Result<Vec<EventRecord>, StoreError> {
@@ -183,12 +304,50 @@ impl<D: OutboxDialect> OutboxStore for SqlStore<D> {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        let rows = self
-            .writer()
-            .fetch_all(D::CLAIM_DELIVERIES, args![now, lease_until, limit])
+    ) -> Result<DeliveryBatch, StoreError> {
+        let mut tx = self.begin().await?;
+        // A span whose dispatcher died, as it was; else the next one behind the cursor.
+        let lapsed = tx
+            .fetch_optional(
+                format!(
+                    "UPDATE outbox_spans SET attempts = attempts + 1, leased_until = $2 \
+                     WHERE id = (SELECT id FROM outbox_spans WHERE leased_until <= $1 \
+                         ORDER BY after_xid, after_seq LIMIT 1 {}) \
+                     RETURNING id, after_xid, after_seq, last_xid, last_seq, attempts",
+                    D::FOR_UPDATE_SKIP_LOCKED
+                ),
+                args![now, lease_until],
+            )
             .await?;
-        let mut claimed = rows
+        let (span, mut deliveries) = match lapsed {
+            Some(span) => {
+                let rows = tx
+                    .fetch_all(
+                        format!(
+                            "{SPAN_EVENTS} WHERE (xid, seq) > ($1, $2) AND (xid, seq) <= ($3, $4) \
+                             ORDER BY xid, seq"
+                        ),
+                        args![
+                            span.get::<i64>("after_xid")?,
+                            span.get::<i64>("after_seq")?,
+                            span.get::<i64>("last_xid")?,
+                            span.get::<i64>("last_seq")?
+                        ],
+                    )
+                    .await?;
+                let attempts = attempts_of(&span)?;
+                (Some(span.get::<Uuid>("id")?), first_tries(&rows, attempts)?)
+            }
+            None => {
+                let (tx_next, span, first) = self.claim_span(tx, lease_until, limit).await?;
+                tx = tx_next;
+                (span, first)
+            }
+        };
+        let retries = tx
+            .fetch_all(D::CLAIM_RETRIES, args![now, lease_until, limit])
+            .await?;
+        let mut retries = retries
             .iter()
             .map(|row| {
                 let seq: i64 = row.get("event_seq")?;
@@ -196,45 +355,70 @@ impl<D: OutboxDialect> OutboxStore for SqlStore<D> {
                     record: event_of(row)?,
                     consumer: row.get("consumer")?,
                     attempts: attempts_of(row)?,
+                    retry: true,
                 };
                 Ok((seq, delivery))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        // In the order the events were written, each event's consumers by name.
-        claimed.sort_by(|(a, x), (b, y)| (a, &x.consumer).cmp(&(b, &y.consumer)));
-        Ok(claimed.into_iter().map(|(_, delivery)| delivery).collect())
+        tx.commit().await?;
+        retries.sort_by(|(a, x), (b, y)| (a, &x.consumer).cmp(&(b, &y.consumer)));
+        deliveries.extend(retries.into_iter().map(|(_, delivery)| delivery));
+        Ok(DeliveryBatch { deliveries, span })
     }
 
-    async fn deliveries_succeeded(
+    async fn settle_deliveries(
         &self,
-        deliveries: &[(EventId, String)],
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        if deliveries.is_empty() {
-            return Ok(0);
-        }
-        self.dialect.deliveries_succeeded(deliveries, now).await
-    }
-
-    async fn delivery_failed(
-        &self,
-        event: EventId,
-        consumer: &str,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
+        batch: &DeliveryBatch,
+        failed: &[DeliveryFailure],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        found(
-            self.writer()
-                .execute(
-                    "UPDATE outbox_deliveries \
-                     SET status = CASE WHEN $4 IS NULL THEN 'dead' ELSE 'pending' END, \
-                         next_attempt_at = COALESCE($4, $5), last_error = $3, updated_at = $5 \
-                     WHERE event_seq = (SELECT seq FROM outbox WHERE id = $1) AND consumer = $2",
-                    args![event.0, consumer, error, retry_at, now],
-                )
-                .await?,
-        )
+        let failures: HashSet<(EventId, &str)> = failed
+            .iter()
+            .map(|f| (f.event, f.consumer.as_str()))
+            .collect();
+        let recovered: Vec<&Delivery> = batch
+            .deliveries
+            .iter()
+            .filter(|d| d.retry && !failures.contains(&(d.record.id, d.consumer.as_str())))
+            .collect();
+        if failed.is_empty() && recovered.is_empty() && batch.span.is_none() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for f in failed {
+            // A first try's failure writes the delivery's row; a retry's updates it.
+            tx.execute(
+                "INSERT INTO outbox_deliveries (event_seq, consumer, status, attempts, \
+                     next_attempt_at, last_error, updated_at) \
+                 SELECT seq, $2, CASE WHEN $5 IS NULL THEN 'dead' ELSE 'pending' END, $3, \
+                     COALESCE($5, $6), $4, $6 FROM outbox WHERE id = $1 \
+                 ON CONFLICT (event_seq, consumer) DO UPDATE SET status = excluded.status, \
+                     attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at, \
+                     last_error = excluded.last_error, updated_at = excluded.updated_at",
+                args![
+                    f.event.0,
+                    &f.consumer,
+                    f.attempts,
+                    &f.error,
+                    f.retry_at,
+                    now
+                ],
+            )
+            .await?;
+        }
+        for d in recovered {
+            tx.execute(
+                "UPDATE outbox_deliveries SET status = 'delivered', updated_at = $3 \
+                 WHERE event_seq = (SELECT seq FROM outbox WHERE id = $1) AND consumer = $2",
+                args![d.record.id.0, &d.consumer, now],
+            )
+            .await?;
+        }
+        if let Some(span) = batch.span {
+            tx.execute("DELETE FROM outbox_spans WHERE id = $1", args![span])
+                .await?;
+        }
+        tx.commit().await
     }
 
     async fn dead_deliveries(
@@ -279,15 +463,67 @@ impl<D: OutboxDialect> OutboxStore for SqlStore<D> {
     }
 
     async fn deliveries_of(&self, event: EventId) -> Result<Vec<DeliveryReport>, StoreError> {
-        self.reader()
-            .fetch_all(
-                format!("{REPORT_SELECT} WHERE o.id = $1 ORDER BY d.consumer"),
+        let Some(row) = self
+            .reader()
+            .fetch_optional(
+                "SELECT o.id, o.payload, o.occurred_at, \
+                     (o.xid, o.seq) <= (c.claimed_xid, c.claimed_seq) AS claimed, \
+                     (SELECT max(s.attempts) FROM outbox_spans s \
+                      WHERE (o.xid, o.seq) > (s.after_xid, s.after_seq) \
+                        AND (o.xid, o.seq) <= (s.last_xid, s.last_seq)) AS span_attempts, \
+                     (SELECT max(s.leased_until) FROM outbox_spans s \
+                      WHERE (o.xid, o.seq) > (s.after_xid, s.after_seq) \
+                        AND (o.xid, o.seq) <= (s.last_xid, s.last_seq)) AS leased_until \
+                 FROM outbox o, outbox_cursor c WHERE o.id = $1",
                 args![event.0],
             )
             .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let record = event_of(&row)?;
+        let claimed: bool = row.get("claimed")?;
+        let span_attempts: Option<i64> = row.get("span_attempts")?;
+        let leased_until: Option<DateTime<Utc>> = row.get("leased_until")?;
+        let mut recorded: HashMap<String, DeliveryReport> = self
+            .reader()
+            .fetch_all(format!("{REPORT_SELECT} WHERE o.id = $1"), args![event.0])
+            .await?
             .iter()
-            .map(report_of)
-            .collect()
+            .map(|row| report_of(row).map(|r| (r.consumer.clone(), r)))
+            .collect::<Result<_, _>>()?;
+        let at = record.occurred_at;
+        let mut reports: Vec<DeliveryReport> = consumers_of(&record.event)
+            .iter()
+            .map(|consumer| {
+                if let Some(report) = recorded.remove(*consumer) {
+                    return Ok(report);
+                }
+                // No row: the cursor has not passed it, its span is out, or it was delivered.
+                let (status, attempts, next_attempt_at) = match (claimed, span_attempts) {
+                    (false, _) => (DeliveryStatus::Pending, 0, at),
+                    (true, Some(tries)) => (
+                        DeliveryStatus::Pending,
+                        narrow(tries, "attempt count")?,
+                        leased_until.unwrap_or(at),
+                    ),
+                    (true, None) => (DeliveryStatus::Delivered, 1, at),
+                };
+                Ok(DeliveryReport {
+                    record: record.clone(),
+                    consumer: (*consumer).to_owned(),
+                    status,
+                    attempts,
+                    last_error: None,
+                    next_attempt_at,
+                    updated_at: at,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        // Rows of consumers the event no longer routes to (written by an older release).
+        reports.extend(recorded.into_values());
+        reports.sort_by(|a, b| a.consumer.cmp(&b.consumer));
+        Ok(reports)
     }
 
     async fn replay_delivery(
@@ -297,21 +533,31 @@ impl<D: OutboxDialect> OutboxStore for SqlStore<D> {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let seq: i64 = tx
-            .fetch_one("SELECT seq FROM outbox WHERE id = $1", args![event.0])
-            .await?
-            .get("seq")?;
-        let status: String = tx
+        let row = tx
             .fetch_one(
+                "SELECT seq, id, payload, occurred_at FROM outbox WHERE id = $1",
+                args![event.0],
+            )
+            .await?;
+        let seq: i64 = row.get("seq")?;
+        let status = tx
+            .fetch_optional(
                 format!(
                     "SELECT status FROM outbox_deliveries WHERE event_seq = $1 AND consumer = $2 {}",
                     D::FOR_UPDATE
                 ),
                 args![seq, consumer],
             )
-            .await?
-            .get("status")?;
-        if DeliveryStatus::parse(&status)? != DeliveryStatus::Dead {
+            .await?;
+        let Some(status) = status else {
+            // No row: never failed, so not dead; unless the event has no such consumer.
+            return if consumers_of(&event_of(&row)?.event).contains(&consumer) {
+                Ok(false)
+            } else {
+                Err(StoreError::NotFound)
+            };
+        };
+        if DeliveryStatus::parse(&status.get::<String>("status")?)? != DeliveryStatus::Dead {
             return Ok(false);
         }
         tx.execute(
@@ -325,22 +571,35 @@ impl<D: OutboxDialect> OutboxStore for SqlStore<D> {
     }
 
     async fn purge_delivered_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        // Old enough, passed by the cursor, in no span still out, and with no delivery row that
+        // is not delivered.
+        let done = |o: &str| {
+            format!(
+                "{o}.occurred_at < $1 \
+                 AND ({o}.xid, {o}.seq) <= (SELECT claimed_xid, claimed_seq FROM outbox_cursor) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox_spans s \
+                     WHERE ({o}.xid, {o}.seq) > (s.after_xid, s.after_seq) \
+                       AND ({o}.xid, {o}.seq) <= (s.last_xid, s.last_seq)) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d \
+                     WHERE d.event_seq = {o}.seq AND d.status <> 'delivered')"
+            )
+        };
         let mut tx = self.begin().await?;
-        // The deliveries first, explicitly, rather than by the foreign key's cascade: the purge
-        // must not depend on how a connection was opened (SQLite enforces foreign keys only
-        // where a connection asks it to).
+        // The delivered rows first, explicitly, rather than by the foreign key's cascade: the
+        // purge must not depend on how a connection was opened (SQLite enforces foreign keys
+        // only where a connection asks it to).
         tx.execute(
-            "DELETE FROM outbox_deliveries WHERE event_seq IN ( \
-                 SELECT seq FROM outbox o WHERE o.occurred_at < $1 AND NOT EXISTS ( \
-                     SELECT 1 FROM outbox_deliveries d \
-                     WHERE d.event_seq = o.seq AND d.status <> 'delivered'))",
+            format!(
+                "DELETE FROM outbox_deliveries WHERE event_seq IN (SELECT o.seq FROM outbox o \
+                 WHERE {})",
+                done("o")
+            ),
             args![before],
         )
         .await?;
         let purged = tx
             .execute(
-                "DELETE FROM outbox WHERE occurred_at < $1 AND NOT EXISTS ( \
-                     SELECT 1 FROM outbox_deliveries d WHERE d.event_seq = outbox.seq)",
+                format!("DELETE FROM outbox WHERE {}", done("outbox")),
                 args![before],
             )
             .await?;

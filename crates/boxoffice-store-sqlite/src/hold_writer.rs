@@ -22,7 +22,7 @@ use std::time::Duration;
 use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange, SeatState};
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
-use boxoffice_store::outbox::{consumers_of, encode_event};
+use boxoffice_store::outbox::encode_event;
 use boxoffice_store::{
     Held, HoldError, IdempotencyRecord, PriceBasis, REFERENCE_ATTEMPTS, StoreError, new_reference,
 };
@@ -475,8 +475,8 @@ fn insert_booking(conn: &Connection, booking: &Booking) -> Result<BookingReferen
     ))))
 }
 
-/// Writes an event and its pending deliveries to the outbox, inside the hold's savepoint so that
-/// a refused hold leaves no event behind. The same rows as `outbox::write_events`, on this
+/// Writes an event to the outbox, inside the hold's savepoint so that a refused hold leaves no
+/// event behind. The same rows as `outbox::write_events`, on this
 /// connection's cached statements.
 fn write_event(conn: &Connection, record: &EventRecord) -> Result<(), StoreError> {
     let at = epoch_millis(record.occurred_at);
@@ -495,16 +495,6 @@ fn write_event(conn: &Connection, record: &EventRecord) -> Result<(), StoreError
         ])
     })
     .map_err(store)?;
-    let seq = conn.last_insert_rowid();
-    let mut deliver = conn
-        .prepare_cached(
-            "INSERT INTO outbox_deliveries (event_seq, consumer, status, attempts, \
-             next_attempt_at, updated_at) VALUES (?1, ?2, 'pending', 0, ?3, ?3)",
-        )
-        .map_err(store)?;
-    for consumer in consumers_of(&record.event) {
-        deliver.execute(params![seq, consumer, at]).map_err(store)?;
-    }
     Ok(())
 }
 
@@ -651,19 +641,17 @@ mod tests {
             assert_eq!(deliveries[0].attempts, 0);
             assert_eq!(deliveries[0].next_attempt_at, now);
         }
-        // Nothing else reached the tables: no orphan delivery of the refused hold either.
-        let counts: (i64, i64, i64) = conn
+        // Nothing else reached the tables: the events are all the outbox holds of them (no
+        // delivery rows: the cursor delivers them), and none of the refused hold.
+        let counts: (i64, i64) = conn
             .query_row(
                 "SELECT (SELECT count(*) FROM outbox WHERE topic = 'booking.held'), \
-                        (SELECT count(*) FROM outbox_deliveries d JOIN outbox o \
-                         ON o.seq = d.event_seq WHERE o.topic = 'booking.held'), \
-                        (SELECT count(*) FROM outbox_deliveries d WHERE NOT EXISTS \
-                         (SELECT 1 FROM outbox o WHERE o.seq = d.event_seq))",
+                        (SELECT count(*) FROM outbox_deliveries)",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
-        assert_eq!(counts, (2, 2, 0));
+        assert_eq!(counts, (2, 0));
 
         drop(conn);
         store.close().await;

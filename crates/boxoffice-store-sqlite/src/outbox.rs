@@ -3,18 +3,15 @@
 //! `boxoffice_store_sql::OutboxDialect`). (Holds write their `booking.held` on the hold writer's
 //! connection: see `hold_writer.rs`.)
 //!
-//! Claims are one `UPDATE … RETURNING` that moves each claimed row's `next_attempt_at` past the
-//! lease. SQLite has one writer at a time, so two dispatchers' claims serialise and the second
+//! Claims of retries and notifications are one `UPDATE … RETURNING` that moves each claimed
+//! row's `next_attempt_at` past the lease. SQLite has one writer at a time, so two dispatchers' claims serialise and the second
 //! sees the first's rows as not due: that is the lease PostgreSQL gets from `SKIP LOCKED`.
-
-use std::collections::HashMap;
 
 use boxoffice_domain::event::EventRecord;
 use boxoffice_store::StoreError;
-use boxoffice_store::outbox::{consumers_of, encode_event};
+use boxoffice_store::outbox::encode_event;
 use boxoffice_store_sql::OutboxDialect;
 use sqlx::{AssertSqlSafe, SqliteConnection};
-use uuid::Uuid;
 
 use crate::SqliteBackend;
 use crate::dialect::store_error;
@@ -24,8 +21,8 @@ use crate::encoding::epoch_millis;
 /// bound parameters.
 const EVENTS_PER_STATEMENT: usize = 100;
 
-/// Writes `events` to the outbox with one pending delivery per consumer of each, due at once.
-/// Call it inside the transaction that makes the change the events announce.
+/// Writes `events` to the outbox. Call it inside the transaction that makes the change the
+/// events announce.
 pub(crate) async fn write_events(
     conn: &mut SqliteConnection,
     events: &[EventRecord],
@@ -36,7 +33,7 @@ pub(crate) async fn write_events(
     Ok(())
 }
 
-/// Two statements whatever the number of events: a sweep that expires hundreds of holds writes
+/// One statement whatever the number of events: a sweep that expires hundreds of holds writes
 /// their events without a round trip per row while it holds the write lock.
 async fn write_chunk(
     conn: &mut SqliteConnection,
@@ -45,9 +42,8 @@ async fn write_chunk(
     if events.is_empty() {
         return Ok(());
     }
-    let mut insert = sqlx::query_as::<_, (i64, Uuid)>(AssertSqlSafe(format!(
-        "INSERT INTO outbox (id, topic, subject_id, payload, occurred_at) VALUES {} \
-         RETURNING seq, id",
+    let mut insert = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO outbox (id, topic, subject_id, payload, occurred_at) VALUES {}",
         tuples(events.len(), 5)
     )));
     for record in events {
@@ -57,34 +53,6 @@ async fn write_chunk(
             .bind(record.event.subject_id())
             .bind(encode_event(&record.event)?)
             .bind(epoch_millis(record.occurred_at));
-    }
-    let seqs: HashMap<Uuid, i64> = insert
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(store_error)?
-        .into_iter()
-        .map(|(seq, id)| (id, seq))
-        .collect();
-    let mut deliveries = Vec::new();
-    for record in events {
-        let seq = seqs.get(&record.id.0).copied().ok_or_else(|| {
-            StoreError::Other(anyhow::anyhow!("event {} was not stored", record.id.0))
-        })?;
-        for consumer in consumers_of(&record.event) {
-            deliveries.push((seq, *consumer, epoch_millis(record.occurred_at)));
-        }
-    }
-    if deliveries.is_empty() {
-        return Ok(());
-    }
-    let mut insert = sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO outbox_deliveries (event_seq, consumer, next_attempt_at, updated_at, \
-         status, attempts) SELECT column1, column2, column3, column3, 'pending', 0 \
-         FROM (VALUES {})",
-        tuples(deliveries.len(), 3)
-    )));
-    for (seq, consumer, at) in deliveries {
-        insert = insert.bind(seq).bind(consumer).bind(at);
     }
     insert.execute(&mut *conn).await.map_err(store_error)?;
     Ok(())
@@ -105,11 +73,15 @@ fn tuples(rows: usize, width: usize) -> String {
 }
 
 /// SQLite's claims: the lease column moved in the claiming statement, which the one writer
-/// runs alone. Outcomes are marked one statement per row (the shared default): they are few per
-/// batch, and the write lock is held for the whole transaction anyway.
+/// runs alone. Sent notifications are marked one statement per row (the shared default): they
+/// are few per batch, and the write lock is held for the whole transaction anyway.
 impl OutboxDialect for SqliteBackend {
+    // One writer: sequence numbers are handed out in commit order, so every stored event may be
+    // passed.
+    const HORIZON: Option<&'static str> = None;
+
     // RETURNING may read only the updated table; the event's columns come by its sequence number.
-    const CLAIM_DELIVERIES: &'static str = "UPDATE outbox_deliveries \
+    const CLAIM_RETRIES: &'static str = "UPDATE outbox_deliveries \
          SET attempts = attempts + 1, next_attempt_at = $2, updated_at = $1 \
          WHERE rowid IN (SELECT rowid FROM outbox_deliveries \
              WHERE status = 'pending' AND next_attempt_at <= $1 \
@@ -139,6 +111,7 @@ mod tests {
         ScheduleStore, Settled, Settlement,
     };
     use chrono::Duration;
+    use uuid::Uuid;
 
     use super::*;
 

@@ -101,6 +101,8 @@ macro_rules! store_contract_suite {
             deliveries_are_leased_retried_parked_and_replayed,
             deliveries_come_in_order_and_dead_ones_page,
             racing_dispatchers_claim_each_delivery_once,
+            racing_dispatchers_take_a_lapsed_span_once,
+            racing_writers_and_dispatchers_lose_no_event,
             purging_keeps_undelivered_events,
             notifications_are_recorded_once_and_tracked,
             racing_senders_claim_each_notification_once,

@@ -35,8 +35,8 @@ pub use identity::{
 };
 pub use listing::{PriceBasis, ShowtimeListing};
 pub use outbox::{
-    Delivery, DeliveryReport, DeliveryStatus, NewNotification, Notification, NotificationFilter,
-    NotificationStatus, OutboxStore,
+    Delivery, DeliveryBatch, DeliveryFailure, DeliveryReport, DeliveryStatus, NewNotification,
+    Notification, NotificationFilter, NotificationStatus, OutboxStore,
 };
 pub use payment::{
     Cancellation, CheckIn, CheckInCount, Checkout, GatewayOutcome, Inbox, InboxEvent, PaymentStore,

@@ -1,12 +1,20 @@
 //! The transactional outbox (invariant 10) and the notifications it leads to.
 //!
 //! Every store method that changes state writes the [`DomainEvent`]s the change announces in the
-//! same transaction, as one outbox row per event plus one *delivery* per consumer that subscribes
-//! to the event's topic ([`consumers_of`]). The dispatcher claims due deliveries in batches with a
-//! lease (several processes may dispatch at once: PostgreSQL claims with `FOR UPDATE SKIP
-//! LOCKED`, SQLite's single writer makes the claiming update atomic), hands each to its
-//! consumer, and records the outcome: delivered, retried at a later time, or parked as dead for
-//! an admin to replay. Consumers see an event at least once and must be idempotent.
+//! same transaction, as one outbox row per event; nothing is written per consumer. The
+//! dispatcher reads the outbox in commit order behind one cursor: a claim takes the next *span*
+//! of events (at most a batch) under a lease, and hands each event to every consumer that
+//! subscribes to its topic ([`consumers_of`]). Settling the batch records only what failed (a
+//! *delivery* row, due again after a backoff or parked as dead for an admin to replay) and drops
+//! the span's lease; a dispatcher that dies leaves its span due again when the lease ends, so
+//! several processes may dispatch at once and none loses an event. Consumers see an event at
+//! least once and must be idempotent.
+//!
+//! Commit order is what a cursor needs: an event written by a transaction that commits late must
+//! not land behind a cursor that has passed it. SQLite has one writer, so its sequence numbers
+//! are in commit order. PostgreSQL's are not, so each event also carries the id of the
+//! transaction that wrote it, and a claim reads only events of transactions older than every
+//! transaction still running (the snapshot's `xmin`), in (transaction, sequence) order.
 //!
 //! What each state-changing method writes (nothing else writes events; a call that changes
 //! nothing writes nothing):
@@ -42,8 +50,7 @@ pub const BUS: &str = "bus";
 /// The consumer that refunds the paid bookings of a cancelled showtime.
 pub const SHOWTIME_REFUNDS: &str = "showtime_refunds";
 
-/// The consumers an event is delivered to; a delivery row is written for each, in the
-/// transaction that writes the event. A hold that lapsed before anyone tried to pay is not mailed
+/// The consumers an event is delivered to, decided when the dispatcher reads it. A hold that lapsed before anyone tried to pay is not mailed
 /// about (under a sale's load most holds lapse so, and each would be a mail and four writes).
 pub fn consumers_of(event: &DomainEvent) -> &'static [&'static str] {
     if let DomainEvent::BookingExpired {
@@ -93,6 +100,41 @@ pub struct Delivery {
     pub consumer: String,
     /// Tries so far, this one included (a claim counts as a try).
     pub attempts: u32,
+    /// Whether it is the retry of a delivery that failed before (it has a delivery row), rather
+    /// than a first try from the cursor.
+    pub retry: bool,
+}
+
+/// What one claim took: first tries of a span of the outbox, and due retries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryBatch {
+    /// The deliveries, oldest event first; each event's consumers by name.
+    pub deliveries: Vec<Delivery>,
+    /// The leased span the first tries came from, to hand back to
+    /// [`OutboxStore::settle_deliveries`]; `None` when the claim took only retries.
+    pub span: Option<Uuid>,
+}
+
+impl DeliveryBatch {
+    /// Whether the claim found nothing to deliver.
+    pub fn is_empty(&self) -> bool {
+        self.deliveries.is_empty()
+    }
+}
+
+/// A delivery of a batch that failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryFailure {
+    /// The event.
+    pub event: EventId,
+    /// The consumer.
+    pub consumer: String,
+    /// Tries so far, the failed one included.
+    pub attempts: u32,
+    /// What went wrong.
+    pub error: String,
+    /// When to try again; `None` parks the delivery as dead.
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 /// Where a delivery stands.
@@ -128,6 +170,9 @@ impl DeliveryStatus {
 }
 
 /// A delivery as an admin sees it.
+///
+/// A delivery that succeeded at its first try leaves no record of its own (the cursor passed
+/// it): it reports one try, no error, and its event's time for both times.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryReport {
     /// The event.
@@ -248,50 +293,26 @@ pub trait OutboxStore: Send + Sync {
     /// The events written about an entity (a booking, payment or showtime id), oldest first.
     async fn events_about(&self, subject_id: Uuid) -> Result<Vec<EventRecord>, StoreError>;
 
-    /// Claims up to `limit` pending deliveries due at `now`, oldest event first: each claimed
-    /// delivery's try count goes up by one and it is not due again before `lease_until`, so that
-    /// another dispatcher does not take it meanwhile (and takes it after that if this one never
-    /// reports back). Racing claims never return the same delivery twice within a lease.
+    /// Claims what is due at `now`, leased until `lease_until`: the first span of up to `limit`
+    /// events whose lease ran out (a dispatcher died), or else the next `limit` events behind
+    /// the cursor, each with a delivery per consumer counting one try more than its span had;
+    /// and up to `limit` failed deliveries due again, each with its try count up by one. Racing
+    /// claims never return the same delivery twice within a lease.
     async fn claim_deliveries(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError>;
+    ) -> Result<DeliveryBatch, StoreError>;
 
-    /// Records that each consumer took its event, in one transaction; returns how many of the
-    /// deliveries exist (unknown ones are skipped).
-    async fn deliveries_succeeded(
+    /// Settles a claimed batch in one transaction: each of `failed` is due again at its
+    /// `retry_at` or parked as dead, every other delivery of the batch is delivered, and the
+    /// batch's span is released. Settling a span whose lease another dispatcher took over
+    /// meanwhile is harmless: its events are delivered again.
+    async fn settle_deliveries(
         &self,
-        deliveries: &[(EventId, String)],
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError>;
-
-    /// Records that `consumer` took the event; [`StoreError::NotFound`] when there is no such
-    /// delivery.
-    async fn delivery_succeeded(
-        &self,
-        event: EventId,
-        consumer: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        match self
-            .deliveries_succeeded(&[(event, consumer.to_owned())], now)
-            .await?
-        {
-            0 => Err(StoreError::NotFound),
-            _ => Ok(()),
-        }
-    }
-
-    /// Records that `consumer` failed with `error`: due again at `retry_at`, or parked as dead
-    /// when `retry_at` is `None`.
-    async fn delivery_failed(
-        &self,
-        event: EventId,
-        consumer: &str,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
+        batch: &DeliveryBatch,
+        failed: &[DeliveryFailure],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 

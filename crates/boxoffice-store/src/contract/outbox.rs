@@ -1,7 +1,8 @@
 //! Contract cases of the transactional outbox and the notification records: invariant 10 of
 //! DESIGN.md on every backend. A state change and its events commit or roll back together;
-//! deliveries are claimed under a lease, by exactly one of several racing dispatchers, retried,
-//! parked and replayed; a notification exists at most once per event and template.
+//! events are claimed in spans under a lease, by exactly one of several racing dispatchers, and
+//! none is passed while an earlier one may still commit; failed deliveries are retried, parked
+//! and replayed; a notification exists at most once per event and template.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,8 +19,8 @@ use super::payment::{cancellation, failure, held_and_checked_out, inbox, success
 use super::{base_time, hours, showtime, venue};
 use crate::outbox::{BUS, NOTIFICATIONS, SHOWTIME_REFUNDS};
 use crate::{
-    DeliveryStatus, NewNotification, NotificationFilter, NotificationStatus, PageRequest,
-    RefundApplied, RefundReport, Settled, Store, StoreError,
+    DeliveryBatch, DeliveryFailure, DeliveryStatus, NewNotification, NotificationFilter,
+    NotificationStatus, PageRequest, RefundApplied, RefundReport, Settled, Store, StoreError,
 };
 
 async fn topics(store: &dyn Store, subject: Uuid) -> Vec<&'static str> {
@@ -459,58 +460,98 @@ async fn claim(
         .claim_deliveries(now, now + lease, 100)
         .await
         .unwrap()
+        .deliveries
         .into_iter()
         .map(|d| (d.record.id, d.consumer, d.attempts))
         .collect()
 }
 
-/// A claimed delivery is leased: not claimed again until the lease ends, then claimed again with
-/// its try counted. A failure schedules the next try or parks it as dead; an admin's replay makes
-/// it pending again; success ends it.
+fn bus_failure(
+    event: EventId,
+    attempts: u32,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+) -> DeliveryFailure {
+    DeliveryFailure {
+        event,
+        consumer: BUS.to_owned(),
+        attempts,
+        error: error.to_owned(),
+        retry_at,
+    }
+}
+
+/// A claimed span is leased: not claimed again until the lease ends, then claimed again with its
+/// try counted. A failure schedules the next try or parks the delivery as dead; an admin's
+/// replay makes it pending again; success ends it.
 pub async fn deliveries_are_leased_retried_parked_and_replayed(store: Arc<dyn Store>) {
     let ids = showtimes(store.as_ref(), 1).await;
     let event = store.events_about(ids[0].0).await.unwrap()[0].clone();
     let t0 = base_time();
     let lease = Duration::seconds(30);
     let first = store.claim_deliveries(t0, t0 + lease, 10).await.unwrap();
-    assert_eq!(first.len(), 1);
-    assert_eq!(first[0].record, event);
-    assert_eq!((first[0].consumer.as_str(), first[0].attempts), (BUS, 1));
+    assert_eq!(first.deliveries.len(), 1);
+    let d = &first.deliveries[0];
+    assert_eq!(d.record, event);
+    assert_eq!((d.consumer.as_str(), d.attempts, d.retry), (BUS, 1, false));
+    assert!(first.span.is_some());
+    assert_eq!(
+        consumers(store.as_ref(), event.id).await,
+        [(BUS.to_owned(), DeliveryStatus::Pending)],
+        "claimed is not delivered"
+    );
     assert!(
         claim(store.as_ref(), t0 + Duration::seconds(29), lease)
             .await
             .is_empty()
     );
-    // The dispatcher died: the lease runs out and another takes it.
+    // The dispatcher died: the lease runs out and another takes the span.
     let t1 = t0 + lease;
+    let again = store.claim_deliveries(t1, t1 + lease, 10).await.unwrap();
+    assert_eq!(again.span, first.span);
+    assert_eq!(again.deliveries.len(), 1);
     assert_eq!(
-        claim(store.as_ref(), t1, lease).await,
-        [(event.id, BUS.to_owned(), 2)]
+        (again.deliveries[0].record.id, again.deliveries[0].attempts),
+        (event.id, 2)
     );
+    let refused = bus_failure(event.id, 2, "nats: connection refused", Some(t1 + hours(1)));
     store
-        .delivery_failed(
-            event.id,
-            BUS,
-            "nats: connection refused",
-            Some(t1 + hours(1)),
-            t1,
-        )
+        .settle_deliveries(&again, &[refused], t1)
         .await
         .unwrap();
+    let reports = store.deliveries_of(event.id).await.unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        (
+            reports[0].status,
+            reports[0].attempts,
+            reports[0].next_attempt_at
+        ),
+        (DeliveryStatus::Pending, 2, t1 + hours(1))
+    );
+    assert_eq!(
+        reports[0].last_error.as_deref(),
+        Some("nats: connection refused")
+    );
     assert!(
         claim(store.as_ref(), t1 + Duration::minutes(59), lease)
             .await
             .is_empty()
     );
     let t2 = t1 + hours(1);
-    assert_eq!(
-        claim(store.as_ref(), t2, lease).await,
-        [(event.id, BUS.to_owned(), 3)]
+    let retry = store.claim_deliveries(t2, t2 + lease, 10).await.unwrap();
+    assert_eq!(retry.span, None, "no new events");
+    assert_eq!(retry.deliveries.len(), 1);
+    let d = &retry.deliveries[0];
+    assert_eq!((d.record.id, d.attempts, d.retry), (event.id, 3, true));
+    assert!(
+        claim(store.as_ref(), t2 + Duration::seconds(29), lease)
+            .await
+            .is_empty(),
+        "a retry is leased too"
     );
-    store
-        .delivery_failed(event.id, BUS, "nats: no responders", None, t2)
-        .await
-        .unwrap();
+    let gone = bus_failure(event.id, 3, "nats: no responders", None);
+    store.settle_deliveries(&retry, &[gone], t2).await.unwrap();
     assert!(
         claim(store.as_ref(), t2 + hours(100), lease)
             .await
@@ -543,11 +584,19 @@ pub async fn deliveries_are_leased_retried_parked_and_replayed(store: Arc<dyn St
             .items
             .is_empty()
     );
+    let replayed = store.claim_deliveries(t3, t3 + lease, 10).await.unwrap();
     assert_eq!(
-        claim(store.as_ref(), t3, lease).await,
-        [(event.id, BUS.to_owned(), 1)]
+        claim_of(&replayed),
+        [(event.id, BUS.to_owned(), 1)],
+        "fresh tries"
     );
-    store.delivery_succeeded(event.id, BUS, t3).await.unwrap();
+    store.settle_deliveries(&replayed, &[], t3).await.unwrap();
+    assert_eq!(
+        consumers(store.as_ref(), event.id).await,
+        [(BUS.to_owned(), DeliveryStatus::Delivered)]
+    );
+    // The first dispatcher comes back and settles its long lost span: nothing changes.
+    store.settle_deliveries(&first, &[], t3).await.unwrap();
     assert_eq!(
         consumers(store.as_ref(), event.id).await,
         [(BUS.to_owned(), DeliveryStatus::Delivered)]
@@ -565,18 +614,21 @@ pub async fn deliveries_are_leased_retried_parked_and_replayed(store: Arc<dyn St
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.delivery_succeeded(unknown, BUS, t3).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        store
-            .delivery_failed(event.id, "nobody", "x", None, t3)
-            .await,
+        store.replay_delivery(event.id, "nobody", t3).await,
         Err(StoreError::NotFound)
     ));
 }
 
-/// Deliveries come oldest event first, in batches of at most the limit; the dead list pages.
+fn claim_of(batch: &DeliveryBatch) -> Vec<(EventId, String, u32)> {
+    batch
+        .deliveries
+        .iter()
+        .map(|d| (d.record.id, d.consumer.clone(), d.attempts))
+        .collect()
+}
+
+/// Deliveries come oldest event first, in spans of at most the limit, the next span while the
+/// last is still out; the dead list pages.
 pub async fn deliveries_come_in_order_and_dead_ones_page(store: Arc<dyn Store>) {
     let ids = showtimes(store.as_ref(), 5).await;
     let t0 = base_time();
@@ -585,19 +637,27 @@ pub async fn deliveries_come_in_order_and_dead_ones_page(store: Arc<dyn Store>) 
         order.push(store.events_about(id.0).await.unwrap()[0].id);
     }
     let batch = store.claim_deliveries(t0, t0 + hours(1), 3).await.unwrap();
-    let got: Vec<_> = batch.iter().map(|d| d.record.id).collect();
+    let got: Vec<_> = batch.deliveries.iter().map(|d| d.record.id).collect();
     assert_eq!(got, order[..3]);
     let rest = store.claim_deliveries(t0, t0 + hours(1), 3).await.unwrap();
     assert_eq!(
-        rest.iter().map(|d| d.record.id).collect::<Vec<_>>(),
+        rest.deliveries
+            .iter()
+            .map(|d| d.record.id)
+            .collect::<Vec<_>>(),
         order[3..]
     );
+    assert_ne!(batch.span, rest.span);
     for (i, id) in order.iter().enumerate() {
         let at = t0 + Duration::seconds(i as i64);
+        let down = bus_failure(*id, 1, "down", None);
         store
-            .delivery_failed(*id, BUS, "down", None, at)
+            .settle_deliveries(&DeliveryBatch::default(), &[down], at)
             .await
             .unwrap();
+    }
+    for b in [&batch, &rest] {
+        store.settle_deliveries(b, &[], t0).await.unwrap();
     }
     let mut seen = Vec::new();
     let mut page = PageRequest {
@@ -620,8 +680,8 @@ pub async fn deliveries_come_in_order_and_dead_ones_page(store: Arc<dyn Store>) 
     );
 }
 
-/// Dispatchers racing for the same deliveries split them: each is claimed by exactly one of them
-/// within a lease (FOR UPDATE SKIP LOCKED on PostgreSQL, the single writer on SQLite).
+/// Dispatchers racing for the same events split them: each delivery is claimed by exactly one of
+/// them within a lease (racing claims take the cursor in turn).
 pub async fn racing_dispatchers_claim_each_delivery_once(store: Arc<dyn Store>) {
     let ids = showtimes(store.as_ref(), 40).await;
     let t0 = base_time();
@@ -638,13 +698,13 @@ pub async fn racing_dispatchers_claim_each_delivery_once(store: Arc<dyn Store>) 
                     if batch.is_empty() {
                         return mine;
                     }
-                    for d in batch {
-                        store
-                            .delivery_succeeded(d.record.id, &d.consumer, t0)
-                            .await
-                            .unwrap();
-                        mine.push((d.record.id, d.consumer));
-                    }
+                    store.settle_deliveries(&batch, &[], t0).await.unwrap();
+                    mine.extend(
+                        batch
+                            .deliveries
+                            .into_iter()
+                            .map(|d| (d.record.id, d.consumer)),
+                    );
                 }
             })
         })
@@ -658,20 +718,127 @@ pub async fn racing_dispatchers_claim_each_delivery_once(store: Arc<dyn Store>) 
     assert_eq!(all.len(), ids.len(), "every delivery was claimed");
 }
 
-/// Events whose deliveries are all done are purged once old enough; the others stay.
+/// A span whose dispatcher died is taken over by exactly one of several racing dispatchers, as it
+/// was, with its try counted.
+pub async fn racing_dispatchers_take_a_lapsed_span_once(store: Arc<dyn Store>) {
+    let ids = showtimes(store.as_ref(), 12).await;
+    let t0 = base_time();
+    let lost = store
+        .claim_deliveries(t0, t0 + Duration::minutes(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(lost.deliveries.len(), ids.len());
+    let t1 = t0 + Duration::minutes(2);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .claim_deliveries(t1, t1 + Duration::minutes(5), 100)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut takers = Vec::new();
+    for t in futures::future::join_all(tasks).await {
+        let batch = t.unwrap();
+        if !batch.is_empty() {
+            takers.push(batch);
+        }
+    }
+    assert_eq!(takers.len(), 1, "one dispatcher takes the span");
+    assert_eq!(takers[0].span, lost.span);
+    let tries: Vec<_> = takers[0]
+        .deliveries
+        .iter()
+        .map(|d| (d.record.id, d.attempts))
+        .collect();
+    let expected: Vec<_> = lost.deliveries.iter().map(|d| (d.record.id, 2)).collect();
+    assert_eq!(tries, expected);
+}
+
+/// Events written while dispatchers read the outbox are each delivered: a transaction that
+/// commits after a later one has been read is not passed by the cursor (on PostgreSQL, sequence
+/// numbers are not in commit order).
+pub async fn racing_writers_and_dispatchers_lose_no_event(store: Arc<dyn Store>) {
+    let (_, h, m) = venue(store.as_ref()).await;
+    let writing = Arc::new(std::sync::atomic::AtomicUsize::new(8));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (store, h, m, writing) = (
+                Arc::clone(&store),
+                h.clone(),
+                m.clone(),
+                Arc::clone(&writing),
+            );
+            tokio::spawn(async move {
+                let mut written = Vec::new();
+                for i in 0..15 {
+                    let at = base_time() + hours(24 + 3 * (w * 15 + i));
+                    let s = showtime(&m, &h, at);
+                    store.insert_showtime(&s).await.unwrap();
+                    written.push(s.id);
+                }
+                writing.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                written
+            })
+        })
+        .collect();
+    let t0 = base_time();
+    let dispatchers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, writing) = (Arc::clone(&store), Arc::clone(&writing));
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                loop {
+                    let done = writing.load(std::sync::atomic::Ordering::SeqCst) == 0;
+                    let batch = store.claim_deliveries(t0, t0 + hours(1), 4).await.unwrap();
+                    if batch.is_empty() {
+                        if done {
+                            return seen;
+                        }
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    store.settle_deliveries(&batch, &[], t0).await.unwrap();
+                    seen.extend(batch.deliveries.into_iter().map(|d| d.record.id));
+                }
+            })
+        })
+        .collect();
+    let mut written = Vec::new();
+    for w in futures::future::join_all(writers).await {
+        written.extend(w.unwrap());
+    }
+    let mut seen = Vec::new();
+    for d in futures::future::join_all(dispatchers).await {
+        seen.extend(d.unwrap());
+    }
+    let seen: HashSet<_> = seen.into_iter().collect();
+    let mut lost = 0;
+    for s in &written {
+        let event = store.events_about(s.0).await.unwrap()[0].id;
+        if !seen.contains(&event) {
+            lost += 1;
+        }
+        assert_eq!(
+            consumers(store.as_ref(), event).await,
+            [(BUS.to_owned(), DeliveryStatus::Delivered)]
+        );
+    }
+    assert_eq!(lost, 0, "events passed by the cursor undelivered");
+}
+
+/// Events whose deliveries are all done are purged once old enough; the others stay: failed
+/// ones, ones the cursor has not reached, and ones in a span still out.
 pub async fn purging_keeps_undelivered_events(store: Arc<dyn Store>) {
     let ids = showtimes(store.as_ref(), 3).await;
     let t0 = base_time();
-    let batch = store.claim_deliveries(t0, t0 + hours(1), 10).await.unwrap();
-    assert_eq!(batch.len(), 3);
-    store
-        .delivery_succeeded(batch[0].record.id, BUS, t0)
-        .await
-        .unwrap();
-    store
-        .delivery_failed(batch[1].record.id, BUS, "down", None, t0)
-        .await
-        .unwrap();
+    let batch = store.claim_deliveries(t0, t0 + hours(1), 2).await.unwrap();
+    assert_eq!(batch.deliveries.len(), 2);
+    let down = bus_failure(batch.deliveries[1].record.id, 1, "down", None);
+    store.settle_deliveries(&batch, &[down], t0).await.unwrap();
     // The events occurred at the showtimes' creation (base_time).
     assert_eq!(
         store.purge_delivered_events(t0).await.unwrap(),
@@ -685,6 +852,20 @@ pub async fn purging_keeps_undelivered_events(store: Arc<dyn Store>) {
     assert!(store.events_about(ids[0].0).await.unwrap().is_empty());
     assert_eq!(store.events_about(ids[1].0).await.unwrap().len(), 1);
     assert_eq!(store.events_about(ids[2].0).await.unwrap().len(), 1);
+    let out = store.claim_deliveries(t0, t0 + hours(1), 2).await.unwrap();
+    assert_eq!(out.deliveries.len(), 1);
+    assert_eq!(
+        store.purge_delivered_events(t0 + hours(1)).await.unwrap(),
+        0,
+        "its span is still out"
+    );
+    store.settle_deliveries(&out, &[], t0).await.unwrap();
+    assert_eq!(
+        store.purge_delivered_events(t0 + hours(1)).await.unwrap(),
+        1
+    );
+    assert!(store.events_about(ids[2].0).await.unwrap().is_empty());
+    assert_eq!(store.events_about(ids[1].0).await.unwrap().len(), 1);
     assert_eq!(
         store
             .dead_deliveries(&PageRequest::default())
@@ -942,34 +1123,50 @@ pub async fn events_survive_the_outbox(store: Arc<dyn Store>) {
         .claim_deliveries(base_time(), base_time() + hours(1), 10)
         .await
         .unwrap();
-    assert_eq!(claimed[0].record, records[0]);
+    assert_eq!(claimed.deliveries[0].record, records[0]);
 }
 
-/// Outcomes of a whole batch are recorded in one call; unknown deliveries and notifications are
-/// skipped and not counted.
+/// A batch is settled in one call: what failed is recorded, all else is delivered; a retry that
+/// succeeds is delivered too. Notifications are marked sent in batches; unknown ones are skipped
+/// and not counted.
 pub async fn outcomes_are_recorded_in_batches(store: Arc<dyn Store>) {
     showtimes(store.as_ref(), 4).await;
     let t0 = base_time();
     let batch = store.claim_deliveries(t0, t0 + hours(1), 10).await.unwrap();
-    assert_eq!(batch.len(), 4);
-    let mut done: Vec<_> = batch[..3]
-        .iter()
-        .map(|d| (d.record.id, d.consumer.clone()))
-        .collect();
-    done.push((EventId::generate(), BUS.to_owned()));
-    done.push((batch[3].record.id, "nobody".to_owned()));
-    assert_eq!(store.deliveries_succeeded(&done, t0).await.unwrap(), 3);
-    for d in &batch[..3] {
+    let d = &batch.deliveries;
+    assert_eq!(d.len(), 4);
+    let flaky = bus_failure(d[3].record.id, 1, "flaky", Some(t0 + hours(1)));
+    store.settle_deliveries(&batch, &[flaky], t0).await.unwrap();
+    for delivery in &d[..3] {
         assert_eq!(
-            consumers(store.as_ref(), d.record.id).await,
+            consumers(store.as_ref(), delivery.record.id).await,
             [(BUS.to_owned(), DeliveryStatus::Delivered)]
         );
     }
     assert_eq!(
-        consumers(store.as_ref(), batch[3].record.id).await,
+        consumers(store.as_ref(), d[3].record.id).await,
         [(BUS.to_owned(), DeliveryStatus::Pending)]
     );
-    assert_eq!(store.deliveries_succeeded(&[], t0).await.unwrap(), 0);
+    let t1 = t0 + hours(1);
+    let retry = store.claim_deliveries(t1, t1 + hours(1), 10).await.unwrap();
+    assert_eq!(claim_of(&retry), [(d[3].record.id, BUS.to_owned(), 2)]);
+    store.settle_deliveries(&retry, &[], t1).await.unwrap();
+    let report = store.deliveries_of(d[3].record.id).await.unwrap();
+    assert_eq!(
+        (report[0].status, report[0].attempts, report[0].updated_at),
+        (DeliveryStatus::Delivered, 2, t1)
+    );
+    store
+        .settle_deliveries(&DeliveryBatch::default(), &[], t1)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries(t1 + hours(9), t1 + hours(10), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let notices: Vec<_> = (0..3)
         .map(|i| {
