@@ -60,19 +60,25 @@ pub mod hold_sql {
     /// `seat_version`. Every seat change runs it last in its transaction.
     pub const BUMP_VERSION: &str = "UPDATE showtimes SET seat_version = seat_version + 1 \
          WHERE id = $1 RETURNING seat_version";
-    /// Adds one to the seat-map versions of `count` showtimes (`$1` …), their rows locked first
-    /// in id order with `lock` (PostgreSQL's `FOR NO KEY UPDATE`: what the update itself takes,
-    /// so inserts referring to a showtime are not waited for), returning `id` and the new
-    /// `seat_version`. A sweep runs it once for all its showtimes, last, so that their rows stay
-    /// locked for the commit only and not for a round trip per showtime: a hold of one of them
-    /// waits on that row.
-    pub fn bump_versions(lock: &str, count: usize) -> String {
+    /// Locks the rows of `count` showtimes (`$1` …) in id order with `lock` (PostgreSQL's
+    /// `FOR NO KEY UPDATE`: what an update of them takes, so inserts referring to a showtime are
+    /// not waited for). [`bump_versions`] runs it before its update, as a statement of its own.
+    pub fn lock_showtimes(lock: &str, count: usize) -> String {
+        let list = super::placeholders(1, count);
+        format!("SELECT id FROM showtimes WHERE id IN {list} ORDER BY id {lock}")
+    }
+    /// Adds one to the seat-map versions of `count` showtimes (`$1` …), returning `id` and the
+    /// new `seat_version`. A sweep runs it once for all its showtimes, last, so that their rows
+    /// stay locked for the commit only and not for a round trip per showtime: a hold of one of
+    /// them waits on that row. The rows are locked first by [`lock_showtimes`], in a statement
+    /// of its own: locked in a CTE of this same statement, a row updated meanwhile is locked at
+    /// its new version by the CTE and met at its old one by the update, and two sweeps of the
+    /// same showtime then deadlock on the old version's tuple lock (seen in
+    /// `sweepers_and_holds_racing_never_deadlock`).
+    pub fn bump_versions(count: usize) -> String {
         let list = super::placeholders(1, count);
         format!(
-            "WITH locked AS MATERIALIZED ( \
-                 SELECT id FROM showtimes WHERE id IN {list} ORDER BY id {lock}) \
-             UPDATE showtimes SET seat_version = seat_version + 1 \
-             WHERE id IN (SELECT id FROM locked) \
+            "UPDATE showtimes SET seat_version = seat_version + 1 WHERE id IN {list} \
              RETURNING id, seat_version"
         )
     }
@@ -331,7 +337,8 @@ pub async fn sweep<D: BookingDialect>(
 }
 
 /// Adds one to the seat-map version of every showtime in `freed`, in one statement
-/// ([`hold_sql::bump_versions`]), and returns their changes in showtime order. Run it last in
+/// ([`hold_sql::bump_versions`]) after one that locks them in id order where the backend locks
+/// rows, and returns their changes in showtime order. Run it last in
 /// its transaction, like [`bump_version`].
 pub async fn bump_versions<D: Dialect>(
     sql: &mut impl Sql,
@@ -340,10 +347,16 @@ pub async fn bump_versions<D: Dialect>(
     if freed.is_empty() {
         return Ok(Vec::new());
     }
-    let statement = hold_sql::bump_versions(D::FOR_NO_KEY_UPDATE, freed.len());
-    let ids = freed.keys().map(|s| s.0.into()).collect();
+    let ids: Vec<_> = freed.keys().map(|s| s.0.into()).collect();
+    if !D::FOR_NO_KEY_UPDATE.is_empty() {
+        let lock = hold_sql::lock_showtimes(D::FOR_NO_KEY_UPDATE, freed.len());
+        sql.fetch_all(lock, ids.clone()).await?;
+    }
     let mut versions: HashMap<ShowtimeId, i64> = HashMap::with_capacity(freed.len());
-    for row in sql.fetch_all(statement, ids).await? {
+    for row in sql
+        .fetch_all(hold_sql::bump_versions(freed.len()), ids)
+        .await?
+    {
         versions.insert(ShowtimeId(row.get("id")?), row.get("seat_version")?);
     }
     freed

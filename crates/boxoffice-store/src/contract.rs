@@ -66,6 +66,7 @@ macro_rules! store_contract_suite {
             racing_holds_never_share_a_seat,
             a_lapsed_hold_frees_its_seats_at_once,
             racing_sweepers_expire_each_hold_once,
+            sweepers_and_holds_racing_never_deadlock,
             cancelling_a_hold_releases_its_seats,
             holds_need_a_showtime_on_sale,
             holds_are_for_accounts_that_exist,
