@@ -142,13 +142,17 @@ CPU_END=$(cpu_ticks "$SERVER_PID")
 rc=0
 wait "$STORM_PID" || rc=$?
 STORM_PID=
-RSS_KB=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status")
+# VmRSS, and its anonymous (heap, stacks) and file-backed parts (on SQLite mostly the database
+# file, which every connection maps: see MMAP_BYTES in boxoffice-store-sqlite).
+RSS_KB=$(awk '/^(VmRSS|RssAnon|RssFile):/ { printf "%s%s", sep, $2; sep = "," }' \
+    "/proc/$SERVER_PID/status")
 TICKS=$(getconf CLK_TCK)
 
 python3 - "$WORK/storm.json" "$BACKEND" "$PG_TPS" "$CPU_START" "$CPU_END" "$TICKS" "$RSS_KB" "$rc" <<'EOF'
 import json, sys
 
 path, backend, pg_tps, cpu0, cpu1, ticks, rss_kb, rc = sys.argv[1:]
+rss, anon, mapped = (int(kb) / 1024 for kb in rss_kb.split(","))
 pg_tps, ticks, rc = float(pg_tps), int(ticks), int(rc)
 cpu_s = (int(cpu1) - int(cpu0)) / ticks
 try:
@@ -172,7 +176,8 @@ rows = [
     ("server CPU per request, measured window (end of warm-up to end of storm)",
      f"{1000 * cpu_s / r['requests']:.3f} ms ({cpu_s:.1f} s CPU / {r['requests']:,} requests)"
      if r["requests"] else "–"),
-    ("server VmRSS after the storm", f"{int(rss_kb) / 1024:.0f} MiB"),
+    ("server VmRSS after the storm", f"{rss:.0f} MiB (anonymous {anon:.0f} MiB, "
+                                     f"file-backed {mapped:.0f} MiB)"),
     ("errors", f"{r['errors']}" + (f" ({kinds})" if kinds else "")),
     ("invariant", verdict),
 ]
