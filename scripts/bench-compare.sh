@@ -134,11 +134,15 @@ done
 grep -q storming "$WORK/storm.log" || { cat "$WORK/storm.log" >&2; die "the storm did not start"; }
 sleep "$WARMUP"
 CPU_START=$(cpu_ticks "$SERVER_PID")
+LG_START=$(cpu_ticks "$STORM_PID")
+MACHINE_START=$(machine_ticks)
 until grep -q "storm over" "$WORK/storm.log" 2>/dev/null; do
     kill -0 "$STORM_PID" 2>/dev/null || break
     sleep 0.05
 done
 CPU_END=$(cpu_ticks "$SERVER_PID")
+LG_END=$(cpu_ticks "$STORM_PID")
+MACHINE_END=$(machine_ticks)
 rc=0
 wait "$STORM_PID" || rc=$?
 STORM_PID=
@@ -148,10 +152,15 @@ RSS_KB=$(awk '/^(VmRSS|RssAnon|RssFile):/ { printf "%s%s", sep, $2; sep = "," }'
     "/proc/$SERVER_PID/status")
 TICKS=$(getconf CLK_TCK)
 
-python3 - "$WORK/storm.json" "$BACKEND" "$PG_TPS" "$CPU_START" "$CPU_END" "$TICKS" "$RSS_KB" "$rc" <<'EOF'
+python3 - "$WORK/storm.json" "$BACKEND" "$PG_TPS" "$CPU_START" "$CPU_END" "$TICKS" "$RSS_KB" "$rc" \
+    "$LG_START" "$LG_END" "$MACHINE_START" "$MACHINE_END" <<'EOF'
 import json, sys
 
-path, backend, pg_tps, cpu0, cpu1, ticks, rss_kb, rc = sys.argv[1:]
+path, backend, pg_tps, cpu0, cpu1, ticks, rss_kb, rc, lg0, lg1, m0, m1 = sys.argv[1:]
+lg_s = (int(lg1) - int(lg0)) / int(ticks)
+busy0, all0 = map(int, m0.split(","))
+busy1, all1 = map(int, m1.split(","))
+machine_busy = 100 * (busy1 - busy0) / max(all1 - all0, 1)
 rss, anon, mapped = (int(kb) / 1024 for kb in rss_kb.split(","))
 pg_tps, ticks, rc = float(pg_tps), int(ticks), int(rc)
 cpu_s = (int(cpu1) - int(cpu0)) / ticks
@@ -176,6 +185,9 @@ rows = [
     ("server CPU per request, measured window (end of warm-up to end of storm)",
      f"{1000 * cpu_s / r['requests']:.3f} ms ({cpu_s:.1f} s CPU / {r['requests']:,} requests)"
      if r["requests"] else "–"),
+    ("load generator CPU per request, same window",
+     f"{1000 * lg_s / r['requests']:.3f} ms" if r["requests"] else "–"),
+    ("the machine's CPUs busy, same window (all processes)", f"{machine_busy:.0f} %"),
     ("server VmRSS after the storm", f"{rss:.0f} MiB (anonymous {anon:.0f} MiB, "
                                      f"file-backed {mapped:.0f} MiB)"),
     ("errors", f"{r['errors']}" + (f" ({kinds})" if kinds else "")),

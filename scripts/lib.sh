@@ -48,6 +48,14 @@ wait_ready() {
 
 # utime + stime of a process (all its threads), in clock ticks: fields 14 and 15 of
 # /proc/<pid>/stat.
+# The machine's busy and total CPU ticks so far, as "busy,total" (from /proc/stat: busy is all
+# but idle and iowait).
+machine_ticks() {
+    local _ user nice system idle iowait irq softirq steal
+    read -r _ user nice system idle iowait irq softirq steal _ </proc/stat
+    echo "$((user + nice + system + irq + softirq + steal)),$((user + nice + system + idle + iowait + irq + softirq + steal))"
+}
+
 cpu_ticks() {
     local stat
     stat=$(<"/proc/$1/stat")
