@@ -221,9 +221,10 @@ fn open(path: &Path) -> anyhow::Result<Connection> {
     )?;
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; \
-         PRAGMA mmap_size = {}; PRAGMA wal_autocheckpoint = {};",
+         PRAGMA mmap_size = {}; PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
         crate::MMAP_BYTES,
-        crate::WAL_AUTOCHECKPOINT_PAGES
+        crate::WAL_AUTOCHECKPOINT_PAGES,
+        crate::WAL_FILE_LIMIT_BYTES
     ))?;
     // While sqlx's writer has the lock, retry every 100 µs instead of SQLite's default
     // back-off (1, 2, 5, 10 … ms), which would stall every hold queued behind a sweep.

@@ -7,6 +7,7 @@
 //! Times are stored as epoch milliseconds (see the migrations).
 
 mod booking;
+mod checkpointer;
 mod dialect;
 mod encoding;
 mod hold_writer;
@@ -30,10 +31,12 @@ pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 /// reads instead of `pread` calls.
 pub(crate) const MMAP_BYTES: u64 = 256 * 1024 * 1024;
 /// How many pages the WAL grows to before the committing writer copies it back into the
-/// database. SQLite's default is 1000; under a stream of holds the same pages (the showtime's
-/// version, the claim index) are written again and again, and a larger WAL copies each of them
-/// back once instead of once per 1000 pages.
+/// database itself. The checkpointer thread (`checkpointer.rs`) copies it back long before, so
+/// this is the backstop should that thread fail; SQLite's default is 1000.
 pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 8000;
+/// How large a WAL file is left on disk once the WAL has started over: one large transaction
+/// (a hall's seats, a demo) grows the file, and without a limit it would stay that large.
+pub(crate) const WAL_FILE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The store on SQLite.
 pub type SqliteStore = SqlStore<SqliteBackend>;
@@ -50,6 +53,7 @@ pub struct SqliteBackend {
     write: SqlitePool,
     read: SqlitePool,
     holds: std::sync::Arc<hold_writer::HoldWriter>,
+    _checkpoints: std::sync::Arc<checkpointer::Checkpointer>,
 }
 
 impl SqliteBackend {
@@ -66,7 +70,8 @@ impl SqliteBackend {
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
-                    .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string()),
+                    .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
+                    .pragma("journal_size_limit", WAL_FILE_LIMIT_BYTES.to_string()),
             )
             .await
             .context("opening the SQLite database for writing")?;
@@ -79,7 +84,16 @@ impl SqliteBackend {
             hold_writer::HoldWriter::start(base.get_filename())
                 .context("starting the hold writer")?,
         );
-        Ok(Self { write, read, holds })
+        let checkpoints = std::sync::Arc::new(
+            checkpointer::Checkpointer::start(base.get_filename())
+                .context("starting the WAL checkpointer")?,
+        );
+        Ok(Self {
+            write,
+            read,
+            holds,
+            _checkpoints: checkpoints,
+        })
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
