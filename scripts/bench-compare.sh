@@ -93,9 +93,14 @@ createdb "$LIMIT_DB"
 DBS+=("$LIMIT_DB")
 psql -q -v ON_ERROR_STOP=1 -d "$LIMIT_DB" -f "$BENCH_DIR/schema.sql" >>"$WORK/pgbench.log" 2>&1
 log "pgbench: bare hold transaction, -c $CLIENTS -j 2 -T $DURATION"
+PGB_PG_START=$(pg_ticks)
+PGB_MACHINE_START=$(machine_ticks)
 pgbench -n -c "$CLIENTS" -j 2 -T "$DURATION" -f "$BENCH_DIR/hold.sql" "$LIMIT_DB" \
     >"$WORK/pgbench.out" 2>>"$WORK/pgbench.log" ||
     { cat "$WORK/pgbench.out" "$WORK/pgbench.log" >&2; die "pgbench failed"; }
+PGB_PG_END=$(pg_ticks)
+PGB_MACHINE_END=$(machine_ticks)
+PGB_TX=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/pgbench.out")
 PG_TPS=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$WORK/pgbench.out")
 [[ -n $PG_TPS ]] || { cat "$WORK/pgbench.out" >&2; die "no tps in the pgbench output"; }
 dropdb --force "$LIMIT_DB"
@@ -135,6 +140,7 @@ grep -q storming "$WORK/storm.log" || { cat "$WORK/storm.log" >&2; die "the stor
 sleep "$WARMUP"
 CPU_START=$(cpu_ticks "$SERVER_PID")
 LG_START=$(cpu_ticks "$STORM_PID")
+PG_START=$(pg_ticks)
 MACHINE_START=$(machine_ticks)
 until grep -q "storm over" "$WORK/storm.log" 2>/dev/null; do
     kill -0 "$STORM_PID" 2>/dev/null || break
@@ -142,6 +148,7 @@ until grep -q "storm over" "$WORK/storm.log" 2>/dev/null; do
 done
 CPU_END=$(cpu_ticks "$SERVER_PID")
 LG_END=$(cpu_ticks "$STORM_PID")
+PG_END=$(pg_ticks)
 MACHINE_END=$(machine_ticks)
 rc=0
 wait "$STORM_PID" || rc=$?
@@ -153,17 +160,27 @@ RSS_KB=$(awk '/^(VmRSS|RssAnon|RssFile):/ { printf "%s%s", sep, $2; sep = "," }'
 TICKS=$(getconf CLK_TCK)
 
 python3 - "$WORK/storm.json" "$BACKEND" "$PG_TPS" "$CPU_START" "$CPU_END" "$TICKS" "$RSS_KB" "$rc" \
-    "$LG_START" "$LG_END" "$MACHINE_START" "$MACHINE_END" <<'EOF'
+    "$LG_START" "$LG_END" "$MACHINE_START" "$MACHINE_END" "${PG_START:-}" "${PG_END:-}" \
+    "${PGB_PG_START:-}" "${PGB_PG_END:-}" "$PGB_MACHINE_START" "$PGB_MACHINE_END" "${PGB_TX:-}" <<'EOF'
 import json, sys
 
-path, backend, pg_tps, cpu0, cpu1, ticks, rss_kb, rc, lg0, lg1, m0, m1 = sys.argv[1:]
+(path, backend, pg_tps, cpu0, cpu1, ticks, rss_kb, rc, lg0, lg1, m0, m1,
+ pg0, pg1, pgb_pg0, pgb_pg1, pgb_m0, pgb_m1, pgb_tx) = sys.argv[1:]
 lg_s = (int(lg1) - int(lg0)) / int(ticks)
 busy0, all0 = map(int, m0.split(","))
 busy1, all1 = map(int, m1.split(","))
 machine_busy = 100 * (busy1 - busy0) / max(all1 - all0, 1)
+pgb_busy0, pgb_all0 = map(int, pgb_m0.split(","))
+pgb_busy1, pgb_all1 = map(int, pgb_m1.split(","))
+pgb_machine_busy = 100 * (pgb_busy1 - pgb_busy0) / max(pgb_all1 - pgb_all0, 1)
 rss, anon, mapped = (int(kb) / 1024 for kb in rss_kb.split(","))
 pg_tps, ticks, rc = float(pg_tps), int(ticks), int(rc)
 cpu_s = (int(cpu1) - int(cpu0)) / ticks
+# PostgreSQL's own CPU (every server process) per pgbench transaction and per hold request:
+# what the database spends on each, whatever the rest of the machine does.
+pgb_pg_ms = (1000 * (int(pgb_pg1) - int(pgb_pg0)) / ticks / int(pgb_tx)
+             if pgb_pg0 and pgb_pg1 and pgb_tx and int(pgb_tx) else None)
+pg_s = (int(pg1) - int(pg0)) / ticks if pg0 and pg1 else None
 try:
     r = json.load(open(path))
 except (OSError, ValueError):
@@ -188,6 +205,15 @@ rows = [
     ("load generator CPU per request, same window",
      f"{1000 * lg_s / r['requests']:.3f} ms" if r["requests"] else "–"),
     ("the machine's CPUs busy, same window (all processes)", f"{machine_busy:.0f} %"),
+    ("the machine's CPUs busy during pgbench", f"{pgb_machine_busy:.0f} %"),
+    ("PostgreSQL CPU per pgbench transaction",
+     f"{pgb_pg_ms:.3f} ms" if pgb_pg_ms is not None else "– (cannot read the server's /proc)"),
+]
+if backend == "postgres":
+    rows.append(("PostgreSQL CPU per hold request, measured window",
+                 f"{1000 * pg_s / r['requests']:.3f} ms" if pg_s is not None and r["requests"]
+                 else "– (cannot read the server's /proc)"))
+rows += [
     ("server VmRSS after the storm", f"{rss:.0f} MiB (anonymous {anon:.0f} MiB, "
                                      f"file-backed {mapped:.0f} MiB)"),
     ("errors", f"{r['errors']}" + (f" ({kinds})" if kinds else "")),

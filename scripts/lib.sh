@@ -65,3 +65,25 @@ cpu_ticks() {
     set -- $stat
     echo $((${12} + ${13}))
 }
+
+# CPU ticks of the whole local PostgreSQL server so far: the postmaster's own and those of its
+# children it has reaped (a backend that ended), plus the children still running. The
+# difference of two readings is what PostgreSQL spent in between. Needs to read the
+# postmaster's /proc entries (root or the postgres user); prints nothing if it cannot.
+pg_ticks() {
+    local pm stat total pid
+    pm=$(pgrep -o -x postgres) || return 0
+    stat=$(<"/proc/$pm/stat") || return 0
+    stat=${stat##*) }
+    # shellcheck disable=SC2086 # split into fields on purpose
+    set -- $stat
+    total=$((${12} + ${13} + ${14} + ${15}))
+    for pid in $(pgrep -P "$pm"); do
+        read -r stat 2>/dev/null <"/proc/$pid/stat" || continue
+        stat=${stat##*) }
+        # shellcheck disable=SC2086 # split into fields on purpose
+        set -- $stat
+        total=$((total + ${12} + ${13}))
+    done
+    echo "$total"
+}
