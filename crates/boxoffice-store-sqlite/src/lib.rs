@@ -28,8 +28,9 @@ use sqlx::{Sqlite, Transaction};
 pub const DEFAULT_READ_CONNECTIONS: u32 = 4;
 
 /// How much of the file every connection maps into memory: reads of mapped pages are memory
-/// reads instead of `pread` calls.
-pub(crate) const MMAP_BYTES: u64 = 256 * 1024 * 1024;
+/// reads instead of `pread` calls. The mapped pages count in the process's resident memory;
+/// 32 MiB served the hold storm as fast as 256 MiB did (docs/BENCHMARKS.md, 2026-12-04).
+pub(crate) const MMAP_BYTES: u64 = 32 * 1024 * 1024;
 /// How many pages the WAL grows to before the committing writer copies it back into the
 /// database itself. The checkpointer thread (`checkpointer.rs`) copies it back long before, so
 /// this is the backstop should that thread fail; SQLite's default is 1000.
