@@ -13,9 +13,6 @@ BENCH_DIR=${BENCH_DIR:-$HERE/../../shared/bench}
 DURATION=${DURATION:-20}
 ROUNDS=${ROUNDS:-2}
 CLIENTS=${CLIENTS:-64}
-export PGHOST=${PGHOST:-127.0.0.1}
-export PGPORT=${PGPORT:-5432}
-export PGUSER=${PGUSER:-postgres}
 # shellcheck source=scripts/lib.sh
 . "$HERE/lib.sh"
 
@@ -44,8 +41,8 @@ for _ in $(seq "$ROUNDS"); do
             { cat "$ERR" >&2; die "pgbench failed on $script"; }
         pg1=$(pg_ticks)
         dropdb --force "$DB"
-        tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
-        tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out")
+        tx=$(pgbench_result tx <<<"$out")
+        tps=$(pgbench_result tps <<<"$out")
         [[ -n $tx && -n $tps ]] || { echo "$out" >&2; die "no result from pgbench on $script"; }
         awk -v name="$(basename "$script")" -v per="$per" -v tx="$tx" -v tps="$tps" \
             -v pg="$((pg1 - pg0))" -v ticks="$TICKS" 'BEGIN {

@@ -39,9 +39,6 @@ WARMUP=${WARMUP:-3}
 WARMUP=${WARMUP%s}
 CLIENTS=${CLIENTS:-64}
 PORT=${PORT:-8080}
-export PGHOST=${PGHOST:-127.0.0.1}
-export PGPORT=${PGPORT:-5432}
-export PGUSER=${PGUSER:-postgres}
 
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -100,8 +97,8 @@ pgbench -n -c "$CLIENTS" -j 2 -T "$DURATION" -f "$BENCH_DIR/hold.sql" "$LIMIT_DB
     { cat "$WORK/pgbench.out" "$WORK/pgbench.log" >&2; die "pgbench failed"; }
 PGB_PG_END=$(pg_ticks)
 PGB_MACHINE_END=$(machine_ticks)
-PGB_TX=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/pgbench.out")
-PG_TPS=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$WORK/pgbench.out")
+PGB_TX=$(pgbench_result tx <"$WORK/pgbench.out")
+PG_TPS=$(pgbench_result tps <"$WORK/pgbench.out")
 [[ -n $PG_TPS ]] || { cat "$WORK/pgbench.out" >&2; die "no tps in the pgbench output"; }
 dropdb --force "$LIMIT_DB"
 log "pgbench: $PG_TPS tx/s"

@@ -41,9 +41,6 @@ WARMUP=${WARMUP:-2}
 WARMUP=${WARMUP%s}
 CONNECTIONS=${CONNECTIONS:-64}
 PORT=${PORT:-8090}
-export PGHOST=${PGHOST:-127.0.0.1}
-export PGPORT=${PGPORT:-5432}
-export PGUSER=${PGUSER:-postgres}
 
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"

@@ -37,9 +37,6 @@ KILL_RUN=${KILL_RUN:-1}
 RESTART_AFTER=${RESTART_AFTER:-3}
 LB_PORT=${LB_PORT:-8080}
 BASE_PORT=${BASE_PORT:-8081}
-export PGHOST=${PGHOST:-127.0.0.1}
-export PGPORT=${PGPORT:-5432}
-export PGUSER=${PGUSER:-postgres}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
 # shellcheck source=scripts/lib.sh
