@@ -451,6 +451,22 @@ pub struct SeatChange {
     pub seats: Vec<(SeatId, SeatState)>,
 }
 
+impl SeatChange {
+    /// The change a kept hold of `booking` makes: its seats held, in the order asked, at
+    /// `version`.
+    pub fn held(booking: &Booking, version: i64) -> Self {
+        Self {
+            showtime_id: booking.showtime_id,
+            version,
+            seats: booking
+                .items
+                .iter()
+                .map(|i| (i.seat_id, SeatState::Held))
+                .collect(),
+        }
+    }
+}
+
 /// A validated request to hold seats: at least one seat, no seat twice, at most the limit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HoldRequest {

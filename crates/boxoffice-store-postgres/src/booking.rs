@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 
 use async_trait::async_trait;
-use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange, SeatState};
+use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange};
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::schedule::on_sale;
 use boxoffice_domain::{SeatId, ShowtimeId};
@@ -56,70 +56,11 @@ impl BookingDialect for PgBackend {
         if let Err(closed) = on_sale(basis.status, basis.starts_at, now) {
             return Err(HoldError::Rejected(closed.into()));
         }
-        // The booking's own reference first, then fresh ones while the offered ones are taken.
-        let mut references = vec![booking.reference.compact().to_owned()];
-        for _ in 1..REFERENCE_ATTEMPTS {
-            references.push(new_reference()?.compact().to_owned());
+        match idempotency {
+            // Rare (API clients that send a key) and checked against a stored key: alone.
+            Some(_) => hold_alone(&self.pool, booking, basis, now, idempotency).await,
+            None => self.holds.hold(booking.clone(), *basis, now).await,
         }
-        let items = &booking.items;
-        let events = EventRows::of(&[EventRecord::new(DomainEvent::booking_held(booking), now)])?;
-        let row = sqlx::query(
-            "SELECT new_version, stored_reference FROM boxoffice_hold( \
-                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
-        )
-        .bind(booking.showtime_id.0)
-        .bind(basis.showtime_revision)
-        .bind(basis.hall_revision)
-        .bind(basis.cinema_revision)
-        .bind(booking.id.0)
-        .bind(&references)
-        .bind(booking.user_id.0)
-        .bind(booking.status.as_str())
-        .bind(booking.total)
-        .bind(booking.currency.as_str())
-        .bind(booking.expires_at)
-        .bind(booking.created_at)
-        .bind(booking.updated_at)
-        .bind(items.iter().map(|i| i.seat_id.0).collect::<Vec<_>>())
-        .bind(items.iter().map(|i| i.label.as_str()).collect::<Vec<_>>())
-        .bind(
-            items
-                .iter()
-                .map(|i| i.seat_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            items
-                .iter()
-                .map(|i| i.ticket_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(items.iter().map(|i| i.price).collect::<Vec<_>>())
-        .bind(now)
-        .bind(idempotency.map(|r| r.user_id.0))
-        .bind(idempotency.map(|r| r.key.as_str()))
-        .bind(idempotency.map(|r| r.request_hash.as_str()))
-        .bind(idempotency.map(|r| r.outcome.as_str()))
-        .bind(idempotency.map(|r| r.created_at))
-        .bind(events.ids)
-        .bind(events.topics)
-        .bind(events.subjects)
-        .bind(events.payloads)
-        .bind(events.times)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(hold_error)?;
-        let stored: String = row.try_get("stored_reference").map_err(store_error)?;
-        let reference = BookingReference::parse(&stored).ok_or_else(|| {
-            StoreError::Other(anyhow::anyhow!("a stored booking reference is malformed"))
-        })?;
-        let change = SeatChange {
-            showtime_id: booking.showtime_id,
-            version: row.try_get("new_version").map_err(store_error)?,
-            seats: items.iter().map(|i| (i.seat_id, SeatState::Held)).collect(),
-        };
-        Ok(Held { change, reference })
     }
 
     async fn expire_holds(
@@ -131,22 +72,106 @@ impl BookingDialect for PgBackend {
     }
 }
 
+/// One hold in a call of its own to `boxoffice_hold`: a hold with an idempotency record, and
+/// the holds of a batch that the batch could not settle (see `hold_batch`).
+pub(crate) async fn hold_alone(
+    pool: &PgPool,
+    booking: &Booking,
+    basis: &PriceBasis,
+    now: DateTime<Utc>,
+    idempotency: Option<&IdempotencyRecord>,
+) -> Result<Held, HoldError> {
+    // The booking's own reference first, then fresh ones while the offered ones are taken.
+    let mut references = vec![booking.reference.compact().to_owned()];
+    for _ in 1..REFERENCE_ATTEMPTS {
+        references.push(new_reference()?.compact().to_owned());
+    }
+    let items = &booking.items;
+    let events = EventRows::of(&[EventRecord::new(DomainEvent::booking_held(booking), now)])?;
+    let row = sqlx::query(
+        "SELECT new_version, stored_reference FROM boxoffice_hold( \
+             $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
+    )
+    .bind(booking.showtime_id.0)
+    .bind(basis.showtime_revision)
+    .bind(basis.hall_revision)
+    .bind(basis.cinema_revision)
+    .bind(booking.id.0)
+    .bind(&references)
+    .bind(booking.user_id.0)
+    .bind(booking.status.as_str())
+    .bind(booking.total)
+    .bind(booking.currency.as_str())
+    .bind(booking.expires_at)
+    .bind(booking.created_at)
+    .bind(booking.updated_at)
+    .bind(items.iter().map(|i| i.seat_id.0).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.label.as_str()).collect::<Vec<_>>())
+    .bind(
+        items
+            .iter()
+            .map(|i| i.seat_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|i| i.ticket_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(items.iter().map(|i| i.price).collect::<Vec<_>>())
+    .bind(now)
+    .bind(idempotency.map(|r| r.user_id.0))
+    .bind(idempotency.map(|r| r.key.as_str()))
+    .bind(idempotency.map(|r| r.request_hash.as_str()))
+    .bind(idempotency.map(|r| r.outcome.as_str()))
+    .bind(idempotency.map(|r| r.created_at))
+    .bind(events.ids)
+    .bind(events.topics)
+    .bind(events.subjects)
+    .bind(events.payloads)
+    .bind(events.times)
+    .fetch_one(pool)
+    .await
+    .map_err(hold_error)?;
+    let stored: String = row.try_get("stored_reference").map_err(store_error)?;
+    let reference = BookingReference::parse(&stored).ok_or_else(|| {
+        StoreError::Other(anyhow::anyhow!("a stored booking reference is malformed"))
+    })?;
+    let version = row.try_get("new_version").map_err(store_error)?;
+    Ok(Held {
+        change: SeatChange::held(booking, version),
+        reference,
+    })
+}
+
 /// What the hold function's refusals mean (their codes are listed in migrations 0013 and 0014).
 fn hold_error(e: sqlx::Error) -> HoldError {
     let sqlx::Error::Database(d) = &e else {
         return HoldError::Store(store_error(e));
     };
-    match d.code().as_deref() {
-        Some("BXSTL") => HoldError::Stale,
-        Some("BXKEY") => HoldError::KeyTaken,
-        Some("BXUSR") => HoldError::HolderGone,
-        Some("P0002") => HoldError::Store(StoreError::NotFound),
-        Some("BXSEA") => {
-            let detail = d
-                .try_downcast_ref::<PgDatabaseError>()
-                .and_then(PgDatabaseError::detail)
-                .unwrap_or_default();
-            let seat_ids: Result<Vec<SeatId>, _> = detail
+    let detail = || {
+        d.try_downcast_ref::<PgDatabaseError>()
+            .and_then(PgDatabaseError::detail)
+            .unwrap_or_default()
+    };
+    match d.code().as_deref().and_then(|code| refusal(code, detail)) {
+        Some(refused) => refused,
+        None => HoldError::Store(store_error(e)),
+    }
+}
+
+/// The refusal a hold function's code stands for (`BXSEA`'s detail names the seats taken,
+/// comma-separated), or `None` for a code that is not one of them.
+pub(crate) fn refusal<'a>(code: &str, detail: impl FnOnce() -> &'a str) -> Option<HoldError> {
+    Some(match code {
+        "BXSTL" => HoldError::Stale,
+        "BXKEY" => HoldError::KeyTaken,
+        "BXUSR" => HoldError::HolderGone,
+        "P0002" => HoldError::Store(StoreError::NotFound),
+        "BXSEA" => {
+            let seat_ids: Result<Vec<SeatId>, _> = detail()
                 .split(',')
                 .filter(|id| !id.is_empty())
                 .map(|id| Uuid::parse_str(id).map(SeatId))
@@ -158,11 +183,11 @@ fn hold_error(e: sqlx::Error) -> HoldError {
                 ))),
             }
         }
-        Some("BXREF") => HoldError::Store(StoreError::Other(anyhow::anyhow!(
+        "BXREF" => HoldError::Store(StoreError::Other(anyhow::anyhow!(
             "{REFERENCE_ATTEMPTS} booking references in a row were taken"
         ))),
-        _ => HoldError::Store(store_error(e)),
-    }
+        _ => return None,
+    })
 }
 
 /// PostgreSQL refuses a `NOTIFY` payload of 8,000 bytes or more; batches are cut below it.
@@ -298,6 +323,7 @@ impl SeatListener for Listener {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use boxoffice_domain::booking::SeatState;
     use boxoffice_domain::{SeatId, ShowtimeId};
 
     use super::*;

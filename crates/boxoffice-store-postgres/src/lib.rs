@@ -6,6 +6,7 @@
 
 mod booking;
 mod dialect;
+mod hold_batch;
 mod outbox;
 
 pub use booking::SEAT_CHANNEL;
@@ -35,10 +36,12 @@ pub async fn connect_with(url: &str, max_connections: u32) -> anyhow::Result<PgS
     Ok(SqlStore::new(PgBackend::open(url, max_connections).await?))
 }
 
-/// The PostgreSQL backend: its pool. Cheap to clone: the pool is shared.
+/// The PostgreSQL backend: its pool and its queue of holds to batch. Cheap to clone: both are
+/// shared.
 #[derive(Clone, Debug)]
 pub struct PgBackend {
     pool: PgPool,
+    holds: hold_batch::HoldQueue,
 }
 
 impl PgBackend {
@@ -49,7 +52,8 @@ impl PgBackend {
             .connect(url)
             .await
             .context("connecting to PostgreSQL")?;
-        Ok(Self { pool })
+        let holds = hold_batch::HoldQueue::start(pool.clone());
+        Ok(Self { pool, holds })
     }
 
     /// Safe to run from several processes at once: sqlx serialises them with an advisory lock.

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange, SeatState};
+use boxoffice_domain::booking::{Booking, BookingReference, HoldRejection, SeatChange};
 use boxoffice_domain::event::{DomainEvent, EventRecord};
 use boxoffice_domain::{BookingId, SeatId, ShowtimeId, UserId};
 use boxoffice_store::outbox::encode_event;
@@ -432,16 +432,10 @@ fn hold_statements(conn: &Connection, job: &HoldJob) -> Result<Held, HoldError> 
         conn,
         &EventRecord::new(DomainEvent::booking_held(booking), job.now),
     )?;
-    let change = SeatChange {
-        showtime_id: booking.showtime_id,
-        version,
-        seats: booking
-            .items
-            .iter()
-            .map(|i| (i.seat_id, SeatState::Held))
-            .collect(),
-    };
-    Ok(Held { change, reference })
+    Ok(Held {
+        change: SeatChange::held(booking, version),
+        reference,
+    })
 }
 
 /// Inserts the booking row of a hold with the booking's reference, or with a fresh one while the

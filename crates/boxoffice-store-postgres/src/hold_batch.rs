@@ -1,0 +1,363 @@
+//! Holds kept in batches on PostgreSQL: the holds that arrive while earlier batches run wait in
+//! a queue, and the next batch takes them to the database in one call of the set-based function
+//! `boxoffice_hold_batch` (migration 0016), which runs each of the hold's statements once for the
+//! whole batch. Most of what a hold cost PostgreSQL was the work around its rows (starting each
+//! statement's executor, the round trip, the commit), not the rows themselves; docs/BENCHMARKS.md
+//! has the measurements.
+//!
+//! Every hold of a batch is still kept or refused as if it had run alone (invariants 1 and 2):
+//! the function refuses a hold whose seats are taken, undoes one that missed a seat claimed
+//! meanwhile, and answers per hold. Two holds that ask for one seat of one showtime never share a
+//! batch (the later waits for the next): PostgreSQL's `INSERT … ON CONFLICT DO UPDATE` may not
+//! touch a row twice, and the first must not be refused because of the second.
+//!
+//! A batch that fails as a whole (a showtime changed during it, a deadlock with another process,
+//! a lost connection) commits nothing; its holds are then held one by one, each in a call of its
+//! own to `boxoffice_hold`, which answers with the hold's own error. The same holds for a hold
+//! whose one offered reference was taken: it is held alone with fresh references.
+//!
+//! Answers are sent once the batch has committed: a hold is never reported before it is durable.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use boxoffice_domain::booking::{Booking, SeatChange};
+use boxoffice_domain::event::{DomainEvent, EventRecord};
+use boxoffice_domain::{SeatId, ShowtimeId};
+use boxoffice_store::{Held, HoldError, PriceBasis, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::postgres::PgPool;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::booking::{hold_alone, refusal};
+use crate::dialect::store_error;
+use crate::outbox::EventRows;
+
+/// Holds in one batch at most.
+const BATCH: usize = 64;
+/// Batches in the database at once. Two keep both of this machine's cores busy while a batch
+/// commits; more only make the batches smaller (docs/BENCHMARKS.md).
+const IN_FLIGHT: usize = 2;
+
+/// One hold waiting for its batch.
+struct Queued {
+    booking: Booking,
+    basis: PriceBasis,
+    now: DateTime<Utc>,
+    reply: oneshot::Sender<Result<Held, HoldError>>,
+}
+
+/// The handle of the batching task; the task ends when the last handle is dropped.
+#[derive(Clone, Debug)]
+pub(crate) struct HoldQueue {
+    holds: mpsc::UnboundedSender<Queued>,
+}
+
+fn queue_stopped() -> HoldError {
+    HoldError::Store(StoreError::Other(anyhow::anyhow!(
+        "the PostgreSQL hold queue stopped"
+    )))
+}
+
+impl HoldQueue {
+    /// Starts the batching task on `pool` (on the current tokio runtime).
+    pub(crate) fn start(pool: PgPool) -> Self {
+        let (holds, queue) = mpsc::unbounded_channel();
+        tokio::spawn(batch_holds(pool, queue));
+        Self { holds }
+    }
+
+    /// Queues a hold (already judged on sale, without an idempotency record) and waits for its
+    /// answer, which comes once its batch has committed.
+    pub(crate) async fn hold(
+        &self,
+        booking: Booking,
+        basis: PriceBasis,
+        now: DateTime<Utc>,
+    ) -> Result<Held, HoldError> {
+        let (reply, answer) = oneshot::channel();
+        self.holds
+            .send(Queued {
+                booking,
+                basis,
+                now,
+                reply,
+            })
+            .map_err(|_| queue_stopped())?;
+        answer.await.map_err(|_| queue_stopped())?
+    }
+}
+
+/// The batching task: waits for a free slot of [`IN_FLIGHT`], then sends what is waiting.
+async fn batch_holds(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Queued>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut waiting = VecDeque::new();
+    loop {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        if waiting.is_empty() {
+            match queue.recv().await {
+                Some(hold) => waiting.push_back(hold),
+                None => return,
+            }
+        }
+        while let Ok(hold) = queue.try_recv() {
+            waiting.push_back(hold);
+        }
+        let batch = take_batch(&mut waiting);
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            settle(&pool, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Takes up to [`BATCH`] holds from the front of `waiting`, in order, skipping (and leaving at
+/// the front, in order) those that ask for a seat an earlier hold of the batch asks for.
+fn take_batch(waiting: &mut VecDeque<Queued>) -> Vec<Queued> {
+    let mut batch = Vec::with_capacity(BATCH.min(waiting.len()));
+    let mut asked: HashSet<(ShowtimeId, SeatId)> = HashSet::new();
+    let mut later = VecDeque::new();
+    while let Some(hold) = waiting.pop_front() {
+        if batch.len() == BATCH {
+            later.push_back(hold);
+            later.append(waiting);
+            break;
+        }
+        let showtime = hold.booking.showtime_id;
+        let seats = || hold.booking.items.iter().map(|i| (showtime, i.seat_id));
+        if seats().any(|seat| asked.contains(&seat)) {
+            later.push_back(hold);
+        } else {
+            asked.extend(seats());
+            batch.push(hold);
+        }
+    }
+    *waiting = later;
+    batch
+}
+
+/// Keeps `batch` and answers each of its holds.
+async fn settle(pool: &PgPool, batch: Vec<Queued>) {
+    let answers = match keep(pool, &batch).await {
+        Ok(answers) => answers,
+        Err(e) => {
+            tracing::warn!(
+                holds = batch.len(),
+                error = %e,
+                "a batch of holds failed as a whole; nothing of it was kept, holding each alone"
+            );
+            batch.iter().map(|_| None).collect()
+        }
+    };
+    for (hold, answer) in batch.into_iter().zip(answers) {
+        match answer {
+            Some(answer) => {
+                let _ = hold.reply.send(answer);
+            }
+            None => {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    let answer =
+                        hold_alone(&pool, &hold.booking, &hold.basis, hold.now, None).await;
+                    let _ = hold.reply.send(answer);
+                });
+            }
+        }
+    }
+}
+
+/// One call of `boxoffice_hold_batch` for `batch`: each hold's answer in order, or `None` for a
+/// hold to hold alone.
+async fn keep(
+    pool: &PgPool,
+    batch: &[Queued],
+) -> Result<Vec<Option<Result<Held, HoldError>>>, StoreError> {
+    let columns = Columns::of(batch)?;
+    let rows = sqlx::query(
+        "SELECT outcome, taken, seat_version FROM boxoffice_hold_batch( \
+             $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+    )
+    .bind(columns.showtimes)
+    .bind(columns.showtime_revisions)
+    .bind(columns.hall_revisions)
+    .bind(columns.cinema_revisions)
+    .bind(columns.bookings)
+    .bind(columns.references)
+    .bind(columns.users)
+    .bind(columns.statuses)
+    .bind(columns.totals)
+    .bind(columns.currencies)
+    .bind(columns.expires)
+    .bind(columns.created)
+    .bind(columns.updated)
+    .bind(columns.nows)
+    .bind(columns.seat_holds)
+    .bind(columns.seats)
+    .bind(columns.positions)
+    .bind(columns.labels)
+    .bind(columns.seat_types)
+    .bind(columns.ticket_types)
+    .bind(columns.prices)
+    .bind(columns.event_holds)
+    .bind(columns.events.ids)
+    .bind(columns.events.topics)
+    .bind(columns.events.subjects)
+    .bind(columns.events.payloads)
+    .bind(columns.events.times)
+    .fetch_all(pool)
+    .await
+    .map_err(store_error)?;
+    if rows.len() != batch.len() {
+        return Err(StoreError::Other(anyhow::anyhow!(
+            "the batch of {} holds was answered with {} rows",
+            batch.len(),
+            rows.len()
+        )));
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for row in &rows {
+        let outcome: Option<String> = row.try_get("outcome").map_err(store_error)?;
+        let taken: Option<String> = row.try_get("taken").map_err(store_error)?;
+        let version: Option<i64> = row.try_get("seat_version").map_err(store_error)?;
+        outcomes.push((outcome, taken, version));
+    }
+    answers(batch, outcomes)
+}
+
+/// Each hold's answer from the function's rows (`outcome`, `taken`, `seat_version`): the kept
+/// holds of a showtime take its versions up to the one after the batch, in batch order.
+fn answers(
+    batch: &[Queued],
+    outcomes: Vec<(Option<String>, Option<String>, Option<i64>)>,
+) -> Result<Vec<Option<Result<Held, HoldError>>>, StoreError> {
+    let mut kept: HashMap<ShowtimeId, i64> = HashMap::new();
+    for (hold, (outcome, ..)) in batch.iter().zip(&outcomes) {
+        if outcome.is_none() {
+            *kept.entry(hold.booking.showtime_id).or_default() += 1;
+        }
+    }
+    let mut numbered: HashMap<ShowtimeId, i64> = HashMap::new();
+    let mut answers = Vec::with_capacity(batch.len());
+    for (hold, (outcome, taken, version)) in batch.iter().zip(outcomes) {
+        let booking = &hold.booking;
+        let answer = match outcome.as_deref() {
+            None => {
+                let last = version.ok_or_else(|| {
+                    StoreError::Other(anyhow::anyhow!("a kept hold came without its version"))
+                })?;
+                let before = numbered.entry(booking.showtime_id).or_default();
+                *before += 1;
+                let version = last - kept[&booking.showtime_id] + *before;
+                Some(Ok(Held {
+                    change: SeatChange::held(booking, version),
+                    reference: booking.reference,
+                }))
+            }
+            Some("BXREF") => None,
+            Some(code) => Some(Err(refusal(code, || taken.as_deref().unwrap_or_default())
+                .ok_or_else(|| {
+                    StoreError::Other(anyhow::anyhow!(
+                        "the batch of holds answered with an unknown code {code}"
+                    ))
+                })?)),
+        };
+        answers.push(answer);
+    }
+    Ok(answers)
+}
+
+/// The batch as the function's column arrays.
+struct Columns {
+    showtimes: Vec<Uuid>,
+    showtime_revisions: Vec<i64>,
+    hall_revisions: Vec<i64>,
+    cinema_revisions: Vec<i64>,
+    bookings: Vec<Uuid>,
+    references: Vec<String>,
+    users: Vec<Uuid>,
+    statuses: Vec<&'static str>,
+    totals: Vec<i64>,
+    currencies: Vec<String>,
+    expires: Vec<DateTime<Utc>>,
+    created: Vec<DateTime<Utc>>,
+    updated: Vec<DateTime<Utc>>,
+    nows: Vec<DateTime<Utc>>,
+    seat_holds: Vec<i32>,
+    seats: Vec<Uuid>,
+    positions: Vec<i32>,
+    labels: Vec<String>,
+    seat_types: Vec<&'static str>,
+    ticket_types: Vec<&'static str>,
+    prices: Vec<i64>,
+    event_holds: Vec<i32>,
+    events: EventRows,
+}
+
+impl Columns {
+    fn of(batch: &[Queued]) -> Result<Self, StoreError> {
+        let holds = batch.len();
+        let seats = batch.iter().map(|h| h.booking.items.len()).sum();
+        let mut c = Self {
+            showtimes: Vec::with_capacity(holds),
+            showtime_revisions: Vec::with_capacity(holds),
+            hall_revisions: Vec::with_capacity(holds),
+            cinema_revisions: Vec::with_capacity(holds),
+            bookings: Vec::with_capacity(holds),
+            references: Vec::with_capacity(holds),
+            users: Vec::with_capacity(holds),
+            statuses: Vec::with_capacity(holds),
+            totals: Vec::with_capacity(holds),
+            currencies: Vec::with_capacity(holds),
+            expires: Vec::with_capacity(holds),
+            created: Vec::with_capacity(holds),
+            updated: Vec::with_capacity(holds),
+            nows: Vec::with_capacity(holds),
+            seat_holds: Vec::with_capacity(seats),
+            seats: Vec::with_capacity(seats),
+            positions: Vec::with_capacity(seats),
+            labels: Vec::with_capacity(seats),
+            seat_types: Vec::with_capacity(seats),
+            ticket_types: Vec::with_capacity(seats),
+            prices: Vec::with_capacity(seats),
+            event_holds: Vec::with_capacity(holds),
+            events: EventRows::of(&[])?,
+        };
+        let mut events = Vec::with_capacity(holds);
+        for (n, hold) in (1i32..).zip(batch) {
+            let (b, basis) = (&hold.booking, &hold.basis);
+            c.showtimes.push(b.showtime_id.0);
+            c.showtime_revisions.push(basis.showtime_revision);
+            c.hall_revisions.push(basis.hall_revision);
+            c.cinema_revisions.push(basis.cinema_revision);
+            c.bookings.push(b.id.0);
+            c.references.push(b.reference.compact().to_owned());
+            c.users.push(b.user_id.0);
+            c.statuses.push(b.status.as_str());
+            c.totals.push(b.total);
+            c.currencies.push(b.currency.as_str().to_owned());
+            c.expires.push(b.expires_at);
+            c.created.push(b.created_at);
+            c.updated.push(b.updated_at);
+            c.nows.push(hold.now);
+            for (position, item) in (0i32..).zip(&b.items) {
+                c.seat_holds.push(n);
+                c.seats.push(item.seat_id.0);
+                c.positions.push(position);
+                c.labels.push(item.label.as_str().to_owned());
+                c.seat_types.push(item.seat_type.as_str());
+                c.ticket_types.push(item.ticket_type.as_str());
+                c.prices.push(item.price);
+            }
+            c.event_holds.push(n);
+            events.push(EventRecord::new(DomainEvent::booking_held(b), hold.now));
+        }
+        c.events = EventRows::of(&events)?;
+        Ok(c)
+    }
+}
