@@ -28,7 +28,7 @@ use boxoffice_store::{Held, HoldError, PriceBasis, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::postgres::PgPool;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::booking::{hold_alone, refusal};
@@ -37,9 +37,18 @@ use crate::outbox::EventRows;
 
 /// Holds in one batch at most.
 const BATCH: usize = 64;
-/// Batches in the database at once. Two keep both of this machine's cores busy while a batch
-/// commits; more only make the batches smaller (docs/BENCHMARKS.md).
-const IN_FLIGHT: usize = 2;
+/// Batches in the database at once at most.
+const IN_FLIGHT: usize = 8;
+/// Batches in the database below which the next is sent at once, however small. A batch spends
+/// about half its time waiting for its commit to reach the disk; two keep PostgreSQL working
+/// meanwhile.
+const EAGER: usize = 2;
+/// Holds waiting that make a batch worth sending beside [`EAGER`] others: under a storm more
+/// batches share each WAL flush, while a batch of a few holds costs PostgreSQL nearly what a
+/// large one does. Measured in docs/BENCHMARKS.md ("2026-12-04, evening"): 2 batches at most
+/// served 1,800 to 2,000 holds/s with the machine half idle; 8 at most, each sent at once, made
+/// the batches small and PostgreSQL's CPU per hold twice as high; this rule, 3,600 to 4,200.
+const FULL: usize = 16;
 
 /// One hold waiting for its batch.
 struct Queued {
@@ -90,14 +99,15 @@ impl HoldQueue {
     }
 }
 
-/// The batching task: waits for a free slot of [`IN_FLIGHT`], then sends what is waiting.
+/// The batching task. A batch is sent at once while fewer than [`EAGER`] are in the database;
+/// beyond that, only once [`FULL`] holds wait (up to [`IN_FLIGHT`] batches), so that the holds
+/// arriving under load go in few large batches instead of many small ones.
 async fn batch_holds(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Queued>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let settled = Arc::new(Notify::new());
     let mut waiting = VecDeque::new();
+    let mut open = true;
     loop {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
         if waiting.is_empty() {
             match queue.recv().await {
                 Some(hold) => waiting.push_back(hold),
@@ -107,11 +117,28 @@ async fn batch_holds(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Queued>) {
         while let Ok(hold) = queue.try_recv() {
             waiting.push_back(hold);
         }
+        let in_flight = IN_FLIGHT - slots.available_permits();
+        if open && in_flight >= EAGER && waiting.len() < FULL {
+            // Wait for more holds or for a batch to end, whichever comes first.
+            tokio::select! {
+                hold = queue.recv() => match hold {
+                    Some(hold) => waiting.push_back(hold),
+                    None => open = false,
+                },
+                () = settled.notified() => {}
+            }
+            continue;
+        }
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
         let batch = take_batch(&mut waiting);
         let pool = pool.clone();
+        let settled = Arc::clone(&settled);
         tokio::spawn(async move {
             settle(&pool, batch).await;
             drop(slot);
+            settled.notify_one();
         });
     }
 }
