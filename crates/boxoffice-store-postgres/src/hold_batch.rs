@@ -388,3 +388,86 @@ impl Columns {
         Ok(c)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use boxoffice_domain::booking::{BookingItem, BookingStatus, TicketType};
+    use boxoffice_domain::layout::SeatType;
+    use boxoffice_domain::schedule::ShowtimeStatus;
+    use boxoffice_domain::{BookingId, UserId};
+
+    use super::*;
+
+    fn queued(showtime: ShowtimeId, seats: &[SeatId]) -> Queued {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let booking = Booking {
+            id: BookingId::generate(),
+            reference: boxoffice_store::new_reference().unwrap(),
+            user_id: UserId::generate(),
+            showtime_id: showtime,
+            status: BookingStatus::Held,
+            items: seats
+                .iter()
+                .map(|seat| BookingItem {
+                    seat_id: *seat,
+                    label: "A1".to_owned(),
+                    seat_type: SeatType::Standard,
+                    ticket_type: TicketType::Adult,
+                    price: 1200,
+                })
+                .collect(),
+            total: 1200 * seats.len() as i64,
+            currency: "EUR".parse().unwrap(),
+            expires_at: now,
+            extended: false,
+            created_at: now,
+            updated_at: now,
+        };
+        let basis = PriceBasis {
+            showtime_revision: 1,
+            hall_revision: 1,
+            cinema_revision: 1,
+            status: ShowtimeStatus::Scheduled,
+            starts_at: now,
+        };
+        Queued {
+            booking,
+            basis,
+            now,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn a_batch_takes_no_seat_twice_and_leaves_the_rest_in_order() {
+        let (one, two) = (ShowtimeId::generate(), ShowtimeId::generate());
+        let seats: Vec<SeatId> = (0..4).map(|_| SeatId(Uuid::now_v7())).collect();
+        let mut waiting: VecDeque<Queued> = [
+            queued(one, &[seats[0], seats[1]]),
+            queued(one, &[seats[1], seats[2]]), // seat 1 again: waits
+            queued(two, &[seats[1]]),           // the same seat of another showtime: goes
+            queued(one, &[seats[2], seats[3]]),
+            queued(one, &[seats[3]]), // seat 3 again: waits
+        ]
+        .into_iter()
+        .collect();
+        let ids: Vec<BookingId> = waiting.iter().map(|q| q.booking.id).collect();
+        let batch = take_batch(&mut waiting);
+        let taken: Vec<BookingId> = batch.iter().map(|q| q.booking.id).collect();
+        assert_eq!(taken, vec![ids[0], ids[2], ids[3]]);
+        let left: Vec<BookingId> = waiting.iter().map(|q| q.booking.id).collect();
+        assert_eq!(
+            left,
+            vec![ids[1], ids[4]],
+            "the rest waits, first come first"
+        );
+
+        let mut many: VecDeque<Queued> = (0..BATCH + 3)
+            .map(|_| queued(one, &[SeatId(Uuid::now_v7())]))
+            .collect();
+        assert_eq!(take_batch(&mut many).len(), BATCH);
+        assert_eq!(many.len(), 3);
+    }
+}
