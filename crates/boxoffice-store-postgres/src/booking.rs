@@ -9,9 +9,13 @@
 //! showtime then seat, the showtime's version row last and only for the final statement), so
 //! holds, cancellations and sweepers cannot deadlock each other.
 //!
-//! A hold is one round trip: the function `boxoffice_hold` (migrations 0013 and 0015) runs the claim, the
-//! booking, its items, the idempotency record, the event and the version bump as one statement,
-//! and raises to refuse, which rolls all of it back.
+//! Holds go to the database in batches ([`crate::hold_batch`]): one call of the set-based
+//! `boxoffice_hold_batch` (migration 0016) for the holds waiting at one moment, which keeps or
+//! refuses each as if it ran alone, claims in the same order and locks the showtimes last, in id
+//! order. A hold with an idempotency record, and a hold its batch could not settle, is one round
+//! trip of its own ([`hold_alone`]): the function `boxoffice_hold` (migrations 0013 to 0015) runs
+//! the claim, the booking, its items, the idempotency record, the event and the version bump as
+//! one statement, and raises to refuse, which rolls all of it back.
 //!
 //! Seat changes reach other processes in batches ([`share`]): one `NOTIFY` per batch on
 //! [`SEAT_CHANNEL`] instead of one per change, since PostgreSQL serialises the commits of

@@ -330,6 +330,10 @@ impl Columns {
     fn of(batch: &[Queued]) -> Result<Self, StoreError> {
         let holds = batch.len();
         let seats = batch.iter().map(|h| h.booking.items.len()).sum();
+        let events: Vec<EventRecord> = batch
+            .iter()
+            .map(|h| EventRecord::new(DomainEvent::booking_held(&h.booking), h.now))
+            .collect();
         let mut c = Self {
             showtimes: Vec::with_capacity(holds),
             showtime_revisions: Vec::with_capacity(holds),
@@ -352,10 +356,10 @@ impl Columns {
             seat_types: Vec::with_capacity(seats),
             ticket_types: Vec::with_capacity(seats),
             prices: Vec::with_capacity(seats),
-            event_holds: Vec::with_capacity(holds),
-            events: EventRows::of(&[])?,
+            // One event per hold, in batch order.
+            event_holds: (1i32..).take(holds).collect(),
+            events: EventRows::of(&events)?,
         };
-        let mut events = Vec::with_capacity(holds);
         for (n, hold) in (1i32..).zip(batch) {
             let (b, basis) = (&hold.booking, &hold.basis);
             c.showtimes.push(b.showtime_id.0);
@@ -381,10 +385,7 @@ impl Columns {
                 c.ticket_types.push(item.ticket_type.as_str());
                 c.prices.push(item.price);
             }
-            c.event_holds.push(n);
-            events.push(EventRecord::new(DomainEvent::booking_held(b), hold.now));
         }
-        c.events = EventRows::of(&events)?;
         Ok(c)
     }
 }
