@@ -15,8 +15,8 @@
 -- Per hold, in ordinal order: `outcome` is NULL for a kept hold, or the code boxoffice_hold
 -- would have raised (BXUSR, P0002, BXSTL, BXSEA with `taken` the seats taken, comma-separated,
 -- in the order asked); BXREF means only that the one reference offered was taken: the caller
--- holds it again alone, with fresh ones. `seat_version` is the kept holds' showtime's version
--- after the batch: the caller numbers that showtime's kept holds up to it, in ordinal order.
+-- holds it again alone, with fresh ones. `seat_version` is a kept hold's seat-map version: the
+-- kept holds of a showtime are numbered up to its new version, in ordinal order.
 --
 -- Locks are taken in the order every other writer takes them: the claims in one statement by
 -- (showtime, seat), the showtimes last, in id order, in a statement of their own. A showtime that
@@ -81,7 +81,7 @@ BEGIN
     SELECT count(*) INTO open_holds FROM unnest(refused) AS r WHERE r IS NULL;
     IF open_holds = 0 THEN
         RETURN QUERY SELECT refused[n], seats_taken[n], NULL::bigint
-                       FROM generate_series(1, holds) AS n;
+                       FROM generate_series(1, holds) AS n ORDER BY n;
         RETURN;
     END IF;
 
@@ -181,10 +181,16 @@ BEGIN
         RAISE EXCEPTION 'a showtime changed during the batch of holds' USING ERRCODE = 'BXSTL';
     END IF;
 
+    -- The kept holds of a showtime take its versions up to the new one, in batch order.
     RETURN QUERY
-    SELECT refused[n], seats_taken[n],
-           CASE WHEN refused[n] IS NULL
-                THEN v_versions[array_position(v_showtimes, p_showtimes[n])] END
-      FROM generate_series(1, holds) AS n;
+    SELECT refused[n], seats_taken[n], kept.version
+      FROM generate_series(1, holds) AS n
+      LEFT JOIN (
+          SELECT k, v_versions[array_position(v_showtimes, p_showtimes[k])]
+                    - count(*) OVER (PARTITION BY p_showtimes[k])
+                    + row_number() OVER (PARTITION BY p_showtimes[k] ORDER BY k) AS version
+            FROM generate_series(1, holds) AS k
+           WHERE refused[k] IS NULL) AS kept ON kept.k = n
+     ORDER BY n;
 END
 $$;

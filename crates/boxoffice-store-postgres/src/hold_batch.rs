@@ -18,7 +18,7 @@
 //!
 //! Answers are sent once the batch has committed: a hold is never reported before it is durable.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use boxoffice_domain::booking::{Booking, SeatChange};
@@ -27,7 +27,7 @@ use boxoffice_domain::{SeatId, ShowtimeId};
 use boxoffice_store::{Held, HoldError, PriceBasis, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgPool, PgRow};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
@@ -170,42 +170,60 @@ fn take_batch(waiting: &mut VecDeque<Queued>) -> Vec<Queued> {
 
 /// Keeps `batch` and answers each of its holds.
 async fn settle(pool: &PgPool, batch: Vec<Queued>) {
-    let answers = match keep(pool, &batch).await {
-        Ok(answers) => answers,
+    let rows = match keep(pool, &batch).await {
+        Ok(rows) => rows,
         Err(e) => {
             tracing::warn!(
                 holds = batch.len(),
                 error = %e,
                 "a batch of holds failed as a whole; nothing of it was kept, holding each alone"
             );
-            batch.iter().map(|_| None).collect()
+            for hold in batch {
+                alone(pool, hold);
+            }
+            return;
         }
     };
-    for (hold, answer) in batch.into_iter().zip(answers) {
-        match answer {
+    if rows.len() != batch.len() {
+        // Committed, but which hold is which is unknown: none may be held again.
+        tracing::error!(
+            holds = batch.len(),
+            rows = rows.len(),
+            "a kept batch of holds was answered with the wrong number of rows"
+        );
+        for hold in batch {
+            let _ = hold
+                .reply
+                .send(Err(HoldError::Store(StoreError::Other(anyhow::anyhow!(
+                    "the batch of holds was answered with the wrong number of rows"
+                )))));
+        }
+        return;
+    }
+    for (hold, row) in batch.into_iter().zip(&rows) {
+        match answer(&hold.booking, row) {
             Some(answer) => {
                 let _ = hold.reply.send(answer);
             }
-            None => {
-                let pool = pool.clone();
-                tokio::spawn(async move {
-                    let answer =
-                        hold_alone(&pool, &hold.booking, &hold.basis, hold.now, None).await;
-                    let _ = hold.reply.send(answer);
-                });
-            }
+            None => alone(pool, hold),
         }
     }
 }
 
-/// One call of `boxoffice_hold_batch` for `batch`: each hold's answer in order, or `None` for a
-/// hold to hold alone.
-async fn keep(
-    pool: &PgPool,
-    batch: &[Queued],
-) -> Result<Vec<Option<Result<Held, HoldError>>>, StoreError> {
+/// Holds `hold` in a call of its own, on a task of its own.
+fn alone(pool: &PgPool, hold: Queued) {
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        let answer = hold_alone(&pool, &hold.booking, &hold.basis, hold.now, None).await;
+        let _ = hold.reply.send(answer);
+    });
+}
+
+/// One call of `boxoffice_hold_batch` for `batch`: a row per hold, in order, once the batch has
+/// committed. An error means nothing of it was kept.
+async fn keep(pool: &PgPool, batch: &[Queued]) -> Result<Vec<PgRow>, StoreError> {
     let columns = Columns::of(batch)?;
-    let rows = sqlx::query(
+    sqlx::query(
         "SELECT outcome, taken, seat_version FROM boxoffice_hold_batch( \
              $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
              $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
@@ -239,78 +257,50 @@ async fn keep(
     .bind(columns.events.times)
     .fetch_all(pool)
     .await
-    .map_err(store_error)?;
-    if rows.len() != batch.len() {
-        return Err(StoreError::Other(anyhow::anyhow!(
-            "the batch of {} holds was answered with {} rows",
-            batch.len(),
-            rows.len()
-        )));
-    }
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for row in &rows {
-        let outcome: Option<String> = row.try_get("outcome").map_err(store_error)?;
-        let taken: Option<String> = row.try_get("taken").map_err(store_error)?;
-        let version: Option<i64> = row.try_get("seat_version").map_err(store_error)?;
-        outcomes.push((outcome, taken, version));
-    }
-    answers(batch, outcomes)
+    .map_err(store_error)
 }
 
-/// Each hold's answer from the function's rows (`outcome`, `taken`, `seat_version`): the kept
-/// holds of a showtime take its versions up to the one after the batch, in batch order.
-fn answers(
-    batch: &[Queued],
-    outcomes: Vec<(Option<String>, Option<String>, Option<i64>)>,
-) -> Result<Vec<Option<Result<Held, HoldError>>>, StoreError> {
-    let mut kept: HashMap<ShowtimeId, i64> = HashMap::new();
-    for (hold, (outcome, ..)) in batch.iter().zip(&outcomes) {
-        if outcome.is_none() {
-            *kept.entry(hold.booking.showtime_id).or_default() += 1;
-        }
-    }
-    let mut numbered: HashMap<ShowtimeId, i64> = HashMap::new();
-    let mut answers = Vec::with_capacity(batch.len());
-    for (hold, (outcome, taken, version)) in batch.iter().zip(outcomes) {
-        let booking = &hold.booking;
-        let answer = match outcome.as_deref() {
-            None => {
-                let last = version.ok_or_else(|| {
-                    StoreError::Other(anyhow::anyhow!("a kept hold came without its version"))
-                })?;
-                let before = numbered.entry(booking.showtime_id).or_default();
-                *before += 1;
-                let version = last - kept[&booking.showtime_id] + *before;
-                Some(Ok(Held {
-                    change: SeatChange::held(booking, version),
-                    reference: booking.reference,
-                }))
-            }
-            Some("BXREF") => None,
-            Some(code) => Some(Err(refusal(code, || taken.as_deref().unwrap_or_default())
-                .ok_or_else(|| {
-                    StoreError::Other(anyhow::anyhow!(
+/// A hold's answer from its row of the committed batch (`outcome`, `taken`, `seat_version`), or
+/// `None` for a hold to hold alone (its one reference was taken, so nothing of it was kept).
+fn answer(booking: &Booking, row: &PgRow) -> Option<Result<Held, HoldError>> {
+    let outcome: Option<String> = match row.try_get("outcome") {
+        Ok(outcome) => outcome,
+        Err(e) => return Some(Err(HoldError::Store(store_error(e)))),
+    };
+    Some(match outcome.as_deref() {
+        None => row
+            .try_get("seat_version")
+            .map(|version| Held {
+                change: SeatChange::held(booking, version),
+                reference: booking.reference,
+            })
+            .map_err(|e| HoldError::Store(store_error(e))),
+        Some("BXREF") => return None,
+        Some(code) => Err(match row.try_get::<Option<String>, _>("taken") {
+            Ok(taken) => {
+                refusal(code, || taken.as_deref().unwrap_or_default()).unwrap_or_else(|| {
+                    HoldError::Store(StoreError::Other(anyhow::anyhow!(
                         "the batch of holds answered with an unknown code {code}"
-                    ))
-                })?)),
-        };
-        answers.push(answer);
-    }
-    Ok(answers)
+                    )))
+                })
+            }
+            Err(e) => HoldError::Store(store_error(e)),
+        }),
+    })
 }
 
 /// The batch as the function's column arrays.
-struct Columns {
+struct Columns<'a> {
     showtimes: Vec<Uuid>,
     showtime_revisions: Vec<i64>,
     hall_revisions: Vec<i64>,
     cinema_revisions: Vec<i64>,
     bookings: Vec<Uuid>,
-    references: Vec<String>,
+    references: Vec<&'a str>,
     users: Vec<Uuid>,
     statuses: Vec<&'static str>,
     totals: Vec<i64>,
-    currencies: Vec<String>,
+    currencies: Vec<&'a str>,
     expires: Vec<DateTime<Utc>>,
     created: Vec<DateTime<Utc>>,
     updated: Vec<DateTime<Utc>>,
@@ -318,7 +308,7 @@ struct Columns {
     seat_holds: Vec<i32>,
     seats: Vec<Uuid>,
     positions: Vec<i32>,
-    labels: Vec<String>,
+    labels: Vec<&'a str>,
     seat_types: Vec<&'static str>,
     ticket_types: Vec<&'static str>,
     prices: Vec<i64>,
@@ -326,8 +316,8 @@ struct Columns {
     events: EventRows,
 }
 
-impl Columns {
-    fn of(batch: &[Queued]) -> Result<Self, StoreError> {
+impl<'a> Columns<'a> {
+    fn of(batch: &'a [Queued]) -> Result<Self, StoreError> {
         let holds = batch.len();
         let seats = batch.iter().map(|h| h.booking.items.len()).sum();
         let events: Vec<EventRecord> = batch
@@ -367,11 +357,11 @@ impl Columns {
             c.hall_revisions.push(basis.hall_revision);
             c.cinema_revisions.push(basis.cinema_revision);
             c.bookings.push(b.id.0);
-            c.references.push(b.reference.compact().to_owned());
+            c.references.push(b.reference.compact());
             c.users.push(b.user_id.0);
             c.statuses.push(b.status.as_str());
             c.totals.push(b.total);
-            c.currencies.push(b.currency.as_str().to_owned());
+            c.currencies.push(b.currency.as_str());
             c.expires.push(b.expires_at);
             c.created.push(b.created_at);
             c.updated.push(b.updated_at);
@@ -380,7 +370,7 @@ impl Columns {
                 c.seat_holds.push(n);
                 c.seats.push(item.seat_id.0);
                 c.positions.push(position);
-                c.labels.push(item.label.as_str().to_owned());
+                c.labels.push(item.label.as_str());
                 c.seat_types.push(item.seat_type.as_str());
                 c.ticket_types.push(item.ticket_type.as_str());
                 c.prices.push(item.price);

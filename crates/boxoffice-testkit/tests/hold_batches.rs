@@ -128,10 +128,7 @@ async fn batched_holds_from_two_processes_never_share_a_seat() {
             }
             (Asked::NoAccount, Err(HoldError::HolderGone))
             | (Asked::OldPrice, Err(HoldError::Stale)) => {
-                assert!(matches!(
-                    db.store.booking(booking.id).await,
-                    Err(StoreError::NotFound)
-                ));
+                assert_not_stored(db.store.as_ref(), booking.id).await;
             }
             (asked, other) => panic!("a hold asked as {asked:?} was answered {other:?}"),
         }
@@ -156,10 +153,7 @@ async fn batched_holds_from_two_processes_never_share_a_seat() {
                 "a refusal names a seat no winner has"
             );
         }
-        assert!(matches!(
-            db.store.booking(booking.id).await,
-            Err(StoreError::NotFound)
-        ));
+        assert_not_stored(db.store.as_ref(), booking.id).await;
     }
     for (show, _) in &shows {
         let mut won = versions.remove(&show.id).unwrap_or_default();
@@ -251,10 +245,7 @@ async fn a_hold_that_misses_a_seat_claimed_during_its_batch_is_undone() {
         }
         other => panic!("expected seats_unavailable, got {other:?}"),
     }
-    assert!(matches!(
-        store.booking(greedy.id).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_stored(store.as_ref(), greedy.id).await;
     let states = store.seat_states(s.id, later).await.unwrap();
     assert_eq!(states.version, 1, "an undone hold is not a change");
     assert_eq!(states.taken, vec![(seats[1].id, SeatState::Held)]);
@@ -276,6 +267,14 @@ async fn a_hold_that_misses_a_seat_claimed_during_its_batch_is_undone() {
             .version,
         2
     );
+}
+
+/// A refused or undone hold leaves no booking behind.
+async fn assert_not_stored(store: &dyn Store, booking: BookingId) {
+    match store.booking(booking).await {
+        Err(StoreError::NotFound) => {}
+        other => panic!("booking {booking} of a hold not kept is stored: {other:?}"),
+    }
 }
 
 /// Begins a transaction on `c` that stores `booking` and claims `seat` for it, and leaves it open.
